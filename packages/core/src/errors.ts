@@ -1,0 +1,175 @@
+/**
+ * Every error keyrot reports, listed once. Codes are stable and never reused;
+ * `docs/errors.md` documents each one and a test keeps the two in sync.
+ *
+ * No message built here ever contains a token or a secret: callers pass key
+ * ids, never credentials.
+ */
+export const ERROR_CODES = {
+  KEYROT_MISSING_KEY: { status: 401, message: 'No API key was sent.' },
+  KEYROT_INVALID_REQUEST: { status: 400, message: 'The credentials in the request are malformed.' },
+  KEYROT_INVALID_KEY: { status: 401, message: 'The API key is not valid.' },
+  KEYROT_MALFORMED_TOKEN: { status: 401, message: 'The token is not a well-formed keyrot token.' },
+  KEYROT_KEY_NOT_FOUND: { status: 401, message: 'No key exists with this id.' },
+  KEYROT_INVALID_SECRET: { status: 401, message: 'The secret does not match the key.' },
+  KEYROT_KEY_EXPIRED: { status: 401, message: 'The API key has expired.' },
+  KEYROT_KEY_REVOKED: { status: 401, message: 'The API key has been revoked.' },
+  KEYROT_INSUFFICIENT_SCOPE: { status: 403, message: 'The API key lacks a required scope.' },
+  KEYROT_ALREADY_ROTATED: { status: 409, message: 'The key has already been rotated.' },
+  KEYROT_INVALID_INPUT: { status: 400, message: 'The input is not valid.' },
+  KEYROT_RATE_LIMITED: { status: 429, message: 'Too many requests.' },
+  KEYROT_IP_BLOCKED: { status: 429, message: 'This client is blocked after too many failed attempts.' },
+  KEYROT_STORE_UNAVAILABLE: { status: 503, message: 'The key store is unavailable.' },
+} as const satisfies Record<string, { status: number; message: string }>
+
+export type ErrorCode = keyof typeof ERROR_CODES
+
+/**
+ * Codes that must look alike to an HTTP caller: a malformed token, an unknown
+ * key id and a wrong secret all become `KEYROT_INVALID_KEY`, so the response
+ * is no oracle for which key ids exist. The precise code stays in `verify()`'s
+ * result, in events and in logs.
+ */
+const PUBLIC_CODE: Partial<Record<ErrorCode, ErrorCode>> = {
+  KEYROT_MALFORMED_TOKEN: 'KEYROT_INVALID_KEY',
+  KEYROT_KEY_NOT_FOUND: 'KEYROT_INVALID_KEY',
+  KEYROT_INVALID_SECRET: 'KEYROT_INVALID_KEY',
+}
+
+export function publicCodeOf(code: ErrorCode): ErrorCode {
+  return PUBLIC_CODE[code] ?? code
+}
+
+/** Base class of every error keyrot throws or returns. */
+export class KeyrotError extends Error {
+  readonly code: ErrorCode
+  /** HTTP status an adapter should answer with. */
+  readonly status: number
+  /** Id of the key concerned, when known. Never a secret. */
+  readonly keyId: string | undefined
+
+  constructor(code: ErrorCode, message?: string, options?: { keyId?: string; cause?: unknown }) {
+    super(message ?? ERROR_CODES[code].message, options?.cause === undefined ? undefined : { cause: options.cause })
+    this.name = new.target.name
+    this.code = code
+    this.status = ERROR_CODES[code].status
+    this.keyId = options?.keyId
+  }
+
+  /** The code an HTTP caller may see (see {@link publicCodeOf}). */
+  get publicCode(): ErrorCode {
+    return publicCodeOf(this.code)
+  }
+
+  toJSON(): { code: ErrorCode; message: string; keyId?: string } {
+    return this.keyId === undefined
+      ? { code: this.code, message: this.message }
+      : { code: this.code, message: this.message, keyId: this.keyId }
+  }
+}
+
+export class MalformedTokenError extends KeyrotError {
+  /** Which rule the token broke (length, charset, checksum...). */
+  readonly reason: string
+  constructor(reason: string) {
+    super('KEYROT_MALFORMED_TOKEN', `The token is not a well-formed keyrot token: ${reason}.`)
+    this.reason = reason
+  }
+}
+
+export class KeyNotFoundError extends KeyrotError {
+  constructor(keyId: string) {
+    super('KEYROT_KEY_NOT_FOUND', `No key exists with id ${keyId}.`, { keyId })
+  }
+}
+
+export class InvalidSecretError extends KeyrotError {
+  constructor(keyId: string) {
+    super('KEYROT_INVALID_SECRET', `The secret does not match key ${keyId}.`, { keyId })
+  }
+}
+
+export class KeyExpiredError extends KeyrotError {
+  readonly expiredAt: number
+  constructor(keyId: string, expiredAt: number) {
+    super('KEYROT_KEY_EXPIRED', `Key ${keyId} expired at ${new Date(expiredAt).toISOString()}.`, { keyId })
+    this.expiredAt = expiredAt
+  }
+}
+
+export class KeyRevokedError extends KeyrotError {
+  readonly revokedAt: number
+  readonly reason: string | null
+  constructor(keyId: string, revokedAt: number, reason: string | null) {
+    super('KEYROT_KEY_REVOKED', `Key ${keyId} was revoked at ${new Date(revokedAt).toISOString()}.`, { keyId })
+    this.revokedAt = revokedAt
+    this.reason = reason
+  }
+}
+
+export class InsufficientScopeError extends KeyrotError {
+  readonly required: readonly string[]
+  readonly missing: readonly string[]
+  constructor(keyId: string, required: readonly string[], missing: readonly string[]) {
+    super('KEYROT_INSUFFICIENT_SCOPE', `Key ${keyId} lacks the scope(s): ${missing.join(', ')}.`, { keyId })
+    this.required = required
+    this.missing = missing
+  }
+}
+
+export class AlreadyRotatedError extends KeyrotError {
+  readonly rotatedTo: string | null
+  constructor(keyId: string, rotatedTo: string | null, hint = '') {
+    super(
+      'KEYROT_ALREADY_ROTATED',
+      `Key ${keyId} has already been rotated${rotatedTo ? ` to ${rotatedTo}` : ''}; rotate the newest key instead${hint}.`,
+      { keyId },
+    )
+    this.rotatedTo = rotatedTo
+  }
+}
+
+export class InvalidInputError extends KeyrotError {
+  readonly field: string
+  constructor(field: string, message: string) {
+    super('KEYROT_INVALID_INPUT', `Invalid ${field}: ${message}`)
+    this.field = field
+  }
+}
+
+export class InvalidRequestError extends KeyrotError {
+  constructor(message: string) {
+    super('KEYROT_INVALID_REQUEST', message)
+  }
+}
+
+export class MissingKeyError extends KeyrotError {
+  constructor() {
+    super('KEYROT_MISSING_KEY')
+  }
+}
+
+export class StoreUnavailableError extends KeyrotError {
+  constructor(message = 'The key store is unavailable.', options?: { cause?: unknown; keyId?: string }) {
+    super('KEYROT_STORE_UNAVAILABLE', message, options)
+  }
+}
+
+export class RateLimitedError extends KeyrotError {
+  /** Milliseconds until the caller may retry. */
+  readonly retryAfterMs: number
+  readonly limit: number
+  readonly windowMs: number
+  readonly scope: 'ip' | 'key'
+  constructor(code: 'KEYROT_RATE_LIMITED' | 'KEYROT_IP_BLOCKED', info: { retryAfterMs: number; limit: number; windowMs: number; scope: 'ip' | 'key'; keyId?: string }) {
+    super(code, undefined, info.keyId === undefined ? undefined : { keyId: info.keyId })
+    this.retryAfterMs = info.retryAfterMs
+    this.limit = info.limit
+    this.windowMs = info.windowMs
+    this.scope = info.scope
+  }
+}
+
+export function isKeyrotError(value: unknown): value is KeyrotError {
+  return value instanceof KeyrotError
+}

@@ -1,0 +1,52 @@
+import type { Keyring } from '../lifecycle/keyring.js'
+import type { ApiKey } from '../types.js'
+import { extractCredential, type CredentialHeaders } from './credentials.js'
+import { asKeyrotError, errorResponse, type ErrorResponse } from './respond.js'
+
+export interface AuthenticateRequest extends CredentialHeaders {
+  clientIp?: string | undefined
+  userAgent?: string | undefined
+}
+
+export interface AuthenticateOptions {
+  /** Scopes every request must have. */
+  scopes?: readonly string[]
+  /** `realm` of the `WWW-Authenticate` challenge. Default `'api'`. */
+  realm?: string
+}
+
+export type AuthenticateOutcome =
+  | { ok: true; key: ApiKey; headers: Record<string, string> }
+  | ({ ok: false } & ErrorResponse)
+
+/**
+ * What an HTTP adapter does with a request, framework-free: find the
+ * credential, verify it, and say which status, headers and body to send.
+ * Adapters (Express, Koa) only copy the outcome onto their response.
+ *
+ * On success during a grace period the headers carry `Sunset` (RFC 8594)
+ * with the old key's deadline, so clients learn they must migrate.
+ */
+export async function authenticate(keyring: Keyring, request: AuthenticateRequest, options: AuthenticateOptions = {}): Promise<AuthenticateOutcome> {
+  const realm = options.realm ?? 'api'
+  const credential = extractCredential(request)
+  if (!credential.ok) {
+    keyring.noteRequestFailure(credential.error, request)
+    return { ok: false, ...errorResponse(credential.error, realm) }
+  }
+  let result
+  try {
+    result = await keyring.verify(credential.token, {
+      ...(options.scopes ? { scopes: options.scopes } : {}),
+      clientIp: request.clientIp,
+      userAgent: request.userAgent,
+    })
+  } catch (error) {
+    return { ok: false, ...errorResponse(asKeyrotError(error), realm) }
+  }
+  if (!result.ok) return { ok: false, ...errorResponse(result.error, realm) }
+  const headers: Record<string, string> = {}
+  const key = result.key
+  if (key.rotatedTo !== null && key.expiresAt !== null) headers['sunset'] = new Date(key.expiresAt).toUTCString()
+  return { ok: true, key, headers }
+}

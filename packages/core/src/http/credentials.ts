@@ -1,0 +1,81 @@
+import { InvalidRequestError, MissingKeyError, type KeyrotError } from '../errors.js'
+import { MAX_TOKEN_LENGTH } from '../token/format.js'
+
+/** Request headers as Node gives them: a string, several strings, or nothing. */
+export type HeaderValue = string | string[] | undefined
+
+export interface CredentialHeaders {
+  authorization?: HeaderValue
+  /** `X-API-Key` */
+  apiKey?: HeaderValue
+}
+
+export type CredentialResult = { ok: true; token: string; source: 'authorization' | 'x-api-key' } | { ok: false; error: KeyrotError }
+
+/** Longest header value looked at; anything longer is refused unread. */
+const MAX_HEADER_LENGTH = 4 * MAX_TOKEN_LENGTH
+const PRINTABLE_ASCII = /^[\x20-\x7e]*$/
+const TOKEN68 = /^[A-Za-z0-9\-._~+/]+=*$/
+
+function single(value: HeaderValue, name: string): string | undefined | KeyrotError {
+  if (value === undefined) return undefined
+  if (Array.isArray(value)) {
+    if (value.length === 0) return undefined
+    if (value.length > 1) return new InvalidRequestError(`Send one ${name} header, not ${value.length}.`)
+    value = value[0] as string
+  }
+  if (typeof value !== 'string') return new InvalidRequestError(`The ${name} header is not text.`)
+  if (value.length > MAX_HEADER_LENGTH) return new InvalidRequestError(`The ${name} header is too long.`)
+  if (!PRINTABLE_ASCII.test(value)) return new InvalidRequestError(`The ${name} header must be printable ASCII.`)
+  return value
+}
+
+/**
+ * Finds the one API key in a request: `Authorization: Bearer <token>` or
+ * `X-API-Key: <token>`. Returns `KEYROT_MISSING_KEY` when neither is sent and
+ * `KEYROT_INVALID_REQUEST` for a malformed header or two credentials at once.
+ * Does not check the token itself (that is `verify`'s job).
+ */
+export function extractCredential(headers: CredentialHeaders): CredentialResult {
+  const authorization = single(headers.authorization, 'Authorization')
+  if (authorization instanceof Error) return { ok: false, error: authorization }
+  const apiKey = single(headers.apiKey, 'X-API-Key')
+  if (apiKey instanceof Error) return { ok: false, error: apiKey }
+
+  let bearer: string | undefined
+  if (authorization !== undefined && authorization.trim() !== '') {
+    const trimmed = authorization.trim()
+    const space = trimmed.indexOf(' ')
+    const scheme = space === -1 ? trimmed : trimmed.slice(0, space)
+    if (scheme.toLowerCase() === 'bearer') {
+      const credentials = space === -1 ? '' : trimmed.slice(space + 1).trim()
+      if (credentials === '') return { ok: false, error: new InvalidRequestError('The Bearer credentials are empty.') }
+      if (/[\s,]/.test(credentials)) {
+        return { ok: false, error: new InvalidRequestError('The Authorization header must carry exactly one Bearer token.') }
+      }
+      if (!TOKEN68.test(credentials)) return { ok: false, error: new InvalidRequestError('The Bearer token has characters a token cannot have.') }
+      bearer = credentials
+    } else if (apiKey === undefined) {
+      return { ok: false, error: new InvalidRequestError('Use the Bearer scheme (Authorization: Bearer <key>) or the X-API-Key header.') }
+    } else {
+      return { ok: false, error: new InvalidRequestError('Send the API key once: in Authorization: Bearer or in X-API-Key, not both.') }
+    }
+  } else if (authorization !== undefined && apiKey === undefined) {
+    return { ok: false, error: new InvalidRequestError('The Authorization header is empty.') }
+  }
+
+  let headerKey: string | undefined
+  if (apiKey !== undefined) {
+    const trimmed = apiKey.trim()
+    if (trimmed === '') return { ok: false, error: new InvalidRequestError('The X-API-Key header is empty.') }
+    if (/[\s,]/.test(trimmed)) return { ok: false, error: new InvalidRequestError('The X-API-Key header must carry exactly one key.') }
+    headerKey = trimmed
+  }
+
+  if (bearer !== undefined && headerKey !== undefined) {
+    return { ok: false, error: new InvalidRequestError('Send the API key once: in Authorization: Bearer or in X-API-Key, not both.') }
+  }
+  if (bearer !== undefined) return { ok: true, token: bearer, source: 'authorization' }
+  if (headerKey !== undefined) return { ok: true, token: headerKey, source: 'x-api-key' }
+  return { ok: false, error: new MissingKeyError() }
+}

@@ -1,0 +1,50 @@
+export { createKeyring, Keyring } from './lifecycle/keyring.js'
+export type { CreateKeyInput, RotateOptions, VerifyOptions, VerifyResult, IssuedKey } from './lifecycle/keyring.js'
+export type { RateLimitInput } from './lifecycle/validate.js'
+export { resolveKeyringOptions } from './options.js'
+export type { KeyringOptions, ResolvedKeyringOptions } from './options.js'
+export * from './errors.js'
+export { parseDuration, formatDuration } from './duration.js'
+export type { Duration } from './duration.js'
+export { systemClock, ManualClock } from './clock.js'
+export type { Clock } from './clock.js'
+export { TypedEmitter } from './events.js'
+export type { KeyringEvents, KeyringEventName, KeyringListener, RequestContext } from './events.js'
+export { silentLogger } from './logger.js'
+export type { Logger } from './logger.js'
+export { Argon2Hasher, FastTestHasher, OWASP_ARGON2 } from './hash/hasher.js'
+export type { Hasher, Argon2Options } from './hash/hasher.js'
+export { MemoryStore } from './store/memory-store.js'
+export type {
+  KeyStore,
+  RotateInput,
+  RevokeInput,
+  EmergencyRotateInput,
+  ListQuery,
+  InvalidationEvent,
+  InvalidationListener,
+} from './store/store.js'
+export { VerificationCache } from './cache/verification-cache.js'
+export {
+  TOKEN_PATTERN,
+  tokenPatternFor,
+  parseToken,
+  generateToken,
+  newKeyId,
+  newFamilyId,
+  familyOf,
+  isKeyId,
+  DEFAULT_PREFIX,
+  MAX_TOKEN_LENGTH,
+  KEY_ID_LENGTH,
+  FAMILY_ID_LENGTH,
+} from './token/format.js'
+export type { ParsedToken } from './token/format.js'
+export { stateOf, toApiKey } from './types.js'
+export type { ApiKey, KeyRecord, KeyState, KeyMetadata } from './types.js'
+export { authenticate } from './http/authenticate.js'
+export type { AuthenticateRequest, AuthenticateOptions, AuthenticateOutcome } from './http/authenticate.js'
+export { extractCredential } from './http/credentials.js'
+export type { CredentialHeaders, CredentialResult, HeaderValue } from './http/credentials.js'
+export { errorResponse, asKeyrotError } from './http/respond.js'
+export type { ErrorResponse } from './http/respond.js'

@@ -1,0 +1,596 @@
+import { LRUCache } from 'lru-cache'
+import { VerificationCache } from '../cache/verification-cache.js'
+import type { Duration } from '../duration.js'
+import {
+  AlreadyRotatedError,
+  InsufficientScopeError,
+  InvalidInputError,
+  InvalidSecretError,
+  KeyExpiredError,
+  KeyNotFoundError,
+  KeyrotError,
+  KeyRevokedError,
+  StoreUnavailableError,
+} from '../errors.js'
+import { TypedEmitter, type KeyringEventName, type KeyringListener, type RequestContext } from '../events.js'
+import { errorFields } from '../logger.js'
+import { resolveKeyringOptions, type KeyringOptions, type ResolvedKeyringOptions } from '../options.js'
+import type { InvalidationEvent, KeyStore } from '../store/store.js'
+import { assertValidPrefix, generateToken, newKeyId, parseToken, familyOf } from '../token/format.js'
+import { stateOf, toApiKey, type ApiKey, type KeyMetadata, type KeyRecord } from '../types.js'
+import {
+  checkDuration,
+  checkMetadata,
+  checkName,
+  checkRateLimit,
+  checkScopes,
+  checkTenantId,
+  checkTimestamp,
+  type RateLimitInput,
+} from './validate.js'
+
+export interface CreateKeyInput {
+  tenantId: string
+  name: string
+  scopes?: string[]
+  /** When the key stops working: epoch ms, Date or ISO string. Default: never. */
+  expiresAt?: number | Date | string | null
+  metadata?: KeyMetadata
+  /** Token prefix, e.g. `'sk_test'`. Default: the keyring's. */
+  prefix?: string
+  /** Per-key request limit, kept across rotations. Default: the limiter's. */
+  rateLimit?: RateLimitInput
+}
+
+export interface RotateOptions {
+  /** How long the old key keeps working. Default: the keyring's `gracePeriod`. `0`: it stops now. */
+  gracePeriod?: Duration
+  /** Overrides for the new key; by default it inherits the old key's. */
+  name?: string
+  scopes?: string[]
+  metadata?: KeyMetadata
+  /** Expiry of the new key. Default: the old key's lifetime again, from now (none if it had none). */
+  expiresAt?: number | Date | string | null
+}
+
+export interface VerifyOptions extends RequestContext {
+  /** Every one of these scopes must be on the key. */
+  scopes?: readonly string[]
+}
+
+export type VerifyResult =
+  | {
+      ok: true
+      key: ApiKey
+      /** True when no store read and no hashing was needed. */
+      cached: boolean
+    }
+  | {
+      ok: false
+      error: KeyrotError
+      /** The key id from the token, when it was well-formed. */
+      keyId: string | undefined
+    }
+
+export interface IssuedKey {
+  /** The plaintext token. Shown once: keyrot keeps only its hash. */
+  token: string
+  key: ApiKey
+}
+
+const EMPTY: readonly string[] = Object.freeze([])
+
+/**
+ * The key lifecycle: create, verify, rotate with grace, revoke, emergency
+ * rotation. The only owner of the verification cache's invalidation.
+ */
+export class Keyring {
+  readonly options: ResolvedKeyringOptions
+  readonly store: KeyStore
+  readonly #cache: VerificationCache | null
+  readonly #events: TypedEmitter
+  readonly #proving = new Map<string, Promise<boolean>>()
+  readonly #views = new WeakMap<KeyRecord, ApiKey>()
+  readonly #graceEventAt: LRUCache<string, number>
+  readonly #unsubscribe: (() => void) | undefined
+  #closed = false
+
+  constructor(options: KeyringOptions = {}) {
+    this.options = resolveKeyringOptions(options)
+    this.store = this.options.store
+    this.#cache =
+      this.options.cacheMaxEntries === 0
+        ? null
+        : new VerificationCache({
+            maxProofs: this.options.cacheMaxEntries,
+            maxStates: this.options.cacheMaxEntries,
+            stateTtlMs: this.options.stateTtlMs,
+            clock: this.options.clock,
+          })
+    this.#events = new TypedEmitter((event, error) =>
+      this.options.logger.error({ event, ...errorFields(error) }, 'keyrot event listener threw'),
+    )
+    this.#graceEventAt = new LRUCache({ max: 10_000 })
+    this.#unsubscribe = this.store.subscribe?.((event) => this.#onInvalidation(event))
+  }
+
+  get clock() {
+    return this.options.clock
+  }
+
+  /** Subscribes to a lifecycle event. Returns a function that unsubscribes. */
+  on<E extends KeyringEventName>(event: E, listener: KeyringListener<E>): () => void {
+    return this.#events.on(event, listener)
+  }
+
+  off<E extends KeyringEventName>(event: E, listener: KeyringListener<E>): void {
+    this.#events.off(event, listener)
+  }
+
+  /** Whether anyone listens to `event` (adapters use it to skip work). */
+  listens(event: KeyringEventName): boolean {
+    return this.#events.has(event)
+  }
+
+  /** Emits an event on this keyring's emitter (used by adapters and rate limiters). */
+  emit<E extends KeyringEventName>(event: E, payload: Parameters<KeyringListener<E>>[0]): void {
+    this.#events.emit(event, payload)
+  }
+
+  // ---------------------------------------------------------------- create
+
+  /** Creates a key. The returned `token` is the only copy of the secret. */
+  async create(input: CreateKeyInput): Promise<IssuedKey> {
+    this.#assertOpen()
+    if (input === null || typeof input !== 'object') throw new InvalidInputError('input', 'must be an object')
+    const now = this.clock.now()
+    const prefix = input.prefix ?? this.options.prefix
+    try {
+      assertValidPrefix(prefix)
+    } catch (error) {
+      throw new InvalidInputError('prefix', (error as Error).message)
+    }
+    const expiresAt = checkTimestamp(input.expiresAt, 'expiresAt')
+    if (expiresAt !== null && expiresAt <= now) throw new InvalidInputError('expiresAt', 'must be in the future')
+    const draft = {
+      tenantId: checkTenantId(input.tenantId),
+      name: checkName(input.name),
+      scopes: checkScopes(input.scopes),
+      metadata: checkMetadata(input.metadata),
+      rateLimit: checkRateLimit(input.rateLimit),
+      prefix,
+      expiresAt,
+    }
+    for (let attempt = 0; ; attempt++) {
+      const { token, record } = await this.#mint(draft, newKeyId(), null, now)
+      try {
+        await this.store.insert(record)
+      } catch (error) {
+        // A key id collision (2^-59 per pair) is retried with a new id.
+        if (error instanceof InvalidInputError && error.field === 'id' && attempt < 3) continue
+        throw error
+      }
+      const key = toApiKey(record, now)
+      this.#events.emit('key.created', { key, at: now })
+      this.#audit('key.created', { keyId: key.id, tenantId: key.tenantId })
+      return { token, key }
+    }
+  }
+
+  async #mint(
+    draft: Pick<KeyRecord, 'tenantId' | 'name' | 'scopes' | 'metadata' | 'rateLimit' | 'prefix' | 'expiresAt'>,
+    id: string,
+    rotatedFrom: string | null,
+    now: number,
+  ): Promise<{ token: string; record: KeyRecord }> {
+    const token = generateToken(draft.prefix, id)
+    const hash = await this.options.hasher.hash(token)
+    const record: KeyRecord = {
+      id,
+      familyId: familyOf(id),
+      tenantId: draft.tenantId,
+      name: draft.name,
+      prefix: draft.prefix,
+      scopes: [...draft.scopes],
+      metadata: draft.metadata,
+      createdAt: now,
+      expiresAt: draft.expiresAt,
+      revokedAt: null,
+      revokedReason: null,
+      incidentId: null,
+      rotatedFrom,
+      rotatedTo: null,
+      rotatedAt: null,
+      rateLimit: draft.rateLimit,
+      usageCount: 0,
+      lastUsedAt: null,
+      lastUsedInGraceAt: null,
+      hash,
+    }
+    return { token, record }
+  }
+
+  // ---------------------------------------------------------------- verify
+
+  /**
+   * Checks a token. Cheapest checks first: format and checksum (no I/O), the
+   * cached proof and state, a store read, status and expiry, Argon2 (only for
+   * a token not proven before), scopes.
+   *
+   * Returns `{ ok: false, error }` for any credential problem. A key is
+   * reported expired or revoked only when the token's secret was proven right;
+   * otherwise the error is `KEYROT_INVALID_SECRET`. Throws only
+   * `StoreUnavailableError`, when the store cannot answer.
+   */
+  async verify(token: string, options: VerifyOptions = {}): Promise<VerifyResult> {
+    const now = this.clock.now()
+    let keyId: string
+    let prefix: string
+    try {
+      const parsed = parseToken(token)
+      keyId = parsed.keyId
+      prefix = parsed.prefix
+    } catch (error) {
+      return this.#fail(error as KeyrotError, undefined, undefined, options, now)
+    }
+
+    const cache = this.#cache
+    let record: KeyRecord | null
+    let cached = false
+    try {
+      if (cache) {
+        const hit = cache.cachedState(keyId)
+        if (hit !== undefined) {
+          record = hit
+          cached = true
+        } else {
+          record = await cache.state(keyId, (id) => this.store.get(id))
+        }
+      } else {
+        record = await this.store.get(keyId)
+      }
+    } catch (error) {
+      const failure = error instanceof StoreUnavailableError ? error : new StoreUnavailableError(undefined, { cause: error, keyId })
+      this.#emitFailure(failure, keyId, undefined, options, now)
+      throw failure
+    }
+    if (record === null) return this.#fail(new KeyNotFoundError(keyId), keyId, undefined, options, now)
+
+    const digest = cache ? cache.digest(token) : ''
+    if (!cache || cache.proofOf(digest) !== keyId) {
+      cached = false
+      const proven = record.prefix === prefix && (await this.#prove(digest, token, record))
+      if (!proven) return this.#fail(new InvalidSecretError(keyId), keyId, record.tenantId, options, now)
+    }
+
+    if (record.revokedAt !== null) {
+      return this.#fail(new KeyRevokedError(keyId, record.revokedAt, record.revokedReason), keyId, record.tenantId, options, now)
+    }
+    if (record.expiresAt !== null && record.expiresAt <= now) {
+      if (this.#events.has('key.expired')) {
+        this.#events.emit('key.expired', { keyId, tenantId: record.tenantId, expiredAt: record.expiresAt, at: now })
+      }
+      return this.#fail(new KeyExpiredError(keyId, record.expiresAt), keyId, record.tenantId, options, now)
+    }
+    const required = options.scopes ?? EMPTY
+    if (required.length > 0) {
+      const missing = required.filter((scope) => !record.scopes.includes(scope))
+      if (missing.length > 0) {
+        return this.#fail(new InsufficientScopeError(keyId, required, missing), keyId, record.tenantId, options, now)
+      }
+    }
+
+    const inGrace = record.rotatedTo !== null
+    this.store.recordUsage(keyId, now, inGrace)
+    if (inGrace) this.#noteGraceUse(record, options, now)
+    if (this.#events.has('verification.succeeded')) {
+      this.#events.emit('verification.succeeded', {
+        keyId,
+        tenantId: record.tenantId,
+        state: inGrace ? 'grace' : 'active',
+        cached,
+        clientIp: options.clientIp,
+        at: now,
+      })
+    }
+    return { ok: true, key: this.#view(record), cached }
+  }
+
+  /** A frozen public view of a record, built once per cached state. */
+  #view(record: KeyRecord): ApiKey {
+    let view = this.#views.get(record)
+    if (!view) {
+      view = Object.freeze(toApiKey(record, Number.NEGATIVE_INFINITY)) as ApiKey
+      this.#views.set(record, view)
+    }
+    return view
+  }
+
+  /** One Argon2 run per token at a time, shared by concurrent verifies of it. */
+  async #prove(digest: string, token: string, record: KeyRecord): Promise<boolean> {
+    const cache = this.#cache
+    if (!cache) return this.options.hasher.verify(record.hash, token)
+    let pending = this.#proving.get(digest)
+    if (!pending) {
+      pending = (async () => {
+        try {
+          const ok = await this.options.hasher.verify(record.hash, token)
+          if (ok) {
+            cache.rememberProof(digest, record.id)
+            this.#maybeRehash(record, token)
+          }
+          return ok
+        } finally {
+          this.#proving.delete(digest)
+        }
+      })()
+      this.#proving.set(digest, pending)
+    }
+    return pending
+  }
+
+  #maybeRehash(record: KeyRecord, token: string): void {
+    const hasher = this.options.hasher
+    if (!hasher.needsRehash?.(record.hash)) return
+    void (async () => {
+      try {
+        await this.store.updateHash(record.id, await hasher.hash(token))
+        this.#cache?.invalidate(record.id)
+        this.options.logger.info({ event: 'key.rehashed', keyId: record.id }, 'keyrot re-hashed a key with the current parameters')
+      } catch (error) {
+        this.options.logger.warn({ event: 'key.rehash_failed', keyId: record.id, ...errorFields(error) }, 'keyrot could not re-hash a key')
+      }
+    })()
+  }
+
+  #noteGraceUse(record: KeyRecord, context: RequestContext, now: number): void {
+    if (!this.#events.has('key.used_in_grace')) return
+    const last = this.#graceEventAt.get(record.id)
+    if (last !== undefined && now - last < this.options.graceUsageEventIntervalMs) return
+    this.#graceEventAt.set(record.id, now)
+    this.#events.emit('key.used_in_grace', {
+      keyId: record.id,
+      tenantId: record.tenantId,
+      rotatedTo: record.rotatedTo,
+      expiresAt: record.expiresAt as number,
+      clientIp: context.clientIp,
+      userAgent: context.userAgent,
+      at: now,
+    })
+  }
+
+  #fail(error: KeyrotError, keyId: string | undefined, tenantId: string | undefined, context: RequestContext, now: number): VerifyResult {
+    this.#emitFailure(error, keyId, tenantId, context, now)
+    return { ok: false, error, keyId }
+  }
+
+  #emitFailure(error: KeyrotError, keyId: string | undefined, tenantId: string | undefined, context: RequestContext, now: number): void {
+    if (!this.#events.has('verification.failed')) return
+    this.#events.emit('verification.failed', {
+      code: error.code,
+      keyId,
+      tenantId,
+      clientIp: context.clientIp,
+      userAgent: context.userAgent,
+      at: now,
+    })
+  }
+
+  /**
+   * Reports a request refused before `verify` (no key, malformed header) to
+   * listeners, so metrics and audit logs see every attempt.
+   */
+  noteRequestFailure(error: KeyrotError, context: RequestContext = {}): void {
+    this.#emitFailure(error, undefined, undefined, context, this.clock.now())
+  }
+
+  // ---------------------------------------------------------------- rotate
+
+  /**
+   * Issues a successor that works at once and ends the old key at
+   * `now + gracePeriod` (never later than an expiry it already had). Atomic:
+   * of concurrent rotations of one key exactly one succeeds, the others throw
+   * `AlreadyRotatedError`.
+   */
+  async rotate(keyId: string, options: RotateOptions = {}): Promise<IssuedKey & { previous: ApiKey }> {
+    this.#assertOpen()
+    const now = this.clock.now()
+    const gracePeriodMs = options.gracePeriod === undefined ? this.options.gracePeriodMs : checkDuration(options.gracePeriod, 'gracePeriod')
+    const old = await this.#mustGet(keyId)
+    this.#assertRotatable(old, now)
+    const { token, record } = await this.#mint(this.#successorDraft(old, options, now), newKeyId(old.familyId), old.id, now)
+    const { previous, next } = await this.store.rotate({ oldKeyId: old.id, newKey: record, graceDeadline: now + gracePeriodMs, now })
+    this.#cache?.invalidate(old.id)
+    const result = { token, key: toApiKey(next, now), previous: toApiKey(previous, now) }
+    this.#events.emit('key.rotated', { previous: result.previous, next: result.key, gracePeriodMs, at: now })
+    this.#audit('key.rotated', { keyId: old.id, newKeyId: next.id, tenantId: old.tenantId, gracePeriodMs, graceEndsAt: previous.expiresAt })
+    return result
+  }
+
+  /**
+   * Revokes a leaked key now and issues its successor in one atomic step:
+   * no grace period. Returns the new key; `revoked` is the old one.
+   */
+  async emergencyRotate(
+    keyId: string,
+    options: { incidentId: string; reason?: string } & Omit<RotateOptions, 'gracePeriod'>,
+  ): Promise<IssuedKey & { revoked: ApiKey }> {
+    this.#assertOpen()
+    const now = this.clock.now()
+    const incidentId = checkName(options?.incidentId, 'incidentId')
+    const reason = options.reason === undefined ? `emergency rotation (${incidentId})` : checkName(options.reason, 'reason')
+    const old = await this.#mustGet(keyId)
+    this.#assertRotatable(old, now, '; to stop a key that is in its grace period, revoke it')
+    const { token, record } = await this.#mint(this.#successorDraft(old, options, now), newKeyId(old.familyId), old.id, now)
+    const { revoked, next } = await this.store.emergencyRotate({ oldKeyId: old.id, newKey: record, at: now, reason, incidentId })
+    this.#cache?.invalidate(old.id)
+    const result = { token, key: toApiKey(next, now), revoked: toApiKey(revoked, now) }
+    this.#events.emit('key.emergency_rotated', { revoked: result.revoked, next: result.key, incidentId, at: now })
+    this.#audit('key.emergency_rotated', { keyId: old.id, newKeyId: next.id, tenantId: old.tenantId, incidentId, reason })
+    return result
+  }
+
+  #successorDraft(old: KeyRecord, options: RotateOptions, now: number) {
+    let expiresAt: number | null
+    if (options.expiresAt !== undefined) {
+      expiresAt = checkTimestamp(options.expiresAt, 'expiresAt')
+      if (expiresAt !== null && expiresAt <= now) throw new InvalidInputError('expiresAt', 'must be in the future')
+    } else {
+      // A key issued with a lifetime (say 90 days) rotates into a key with the same lifetime.
+      expiresAt = old.expiresAt === null ? null : now + Math.max(0, old.expiresAt - old.createdAt)
+    }
+    return {
+      tenantId: old.tenantId,
+      name: options.name === undefined ? old.name : checkName(options.name),
+      scopes: options.scopes === undefined ? old.scopes : checkScopes(options.scopes),
+      metadata: options.metadata === undefined ? old.metadata : checkMetadata(options.metadata),
+      rateLimit: old.rateLimit,
+      prefix: old.prefix,
+      expiresAt,
+    }
+  }
+
+  #assertRotatable(old: KeyRecord, now: number, hint = ''): void {
+    if (old.revokedAt !== null) throw new KeyRevokedError(old.id, old.revokedAt, old.revokedReason)
+    if (old.rotatedTo !== null) throw new AlreadyRotatedError(old.id, old.rotatedTo, hint)
+    if (old.expiresAt !== null && old.expiresAt <= now) throw new KeyExpiredError(old.id, old.expiresAt)
+  }
+
+  // ---------------------------------------------------------------- revoke & expiry
+
+  /** Revokes a key at once, on every replica. Idempotent: a second call keeps the first reason. */
+  async revoke(keyId: string, options: { reason?: string } = {}): Promise<ApiKey> {
+    this.#assertOpen()
+    const now = this.clock.now()
+    const reason = options.reason === undefined ? null : checkName(options.reason, 'reason')
+    await this.#mustGet(keyId)
+    const record = await this.store.revoke({ keyId, at: now, reason })
+    this.#cache?.invalidate(keyId)
+    const key = toApiKey(record, now)
+    this.#events.emit('key.revoked', { key, reason: record.revokedReason, at: now })
+    this.#audit('key.revoked', { keyId, tenantId: key.tenantId, reason: record.revokedReason })
+    return key
+  }
+
+  /**
+   * Sets when a key stops working: end a grace period early (`now`) or extend
+   * it. `null` removes the expiry. Takes effect on every replica like revoke.
+   */
+  async setExpiry(keyId: string, expiresAt: number | Date | string | null): Promise<ApiKey> {
+    this.#assertOpen()
+    const now = this.clock.now()
+    const at = checkTimestamp(expiresAt, 'expiresAt')
+    const old = await this.#mustGet(keyId)
+    if (old.revokedAt !== null) throw new KeyRevokedError(keyId, old.revokedAt, old.revokedReason)
+    if (at === null && old.rotatedTo !== null) {
+      throw new InvalidInputError('expiresAt', `key ${keyId} was rotated; its grace period needs an end`)
+    }
+    const record = await this.store.setExpiry(keyId, at)
+    this.#cache?.invalidate(keyId)
+    const key = toApiKey(record, now)
+    this.#events.emit('key.expiry_changed', { key, previousExpiresAt: old.expiresAt, at: now })
+    this.#audit('key.expiry_changed', { keyId, tenantId: key.tenantId, expiresAt: at, previousExpiresAt: old.expiresAt })
+    return key
+  }
+
+  /** Ends a key's grace period now. */
+  endGrace(keyId: string): Promise<ApiKey> {
+    return this.setExpiry(keyId, this.clock.now())
+  }
+
+  /** Moves a key's deadline `by` later (from its current deadline, or from now if it has passed). */
+  async extendGrace(keyId: string, by: Duration): Promise<ApiKey> {
+    const ms = checkDuration(by, 'by')
+    const old = await this.#mustGet(keyId)
+    const base = Math.max(old.expiresAt ?? this.clock.now(), this.clock.now())
+    return this.setExpiry(keyId, base + ms)
+  }
+
+  // ---------------------------------------------------------------- read
+
+  async get(keyId: string): Promise<ApiKey | null> {
+    if (typeof keyId !== 'string' || keyId.length > 64) return null
+    const record = await this.store.get(keyId)
+    return record ? toApiKey(record, this.clock.now()) : null
+  }
+
+  /** Keys of a tenant (or all), newest first, optionally of one state. */
+  async list(query: { tenantId?: string; state?: ApiKey['state']; limit?: number } = {}): Promise<ApiKey[]> {
+    if (query.tenantId !== undefined) checkTenantId(query.tenantId)
+    const now = this.clock.now()
+    const records = await this.store.list({ tenantId: query.tenantId })
+    const keys = records.map((record) => toApiKey(record, now)).filter((key) => query.state === undefined || key.state === query.state)
+    return query.limit === undefined ? keys : keys.slice(0, query.limit)
+  }
+
+  /** Keys still working that stop within `window` (grace periods and planned expiries). */
+  async expiringWithin(window: Duration, query: { tenantId?: string } = {}): Promise<ApiKey[]> {
+    const ms = checkDuration(window, 'window')
+    const now = this.clock.now()
+    const keys = await this.list(query)
+    return keys
+      .filter((key) => (key.state === 'active' || key.state === 'grace') && key.expiresAt !== null && key.expiresAt - now <= ms)
+      .sort((a, b) => (a.expiresAt as number) - (b.expiresAt as number))
+  }
+
+  /** Working keys not used since `since` (never-used keys count when created before it). */
+  async unusedSince(since: number | Date | string, query: { tenantId?: string } = {}): Promise<ApiKey[]> {
+    const at = checkTimestamp(since, 'since') as number
+    const keys = await this.list(query)
+    return keys.filter((key) => (key.state === 'active' || key.state === 'grace') && (key.lastUsedAt ?? key.createdAt) < at)
+  }
+
+  /** State of the verification cache, for metrics. */
+  cacheStats(): { proofs: number; states: number; hits: number; misses: number } {
+    return this.#cache?.stats() ?? { proofs: 0, states: 0, hits: 0, misses: 0 }
+  }
+
+  /** Stops listening for invalidations, flushes usage counts and closes the store. Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    this.#unsubscribe?.()
+    this.#events.clear()
+    await this.store.close()
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  #onInvalidation(event: InvalidationEvent): void {
+    if (event.type === 'key') {
+      this.#cache?.invalidate(event.keyId)
+    } else {
+      this.#cache?.invalidateAll()
+      this.options.logger.warn({ event: 'cache.reset', reason: event.reason }, 'keyrot dropped cached key states')
+      this.#events.emit('cache.reset', { reason: event.reason, at: this.clock.now() })
+    }
+  }
+
+  async #mustGet(keyId: string): Promise<KeyRecord> {
+    if (typeof keyId !== 'string' || keyId.length === 0 || keyId.length > 64) throw new InvalidInputError('keyId', 'must be a key id string')
+    const record = await this.store.get(keyId)
+    if (!record) throw new KeyNotFoundError(keyId)
+    return record
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new TypeError('this keyring is closed')
+  }
+
+  #audit(event: string, fields: Record<string, unknown>): void {
+    this.options.logger.info({ event, ...fields }, `keyrot ${event}`)
+  }
+}
+
+/**
+ * Creates a keyring.
+ *
+ * @example
+ * const keyring = createKeyring({ store: new MemoryStore(), gracePeriod: '24h' })
+ * const { token, key } = await keyring.create({ tenantId: 'acme', name: 'ci', scopes: ['read'] })
+ */
+export function createKeyring(options: KeyringOptions = {}): Keyring {
+  return new Keyring(options)
+}
+
+export { stateOf }

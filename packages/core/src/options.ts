@@ -1,0 +1,80 @@
+import { systemClock, type Clock } from './clock.js'
+import { parseDuration, type Duration } from './duration.js'
+import { Argon2Hasher, type Hasher } from './hash/hasher.js'
+import { silentLogger, type Logger } from './logger.js'
+import { MemoryStore } from './store/memory-store.js'
+import type { KeyStore } from './store/store.js'
+import { assertValidPrefix, DEFAULT_PREFIX } from './token/format.js'
+
+export interface KeyringOptions {
+  /** Where keys live. Default: a new `MemoryStore` (one process, forgotten at exit). */
+  store?: KeyStore
+  /** How tokens are hashed. Default: `Argon2Hasher` with OWASP parameters (m=19456 KiB, t=2, p=1). */
+  hasher?: Hasher
+  /** How long an old key keeps working after `rotate()`. ms or `'24h'`. Default `'24h'`; `0` ends it at once. */
+  gracePeriod?: Duration
+  /** Token prefix for new keys. Default `'sk_live'`. */
+  prefix?: string
+  /** Time source (epoch ms). Default: `Date.now`. */
+  clock?: Clock
+  cache?: {
+    /** Most proven tokens kept. Default 10,000. `0` disables the cache (every verify runs Argon2). */
+    maxEntries?: number
+    /**
+     * Longest a cached key state (revocation, expiry, scopes) is trusted without
+     * a store read: the revocation bound when no invalidation message arrives.
+     * ms or `'5s'`. Default `'5s'`. `0` reads the store on every verify.
+     */
+    stateTtl?: Duration
+  }
+  /** Least time between two `key.used_in_grace` events for one key. Default `'1m'`. */
+  graceUsageEventInterval?: Duration
+  /** pino-compatible logger for warnings and the audit trail. Default: silent. */
+  logger?: Logger
+}
+
+export interface ResolvedKeyringOptions {
+  store: KeyStore
+  hasher: Hasher
+  gracePeriodMs: number
+  prefix: string
+  clock: Clock
+  cacheMaxEntries: number
+  stateTtlMs: number
+  graceUsageEventIntervalMs: number
+  logger: Logger
+}
+
+/** Resolves and validates options once; never mutates the caller's object. */
+export function resolveKeyringOptions(options: KeyringOptions = {}): ResolvedKeyringOptions {
+  if (options === null || typeof options !== 'object') throw new TypeError('createKeyring options must be an object')
+  const prefix = options.prefix ?? DEFAULT_PREFIX
+  assertValidPrefix(prefix, 'prefix')
+  const cacheMaxEntries = options.cache?.maxEntries ?? 10_000
+  if (!Number.isInteger(cacheMaxEntries) || cacheMaxEntries < 0) {
+    throw new TypeError(`cache.maxEntries must be a non-negative integer; got ${String(cacheMaxEntries)}`)
+  }
+  const store = options.store ?? new MemoryStore()
+  for (const method of ['insert', 'get', 'rotate', 'revoke', 'emergencyRotate', 'setExpiry', 'list', 'recordUsage', 'close'] as const) {
+    if (typeof (store as unknown as Record<string, unknown>)[method] !== 'function') {
+      throw new TypeError(`store must implement KeyStore: missing ${method}()`)
+    }
+  }
+  const hasher = options.hasher ?? new Argon2Hasher()
+  if (typeof hasher.hash !== 'function' || typeof hasher.verify !== 'function') {
+    throw new TypeError('hasher must implement Hasher: hash() and verify()')
+  }
+  const clock = options.clock ?? systemClock
+  if (typeof clock.now !== 'function') throw new TypeError('clock must have a now() method returning epoch milliseconds')
+  return {
+    store,
+    hasher,
+    gracePeriodMs: parseDuration(options.gracePeriod ?? '24h', 'gracePeriod'),
+    prefix,
+    clock,
+    cacheMaxEntries,
+    stateTtlMs: parseDuration(options.cache?.stateTtl ?? '5s', 'cache.stateTtl'),
+    graceUsageEventIntervalMs: parseDuration(options.graceUsageEventInterval ?? '1m', 'graceUsageEventInterval'),
+    logger: options.logger ?? silentLogger,
+  }
+}

@@ -1,0 +1,137 @@
+import { AlreadyRotatedError, InvalidInputError, KeyExpiredError, KeyNotFoundError, KeyRevokedError } from '../errors.js'
+import type { KeyRecord } from '../types.js'
+import type {
+  EmergencyRotateInput,
+  InvalidationListener,
+  KeyStore,
+  ListQuery,
+  RevokeInput,
+  RotateInput,
+} from './store.js'
+
+function clone(record: KeyRecord): KeyRecord {
+  return {
+    ...record,
+    scopes: [...record.scopes],
+    metadata: structuredClone(record.metadata),
+    rateLimit: record.rateLimit ? { ...record.rateLimit } : null,
+  }
+}
+
+/**
+ * The embedded store: keys in a `Map`, for one process. Every operation runs
+ * synchronously between two awaits, so each is atomic. Keyrings sharing one
+ * `MemoryStore` in a process are told of each other's changes.
+ *
+ * State is lost when the process exits: use `@keyrot/redis` for anything that
+ * must outlive it or be shared by replicas.
+ */
+export class MemoryStore implements KeyStore {
+  readonly #keys = new Map<string, KeyRecord>()
+  readonly #listeners = new Set<InvalidationListener>()
+
+  /** Number of stored records (any state). */
+  get size(): number {
+    return this.#keys.size
+  }
+
+  async insert(record: KeyRecord): Promise<void> {
+    if (this.#keys.has(record.id)) throw new InvalidInputError('id', `key ${record.id} already exists`)
+    this.#keys.set(record.id, clone(record))
+  }
+
+  async get(keyId: string): Promise<KeyRecord | null> {
+    const record = this.#keys.get(keyId)
+    return record ? clone(record) : null
+  }
+
+  #mustGet(keyId: string): KeyRecord {
+    const record = this.#keys.get(keyId)
+    if (!record) throw new KeyNotFoundError(keyId)
+    return record
+  }
+
+  #assertRotatable(old: KeyRecord, now: number): void {
+    if (old.revokedAt !== null) throw new KeyRevokedError(old.id, old.revokedAt, old.revokedReason)
+    if (old.rotatedTo !== null) throw new AlreadyRotatedError(old.id, old.rotatedTo)
+    if (old.expiresAt !== null && old.expiresAt <= now) throw new KeyExpiredError(old.id, old.expiresAt)
+  }
+
+  async rotate(input: RotateInput): Promise<{ previous: KeyRecord; next: KeyRecord }> {
+    const old = this.#mustGet(input.oldKeyId)
+    this.#assertRotatable(old, input.now)
+    if (this.#keys.has(input.newKey.id)) throw new InvalidInputError('id', `key ${input.newKey.id} already exists`)
+    old.rotatedTo = input.newKey.id
+    old.rotatedAt = input.now
+    old.expiresAt = old.expiresAt === null ? input.graceDeadline : Math.min(old.expiresAt, input.graceDeadline)
+    this.#keys.set(input.newKey.id, clone(input.newKey))
+    this.#notify(old.id)
+    return { previous: clone(old), next: clone(input.newKey) }
+  }
+
+  async revoke(input: RevokeInput): Promise<KeyRecord> {
+    const record = this.#mustGet(input.keyId)
+    if (record.revokedAt === null) {
+      record.revokedAt = input.at
+      record.revokedReason = input.reason
+      record.incidentId = input.incidentId ?? null
+      this.#notify(record.id)
+    }
+    return clone(record)
+  }
+
+  async emergencyRotate(input: EmergencyRotateInput): Promise<{ revoked: KeyRecord; next: KeyRecord }> {
+    const old = this.#mustGet(input.oldKeyId)
+    this.#assertRotatable(old, input.at)
+    if (this.#keys.has(input.newKey.id)) throw new InvalidInputError('id', `key ${input.newKey.id} already exists`)
+    old.revokedAt = input.at
+    old.revokedReason = input.reason
+    old.incidentId = input.incidentId
+    old.rotatedTo = input.newKey.id
+    old.rotatedAt = input.at
+    this.#keys.set(input.newKey.id, clone(input.newKey))
+    this.#notify(old.id)
+    return { revoked: clone(old), next: clone(input.newKey) }
+  }
+
+  async setExpiry(keyId: string, expiresAt: number | null): Promise<KeyRecord> {
+    const record = this.#mustGet(keyId)
+    record.expiresAt = expiresAt
+    this.#notify(keyId)
+    return clone(record)
+  }
+
+  async updateHash(keyId: string, hash: string): Promise<void> {
+    this.#mustGet(keyId).hash = hash
+  }
+
+  recordUsage(keyId: string, at: number, inGrace: boolean): void {
+    const record = this.#keys.get(keyId)
+    if (!record) return
+    record.usageCount += 1
+    record.lastUsedAt = at
+    if (inGrace) record.lastUsedInGraceAt = at
+  }
+
+  async list(query: ListQuery): Promise<KeyRecord[]> {
+    const out: KeyRecord[] = []
+    for (const record of this.#keys.values()) {
+      if (query.tenantId === undefined || record.tenantId === query.tenantId) out.push(clone(record))
+    }
+    out.sort((a, b) => b.createdAt - a.createdAt || (a.id < b.id ? -1 : 1))
+    return query.limit === undefined ? out : out.slice(0, query.limit)
+  }
+
+  subscribe(listener: InvalidationListener): () => void {
+    this.#listeners.add(listener)
+    return () => this.#listeners.delete(listener)
+  }
+
+  #notify(keyId: string): void {
+    for (const listener of this.#listeners) listener({ type: 'key', keyId })
+  }
+
+  async close(): Promise<void> {
+    this.#listeners.clear()
+  }
+}

@@ -1,0 +1,123 @@
+import { randomBytes } from 'node:crypto'
+import { crc32 } from 'node:zlib'
+import { MalformedTokenError } from '../errors.js'
+import { base62Width, encodeBase62, encodeBigInt } from './base62.js'
+
+/**
+ * Token layout: `<prefix>_<keyId>_<secret><checksum>`
+ *
+ * - `prefix`: lowercase letters and digits in `_`-separated words, at most 32
+ *   characters (default `sk_live`), so scanners and humans can tell a keyrot
+ *   key from other secrets.
+ * - `keyId`: 16 base62 characters, public (logs, metrics, O(1) lookup). Its
+ *   first 10 characters are the key *family*: a key and every key rotated from
+ *   it share them, which lets a store keep a rotation's keys together (one
+ *   Redis Cluster hash slot).
+ * - `secret`: 43 base62 characters encoding 32 random bytes (256 bits) from
+ *   `crypto.randomBytes`.
+ * - `checksum`: 6 base62 characters, the CRC32 of everything before it, so a
+ *   mistyped or random string is rejected before any store lookup or hashing
+ *   (as GitHub does for its tokens).
+ */
+export const KEY_ID_LENGTH = 16
+export const FAMILY_ID_LENGTH = 10
+export const SECRET_BYTES = 32
+export const SECRET_LENGTH = base62Width(SECRET_BYTES) // 43
+export const CHECKSUM_LENGTH = 6
+export const MAX_PREFIX_LENGTH = 32
+/** No token is longer than this; longer input is rejected before any work. */
+export const MAX_TOKEN_LENGTH = MAX_PREFIX_LENGTH + 1 + KEY_ID_LENGTH + 1 + SECRET_LENGTH + CHECKSUM_LENGTH
+export const DEFAULT_PREFIX = 'sk_live'
+
+const PREFIX_PATTERN = /^[a-z][a-z0-9]*(?:_[a-z0-9]+)*$/
+const BASE62_PATTERN = /^[0-9A-Za-z]+$/
+
+/**
+ * Finds keyrot tokens in text (for secret scanners, log scrubbers, pre-commit
+ * hooks). Matches any prefix; use {@link tokenPatternFor} for one prefix.
+ */
+export const TOKEN_PATTERN =
+  /\b[a-z][a-z0-9]*(?:_[a-z0-9]+)*_[0-9A-Za-z]{16}_[0-9A-Za-z]{49}\b/g
+
+/** A regex that finds tokens with one given prefix, e.g. `sk_live`. */
+export function tokenPatternFor(prefix: string): RegExp {
+  assertValidPrefix(prefix)
+  return new RegExp(`\\b${prefix}_[0-9A-Za-z]{${KEY_ID_LENGTH}}_[0-9A-Za-z]{${SECRET_LENGTH + CHECKSUM_LENGTH}}\\b`, 'g')
+}
+
+export interface ParsedToken {
+  prefix: string
+  keyId: string
+  familyId: string
+}
+
+export function assertValidPrefix(prefix: unknown, name = 'prefix'): asserts prefix is string {
+  if (typeof prefix !== 'string' || prefix.length === 0 || prefix.length > MAX_PREFIX_LENGTH || !PREFIX_PATTERN.test(prefix)) {
+    throw new TypeError(
+      `${name} must be 1-${MAX_PREFIX_LENGTH} lowercase letters and digits in '_'-separated words starting with a letter (e.g. 'sk_live'); got ${JSON.stringify(prefix)}`,
+    )
+  }
+}
+
+function checksumOf(body: string): string {
+  return encodeBigInt(BigInt(crc32(body)), CHECKSUM_LENGTH)
+}
+
+function randomBase62(length: number): string {
+  // Rejection sampling keeps every character uniform.
+  let out = ''
+  while (out.length < length) {
+    for (const byte of randomBytes(length * 2)) {
+      if (byte < 248) out += '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz'[byte % 62]
+      if (out.length === length) break
+    }
+  }
+  return out
+}
+
+/** A new random family id (10 base62 chars, ~59 bits). */
+export function newFamilyId(): string {
+  return randomBase62(FAMILY_ID_LENGTH)
+}
+
+/** A new key id in the given family (or a new family). */
+export function newKeyId(familyId: string = newFamilyId()): string {
+  return familyId + randomBase62(KEY_ID_LENGTH - FAMILY_ID_LENGTH)
+}
+
+export function familyOf(keyId: string): string {
+  return keyId.slice(0, FAMILY_ID_LENGTH)
+}
+
+export function isKeyId(value: unknown): value is string {
+  return typeof value === 'string' && value.length === KEY_ID_LENGTH && BASE62_PATTERN.test(value)
+}
+
+/** Builds a token for `keyId` with 256 fresh random bits. */
+export function generateToken(prefix: string, keyId: string): string {
+  const secret = encodeBase62(randomBytes(SECRET_BYTES), SECRET_LENGTH)
+  const body = `${prefix}_${keyId}_${secret}`
+  return body + checksumOf(body)
+}
+
+/**
+ * Parses a token strictly: bounded length, exact charset and layout, and a
+ * matching checksum. Throws {@link MalformedTokenError} (whose message never
+ * contains the input) otherwise. Costs no I/O and no hashing.
+ */
+export function parseToken(token: unknown): ParsedToken {
+  if (typeof token !== 'string') throw new MalformedTokenError('not a string')
+  if (token.length > MAX_TOKEN_LENGTH) throw new MalformedTokenError('too long')
+  const last = token.lastIndexOf('_')
+  const middle = last > 0 ? token.lastIndexOf('_', last - 1) : -1
+  if (middle <= 0) throw new MalformedTokenError('missing separators')
+  const prefix = token.slice(0, middle)
+  const keyId = token.slice(middle + 1, last)
+  const tail = token.slice(last + 1)
+  if (prefix.length > MAX_PREFIX_LENGTH || !PREFIX_PATTERN.test(prefix)) throw new MalformedTokenError('bad prefix')
+  if (keyId.length !== KEY_ID_LENGTH || !BASE62_PATTERN.test(keyId)) throw new MalformedTokenError('bad key id')
+  if (tail.length !== SECRET_LENGTH + CHECKSUM_LENGTH || !BASE62_PATTERN.test(tail)) throw new MalformedTokenError('bad secret')
+  const body = token.slice(0, token.length - CHECKSUM_LENGTH)
+  if (checksumOf(body) !== token.slice(token.length - CHECKSUM_LENGTH)) throw new MalformedTokenError('checksum mismatch')
+  return { prefix, keyId, familyId: familyOf(keyId) }
+}

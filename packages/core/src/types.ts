@@ -1,0 +1,53 @@
+/** Where a key is in its life, at a given instant. */
+export type KeyState = 'active' | 'grace' | 'expired' | 'revoked'
+
+export type KeyMetadata = Record<string, unknown>
+
+/**
+ * A key as stored: everything but the secret. `hash` is the PHC string of the
+ * token (Argon2id by default), never the token itself.
+ */
+export interface KeyRecord {
+  id: string
+  /** First 10 characters of `id`, shared by every key rotated from one another. */
+  familyId: string
+  tenantId: string
+  name: string
+  prefix: string
+  scopes: string[]
+  metadata: KeyMetadata
+  /** Epoch ms. */
+  createdAt: number
+  /** Epoch ms after which the key no longer verifies; `null` for never. */
+  expiresAt: number | null
+  revokedAt: number | null
+  revokedReason: string | null
+  /** Incident id of an emergency rotation that revoked this key. */
+  incidentId: string | null
+  rotatedFrom: string | null
+  rotatedTo: string | null
+  /** Epoch ms of the rotation that made this key's successor. */
+  rotatedAt: number | null
+  /** Per-key request limit (requests per `windowMs`), inherited by rotation. `null`: the keyring default. */
+  rateLimit: { limit: number; windowMs: number } | null
+  usageCount: number
+  lastUsedAt: number | null
+  /** Last time this key was used while in its grace period. */
+  lastUsedInGraceAt: number | null
+  hash: string
+}
+
+/** A key as the keyring returns it: no hash, and its state at the time of the call. */
+export type ApiKey = Omit<KeyRecord, 'hash'> & { state: KeyState }
+
+export function stateOf(record: Pick<KeyRecord, 'revokedAt' | 'expiresAt' | 'rotatedTo'>, now: number): KeyState {
+  if (record.revokedAt !== null) return 'revoked'
+  if (record.expiresAt !== null && record.expiresAt <= now) return 'expired'
+  if (record.rotatedTo !== null) return 'grace'
+  return 'active'
+}
+
+export function toApiKey(record: KeyRecord, now: number): ApiKey {
+  const { hash: _hash, ...rest } = record
+  return { ...rest, scopes: [...rest.scopes], metadata: { ...rest.metadata }, state: stateOf(record, now) }
+}

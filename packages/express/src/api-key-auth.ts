@@ -1,0 +1,72 @@
+import { authenticate, type ApiKey, type Keyring } from '@keyrot/core'
+import type { NextFunction, Request, RequestHandler, Response } from 'express'
+
+export interface ApiKeyAuthOptions {
+  keyring: Keyring
+  /** Scopes every request through this middleware must have. */
+  scopes?: readonly string[]
+  /**
+   * The client's IP for rate limits, events and logs. Default: `req.ip`, which
+   * honours Express's `trust proxy` setting. Behind a proxy, set `trust proxy`
+   * to the proxy's hops, or every client shares the proxy's IP.
+   */
+  clientIp?: (req: Request) => string | undefined
+  /** `realm` of the `WWW-Authenticate` challenge. Default `'api'`. */
+  realm?: string
+}
+
+declare global {
+  // eslint-disable-next-line @typescript-eslint/no-namespace
+  namespace Express {
+    interface Request {
+      /** The verified API key (never the token), set by `apiKeyAuth()`. */
+      apiKey?: ApiKey
+    }
+  }
+}
+
+/**
+ * Express middleware (Express 4 and 5) that authenticates each request by API
+ * key: `Authorization: Bearer <token>` or `X-API-Key: <token>`.
+ *
+ * On success `req.apiKey` is the key (id, tenantId, scopes, expiresAt...);
+ * during a grace period responses carry `Sunset`. Failures answer at once with
+ * 400/401/403 (RFC 6750 challenge), 429 or 503 (`Retry-After`) and a JSON body
+ * `{ error: { code, message } }`.
+ *
+ * @example
+ * app.use(apiKeyAuth({ keyring, scopes: ['read'] }))
+ * app.get('/v1/things', (req, res) => res.json({ tenant: req.apiKey!.tenantId }))
+ */
+export function apiKeyAuth(options: ApiKeyAuthOptions): RequestHandler {
+  if (!options || typeof options !== 'object' || !options.keyring || typeof options.keyring.verify !== 'function') {
+    throw new TypeError('apiKeyAuth needs { keyring }: a keyring from createKeyring()')
+  }
+  const { keyring } = options
+  const clientIp = options.clientIp ?? ((req: Request) => req.ip ?? req.socket.remoteAddress)
+  const authOptions = { ...(options.scopes ? { scopes: [...options.scopes] } : {}), realm: options.realm ?? 'api' }
+
+  return function keyrotApiKeyAuth(req: Request, res: Response, next: NextFunction): void {
+    authenticate(
+      keyring,
+      {
+        authorization: req.headers.authorization,
+        apiKey: req.headers['x-api-key'],
+        clientIp: clientIp(req),
+        userAgent: req.headers['user-agent'],
+      },
+      authOptions,
+    ).then(
+      (outcome) => {
+        for (const [name, value] of Object.entries(outcome.headers)) res.setHeader(name, value)
+        if (outcome.ok) {
+          req.apiKey = outcome.key
+          next()
+          return
+        }
+        res.status(outcome.status).json(outcome.body)
+      },
+      (error: unknown) => next(error),
+    )
+  }
+}
