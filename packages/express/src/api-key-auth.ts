@@ -1,4 +1,4 @@
-import { authenticate, type ApiKey, type Keyring } from '@keyrot/core'
+import { authenticate, credentialHeadersOf, type ApiKey, type Keyring } from '@keyrot/core'
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
 
 export interface ApiKeyAuthOptions {
@@ -50,8 +50,7 @@ export function apiKeyAuth(options: ApiKeyAuthOptions): RequestHandler {
     authenticate(
       keyring,
       {
-        authorization: req.headers.authorization,
-        apiKey: req.headers['x-api-key'],
+        ...credentialHeadersOf(req),
         clientIp: clientIp(req),
         userAgent: req.headers['user-agent'],
       },

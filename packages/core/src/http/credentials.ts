@@ -10,6 +10,25 @@ export interface CredentialHeaders {
   apiKey?: HeaderValue
 }
 
+/** The parts of a Node `IncomingMessage` that carry credentials. */
+export interface NodeRequestHeaders {
+  headers: Record<string, HeaderValue>
+  headersDistinct?: Record<string, string[] | undefined>
+}
+
+/**
+ * The credential headers of a Node request, for adapters. Reads every copy of
+ * each header (`headersDistinct`): Node's `headers` keeps only the first
+ * `Authorization`, so a second one would go unseen instead of being refused.
+ */
+export function credentialHeadersOf(request: NodeRequestHeaders): CredentialHeaders {
+  const distinct = request.headersDistinct
+  return {
+    authorization: distinct ? distinct['authorization'] : request.headers['authorization'],
+    apiKey: distinct ? distinct['x-api-key'] : request.headers['x-api-key'],
+  }
+}
+
 export type CredentialResult = { ok: true; token: string; source: 'authorization' | 'x-api-key' } | { ok: false; error: KeyrotError }
 
 /** Longest header value looked at; anything longer is refused unread. */
