@@ -1,0 +1,80 @@
+import { authenticate, credentialHeadersOf, type ApiKey, type Keyring } from '@keyrot/core'
+import type { Context, Middleware, Next } from 'koa'
+
+export interface ApiKeyAuthOptions {
+  keyring: Keyring
+  /** Scopes every request through this middleware must have. Default: none. */
+  scopes?: readonly string[]
+  /**
+   * The client's IP for rate limits, lockouts, events and logs. Default:
+   * `ctx.ip`, which reads `X-Forwarded-For` only when `app.proxy` is `true`.
+   *
+   * Proxy pitfall: behind a load balancer without `app.proxy = true`, every
+   * client has the balancer's IP, so one client's failed attempts lock out
+   * all of them. With `app.proxy = true` but no proxy in front, a client can
+   * send any `X-Forwarded-For` and pick its own IP, dodging per-IP lockouts.
+   * Set `app.proxy` to match your deployment (and `app.maxIpsCount` to the
+   * number of proxies), or pass a function that reads what your proxy sets.
+   */
+  clientIp?: (ctx: Context) => string | undefined
+  /** `realm` of the `WWW-Authenticate` challenge. Default `'api'`. */
+  realm?: string
+}
+
+declare module 'koa' {
+  interface DefaultState {
+    /** The verified API key (never the token), set by `apiKeyAuth()`. */
+    apiKey?: ApiKey
+  }
+}
+
+function defaultClientIp(ctx: Context): string | undefined {
+  // Koa gives '' when the socket is already gone.
+  return ctx.ip || undefined
+}
+
+/**
+ * Koa middleware (Koa 2 and 3) that authenticates each request by API key:
+ * `Authorization: Bearer <token>` or `X-API-Key: <token>`. It answers exactly
+ * as the Express adapter does; the decisions are `authenticate()`'s in
+ * `@keyrot/core`.
+ *
+ * On success `ctx.state.apiKey` is the key (id, tenantId, scopes,
+ * expiresAt...) and the next middleware runs; during a grace period the
+ * response carries `Sunset`. Failures answer at once with 400/401/403
+ * (RFC 6750 challenge), 429 or 503 (`Retry-After`), `Cache-Control:
+ * no-store` and a JSON body `{ error: { code, message } }`. Anything else that
+ * goes wrong is thrown to Koa's error handling.
+ *
+ * @example
+ * app.use(apiKeyAuth({ keyring, scopes: ['read'] }))
+ * app.use((ctx) => { ctx.body = { tenant: ctx.state.apiKey!.tenantId } })
+ */
+export function apiKeyAuth(options: ApiKeyAuthOptions): Middleware {
+  if (!options || typeof options !== 'object' || !options.keyring || typeof options.keyring.verify !== 'function') {
+    throw new TypeError('apiKeyAuth needs { keyring }: a keyring from createKeyring()')
+  }
+  if (options.clientIp !== undefined && typeof options.clientIp !== 'function') {
+    throw new TypeError('apiKeyAuth clientIp must be a function (ctx) => string | undefined')
+  }
+  const { keyring } = options
+  const clientIp = options.clientIp ?? defaultClientIp
+  const authOptions = { ...(options.scopes ? { scopes: [...options.scopes] } : {}), realm: options.realm ?? 'api' }
+
+  return async function keyrotApiKeyAuth(ctx: Context, next: Next): Promise<void> {
+    const outcome = await authenticate(
+      keyring,
+      { ...credentialHeadersOf(ctx.req), clientIp: clientIp(ctx), userAgent: ctx.req.headers['user-agent'] },
+      authOptions,
+    )
+    if (outcome.ok) {
+      ctx.set(outcome.headers)
+      ctx.state.apiKey = outcome.key
+      await next()
+      return
+    }
+    ctx.status = outcome.status
+    ctx.set(outcome.headers)
+    ctx.body = outcome.body
+  }
+}

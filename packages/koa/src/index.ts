@@ -1,0 +1,2 @@
+export { apiKeyAuth } from './api-key-auth.js'
+export type { ApiKeyAuthOptions } from './api-key-auth.js'
