@@ -26,12 +26,60 @@ export interface KeyringEvents {
     userAgent: string | undefined
     at: number
   }
-  'verification.succeeded': { keyId: string; tenantId: string; state: 'active' | 'grace'; cached: boolean; clientIp: string | undefined; at: number }
-  'verification.failed': { code: ErrorCode; keyId: string | undefined; tenantId: string | undefined; clientIp: string | undefined; userAgent: string | undefined; at: number }
+  /**
+   * `durationMs`: time spent in `verify()` (fractional ms, from `performance.now()`),
+   * measured only while a verification event has a listener.
+   */
+  'verification.succeeded': {
+    keyId: string
+    tenantId: string
+    state: 'active' | 'grace'
+    cached: boolean
+    clientIp: string | undefined
+    userAgent: string | undefined
+    durationMs: number
+    at: number
+  }
+  /** `durationMs` is `undefined` for a request refused before `verify()` ran (no key, malformed header). */
+  'verification.failed': {
+    code: ErrorCode
+    keyId: string | undefined
+    tenantId: string | undefined
+    clientIp: string | undefined
+    userAgent: string | undefined
+    durationMs: number | undefined
+    at: number
+  }
   /** A rate limit or block refused a request. */
   'ratelimit.blocked': { code: 'KEYROT_RATE_LIMITED' | 'KEYROT_IP_BLOCKED'; scope: 'ip' | 'key'; keyId: string | undefined; clientIp: string | undefined; retryAfterMs: number; at: number }
   /** The store's invalidation feed reset (reconnect, missed heartbeat): cached states were dropped. */
   'cache.reset': { reason: string; at: number }
+  /**
+   * The store reported another process's change to a key. `lagMs` is
+   * receive time minus the sender's `sentAt` (includes clock skew between
+   * hosts), `undefined` when the store does not stamp its messages.
+   */
+  'invalidation.received': { keyId: string; lagMs: number | undefined; at: number }
+  /** A rotated key's grace period ends within the watcher's `graceEndingWithin` (see `watchExpiry`). Once per key and deadline. */
+  'key.grace_ending_soon': {
+    keyId: string
+    tenantId: string
+    rotatedTo: string | null
+    expiresAt: number
+    remainingMs: number
+    /** Last use of the old key during its grace period: `null` means its clients have migrated. */
+    lastUsedInGraceAt: number | null
+    at: number
+  }
+  /** An active key's planned expiry falls within the watcher's `expiringWithin` (see `watchExpiry`). Once per key and deadline. */
+  'key.expiring_soon': {
+    keyId: string
+    tenantId: string
+    expiresAt: number
+    remainingMs: number
+    lastUsedAt: number | null
+    at: number
+  }
 }
 
 export type KeyringEventName = keyof KeyringEvents

@@ -80,6 +80,14 @@ export interface IssuedKey {
 
 const EMPTY: readonly string[] = Object.freeze([])
 
+/** When a watched `verify()` started (`performance.now()`), carried on its copied options. */
+const STARTED_AT = Symbol('keyrot.verifyStartedAt')
+
+function elapsedMs(context: RequestContext): number | undefined {
+  const started = (context as { [STARTED_AT]?: number })[STARTED_AT]
+  return started === undefined ? undefined : performance.now() - started
+}
+
 /**
  * The key lifecycle: create, verify, rotate with grace, revoke, emergency
  * rotation. The only owner of the verification cache's invalidation.
@@ -224,6 +232,10 @@ export class Keyring {
    */
   async verify(token: string, options: VerifyOptions = {}): Promise<VerifyResult> {
     const now = this.clock.now()
+    // Timed only when someone listens; the start travels with the options to every emit below.
+    if (this.#events.has('verification.succeeded') || this.#events.has('verification.failed')) {
+      options = { ...options, [STARTED_AT]: performance.now() } as VerifyOptions
+    }
     let keyId: string
     let prefix: string
     try {
@@ -290,6 +302,8 @@ export class Keyring {
         state: inGrace ? 'grace' : 'active',
         cached,
         clientIp: options.clientIp,
+        userAgent: options.userAgent,
+        durationMs: elapsedMs(options) ?? 0,
         at: now,
       })
     }
@@ -372,6 +386,7 @@ export class Keyring {
       tenantId,
       clientIp: context.clientIp,
       userAgent: context.userAgent,
+      durationMs: elapsedMs(context),
       at: now,
     })
   }
@@ -559,6 +574,11 @@ export class Keyring {
   #onInvalidation(event: InvalidationEvent): void {
     if (event.type === 'key') {
       this.#cache?.invalidate(event.keyId)
+      if (this.#events.has('invalidation.received')) {
+        const at = this.clock.now()
+        const lagMs = typeof event.sentAt === 'number' && Number.isFinite(event.sentAt) ? Math.max(0, at - event.sentAt) : undefined
+        this.#events.emit('invalidation.received', { keyId: event.keyId, lagMs, at })
+      }
     } else {
       this.#cache?.invalidateAll()
       this.options.logger.warn({ event: 'cache.reset', reason: event.reason }, 'keyrot dropped cached key states')

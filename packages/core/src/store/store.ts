@@ -37,7 +37,8 @@ export interface ListQuery {
 export type InvalidationListener = (event: InvalidationEvent) => void
 
 export type InvalidationEvent =
-  | { type: 'key'; keyId: string }
+  /** `sentAt`: the sender's clock (epoch ms) when it published the change, for the delivery-lag metric. Optional. */
+  | { type: 'key'; keyId: string; sentAt?: number }
   /** The feed may have lost messages (reconnect, missed heartbeat): drop every cached state. */
   | { type: 'reset'; reason: string }
 
