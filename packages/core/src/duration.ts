@@ -25,8 +25,15 @@ export function parseDuration(value: Duration, name: string): number {
     }
   }
   throw new TypeError(
-    `${name} must be a non-negative number of milliseconds or a string like '250ms', '30s', '10m', '24h' or '7d'; got ${JSON.stringify(value)}`,
+    `${name} must be a non-negative number of milliseconds or a string like '250ms', '30s', '10m', '24h' or '7d'; got ${describe(value)}`,
   )
+}
+
+/** Names a rejected value for an error message; never throws (a BigInt or a cycle breaks JSON.stringify). */
+function describe(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value)
+  if (value === null || typeof value !== 'object') return String(value)
+  return Array.isArray(value) ? 'an array' : 'an object'
 }
 
 /** Formats milliseconds compactly: `86400000` → `'1d'`, `90000` → `'1m 30s'`. */

@@ -50,6 +50,9 @@ export function resolveKeyringOptions(options: KeyringOptions = {}): ResolvedKey
   if (options === null || typeof options !== 'object') throw new TypeError('createKeyring options must be an object')
   const prefix = options.prefix ?? DEFAULT_PREFIX
   assertValidPrefix(prefix, 'prefix')
+  if (options.cache !== undefined && (options.cache === null || typeof options.cache !== 'object')) {
+    throw new TypeError('cache must be an object: { maxEntries?, stateTtl? }')
+  }
   const cacheMaxEntries = options.cache?.maxEntries ?? 10_000
   if (!Number.isInteger(cacheMaxEntries) || cacheMaxEntries < 0) {
     throw new TypeError(`cache.maxEntries must be a non-negative integer; got ${String(cacheMaxEntries)}`)
@@ -66,6 +69,12 @@ export function resolveKeyringOptions(options: KeyringOptions = {}): ResolvedKey
   }
   const clock = options.clock ?? systemClock
   if (typeof clock.now !== 'function') throw new TypeError('clock must have a now() method returning epoch milliseconds')
+  const logger = options.logger ?? silentLogger
+  for (const level of ['info', 'warn', 'error'] as const) {
+    if (typeof (logger as unknown as Record<string, unknown>)[level] !== 'function') {
+      throw new TypeError(`logger must have info(), warn() and error() methods (pino-compatible); missing ${level}()`)
+    }
+  }
   return {
     store,
     hasher,
@@ -75,6 +84,6 @@ export function resolveKeyringOptions(options: KeyringOptions = {}): ResolvedKey
     cacheMaxEntries,
     stateTtlMs: parseDuration(options.cache?.stateTtl ?? '5s', 'cache.stateTtl'),
     graceUsageEventIntervalMs: parseDuration(options.graceUsageEventInterval ?? '1m', 'graceUsageEventInterval'),
-    logger: options.logger ?? silentLogger,
+    logger,
   }
 }
