@@ -20,6 +20,12 @@ export const ERROR_CODES = {
   KEYROT_RATE_LIMITED: { status: 429, message: 'Too many requests.' },
   KEYROT_IP_BLOCKED: { status: 429, message: 'This client is blocked after too many failed attempts.' },
   KEYROT_STORE_UNAVAILABLE: { status: 503, message: 'The key store is unavailable.' },
+  KEYROT_MISSING_SIGNATURE: { status: 401, message: 'No request signature was sent.' },
+  KEYROT_INVALID_SIGNATURE: { status: 401, message: 'The request signature is not valid.' },
+  KEYROT_STALE_TIMESTAMP: { status: 401, message: 'The signature timestamp is outside the accepted window.' },
+  KEYROT_REPLAYED_REQUEST: { status: 401, message: 'This signed request was already received.' },
+  KEYROT_PAYLOAD_TOO_LARGE: { status: 413, message: 'The request body is too large to verify.' },
+  KEYROT_SECRET_UNREADABLE: { status: 500, message: 'A signing secret cannot be decrypted with the configured master keys.' },
 } as const satisfies Record<string, { status: number; message: string }>
 
 export type ErrorCode = keyof typeof ERROR_CODES
