@@ -2,6 +2,7 @@ import { systemClock, type Clock } from './clock.js'
 import { parseDuration, type Duration } from './duration.js'
 import { Argon2Hasher, type Hasher } from './hash/hasher.js'
 import { silentLogger, type Logger } from './logger.js'
+import { SecretSealer, type SigningOptions } from './signing/sealer.js'
 import { MemoryStore } from './store/memory-store.js'
 import type { KeyStore } from './store/store.js'
 import { assertValidPrefix, DEFAULT_PREFIX } from './token/format.js'
@@ -31,6 +32,12 @@ export interface KeyringOptions {
   graceUsageEventInterval?: Duration
   /** pino-compatible logger for warnings and the audit trail. Default: silent. */
   logger?: Logger
+  /**
+   * Master keys that encrypt signing secrets at rest (AES-256-GCM). Needed
+   * for `createSigningSecret()`, webhook signing and signed requests. Default:
+   * none (API keys only).
+   */
+  signing?: SigningOptions
 }
 
 export interface ResolvedKeyringOptions {
@@ -43,6 +50,8 @@ export interface ResolvedKeyringOptions {
   stateTtlMs: number
   graceUsageEventIntervalMs: number
   logger: Logger
+  /** Encrypts and decrypts signing secrets; `null` when no master keys are configured. */
+  signing: SecretSealer | null
 }
 
 /** Resolves and validates options once; never mutates the caller's object. */
@@ -85,5 +94,6 @@ export function resolveKeyringOptions(options: KeyringOptions = {}): ResolvedKey
     stateTtlMs: parseDuration(options.cache?.stateTtl ?? '5s', 'cache.stateTtl'),
     graceUsageEventIntervalMs: parseDuration(options.graceUsageEventInterval ?? '1m', 'graceUsageEventInterval'),
     logger,
+    signing: options.signing === undefined ? null : new SecretSealer(options.signing),
   }
 }

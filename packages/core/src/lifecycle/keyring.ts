@@ -15,6 +15,8 @@ import {
 import { TypedEmitter, type KeyringEventName, type KeyringListener, type RequestContext } from '../events.js'
 import { errorFields } from '../logger.js'
 import { resolveKeyringOptions, type KeyringOptions, type ResolvedKeyringOptions } from '../options.js'
+import { generateSigningSecret, SIGNING_PREFIX, type CreateSigningSecretInput, type IssuedSigningSecret } from '../signing/secret.js'
+import type { SecretSealer } from '../signing/sealer.js'
 import type { InvalidationEvent, KeyStore } from '../store/store.js'
 import { assertValidPrefix, generateToken, newKeyId, parseToken, familyOf } from '../token/format.js'
 import { stateOf, toApiKey, type ApiKey, type KeyMetadata, type KeyRecord } from '../types.js'
@@ -148,7 +150,32 @@ export class Keyring {
   // ---------------------------------------------------------------- create
 
   /** Creates a key. The returned `token` is the only copy of the secret. */
-  async create(input: CreateKeyInput): Promise<IssuedKey> {
+  create(input: CreateKeyInput): Promise<IssuedKey> {
+    return this.#create(input, false)
+  }
+
+  /**
+   * Creates a signing secret for HMAC webhooks and signed requests. The
+   * returned `secret` (`whsec_...`) is the only plaintext copy: the store keeps
+   * it encrypted under the newest master key (`signing.masterKeys`).
+   * `rotate`, `revoke`, `emergencyRotate` and the grace period work on it as
+   * on an API key; `rotate` returns the new secret as `token`.
+   *
+   * @example
+   * const { secret, key } = await keyring.createSigningSecret({ tenantId: 'acme', name: 'webhooks' })
+   * // give `secret` to the receiver once; sign with signWebhook(keyring, { secretId: key.id, ... })
+   */
+  async createSigningSecret(input: CreateSigningSecretInput): Promise<IssuedSigningSecret> {
+    this.#sealer()
+    if (input === null || typeof input !== 'object') throw new InvalidInputError('input', 'must be an object')
+    const { token, key } = await this.#create(
+      { tenantId: input.tenantId, name: input.name, expiresAt: input.expiresAt, metadata: input.metadata, prefix: SIGNING_PREFIX },
+      true,
+    )
+    return { secret: token, key }
+  }
+
+  async #create(input: CreateKeyInput, signing: boolean): Promise<IssuedKey> {
     this.#assertOpen()
     if (input === null || typeof input !== 'object') throw new InvalidInputError('input', 'must be an object')
     const now = this.clock.now()
@@ -157,6 +184,9 @@ export class Keyring {
       assertValidPrefix(prefix)
     } catch (error) {
       throw new InvalidInputError('prefix', (error as Error).message)
+    }
+    if (!signing && prefix === SIGNING_PREFIX) {
+      throw new InvalidInputError('prefix', `'${SIGNING_PREFIX}' is reserved for signing secrets: use createSigningSecret()`)
     }
     const expiresAt = checkTimestamp(input.expiresAt, 'expiresAt')
     if (expiresAt !== null && expiresAt <= now) throw new InvalidInputError('expiresAt', 'must be in the future')
@@ -191,8 +221,10 @@ export class Keyring {
     rotatedFrom: string | null,
     now: number,
   ): Promise<{ token: string; record: KeyRecord }> {
-    const token = generateToken(draft.prefix, id)
-    const hash = await this.options.hasher.hash(token)
+    // A signing secret is kept encrypted, not hashed: HMAC needs the secret itself.
+    const signing = draft.prefix === SIGNING_PREFIX
+    const token = signing ? generateSigningSecret() : generateToken(draft.prefix, id)
+    const hash = signing ? this.#sealer().seal(token, id) : await this.options.hasher.hash(token)
     const record: KeyRecord = {
       id,
       familyId: familyOf(id),
@@ -216,6 +248,12 @@ export class Keyring {
       hash,
     }
     return { token, record }
+  }
+
+  #sealer(): SecretSealer {
+    const sealer = this.options.signing
+    if (!sealer) throw new TypeError('signing secrets need master keys: createKeyring({ signing: { masterKeys: [{ id, key }] } })')
+    return sealer
   }
 
   // ---------------------------------------------------------------- verify
