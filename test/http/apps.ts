@@ -1,0 +1,103 @@
+import http from 'node:http'
+import type { AddressInfo } from 'node:net'
+import type { Keyring } from '@keyrot/core'
+import { apiKeyAuth as expressApiKeyAuth } from '@keyrot/express'
+import { apiKeyAuth as koaApiKeyAuth } from '@keyrot/koa'
+import express5 from 'express'
+import express4 from 'express4'
+import type { ErrorRequestHandler, RequestHandler } from 'express'
+import Koa3 from 'koa'
+import Koa2 from 'koa2'
+import type { Middleware } from 'koa'
+
+/**
+ * What every test app serves, whatever the framework:
+ * - `/whoami`: any valid key; echoes the key the middleware attached.
+ * - `/admin`: a key with the `admin` scope.
+ * - `/flaky`: like `/whoami`, on a keyring whose store the test can break.
+ * - `/broken`: a `clientIp` option that throws, to see where unexpected errors go.
+ */
+export interface AppKeyrings {
+  keyring: Keyring
+  flaky: Keyring
+}
+
+export interface RunningApp {
+  port: number
+  /** Errors the framework's own error handling received. */
+  errors: unknown[]
+  close(): Promise<void>
+}
+
+export type AppFactory = (keyrings: AppKeyrings) => Promise<RunningApp>
+
+const throwingClientIp = (): string => {
+  throw new Error('clientIp failed')
+}
+
+async function listen(handler: http.RequestListener, errors: unknown[]): Promise<RunningApp> {
+  const server = http.createServer(handler)
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => resolve())
+  })
+  return {
+    port: (server.address() as AddressInfo).port,
+    errors,
+    close: () =>
+      new Promise<void>((resolve, reject) => {
+        server.closeAllConnections()
+        server.close((error) => (error ? reject(error) : resolve()))
+      }),
+  }
+}
+
+function expressApp(createApp: typeof express5): AppFactory {
+  return async ({ keyring, flaky }) => {
+    const errors: unknown[] = []
+    const app = createApp()
+    const echo: RequestHandler = (req, res) => {
+      res.json({ apiKey: req.apiKey })
+    }
+    app.get('/whoami', expressApiKeyAuth({ keyring }), echo)
+    app.get('/admin', expressApiKeyAuth({ keyring, scopes: ['admin'] }), echo)
+    app.get('/flaky', expressApiKeyAuth({ keyring: flaky }), echo)
+    app.get('/broken', expressApiKeyAuth({ keyring, clientIp: throwingClientIp }), echo)
+    const onError: ErrorRequestHandler = (error, _req, res, _next) => {
+      errors.push(error)
+      res.status(500).json({ unexpected: true })
+    }
+    app.use(onError)
+    return listen(app, errors)
+  }
+}
+
+function koaApp(KoaClass: typeof Koa3): AppFactory {
+  return async ({ keyring, flaky }) => {
+    const errors: unknown[] = []
+    const app = new KoaClass()
+    app.on('error', (error: unknown) => errors.push(error))
+    const routes: Record<string, Middleware> = {
+      '/whoami': koaApiKeyAuth({ keyring }),
+      '/admin': koaApiKeyAuth({ keyring, scopes: ['admin'] }),
+      '/flaky': koaApiKeyAuth({ keyring: flaky }),
+      '/broken': koaApiKeyAuth({ keyring, clientIp: throwingClientIp }),
+    }
+    app.use(async (ctx, next) => {
+      const auth = ctx.method === 'GET' ? routes[ctx.path] : undefined
+      if (!auth) return next()
+      await auth(ctx, async () => {
+        ctx.body = { apiKey: ctx.state.apiKey }
+      })
+    })
+    return listen(app.callback(), errors)
+  }
+}
+
+/** The four frameworks the adapters support, each served over a real socket. */
+export const frameworks: Array<{ framework: string; start: AppFactory }> = [
+  { framework: 'express5', start: expressApp(express5) },
+  { framework: 'express4', start: expressApp(express4 as unknown as typeof express5) },
+  { framework: 'koa3', start: koaApp(Koa3) },
+  { framework: 'koa2', start: koaApp(Koa2 as unknown as typeof Koa3) },
+]
