@@ -41,8 +41,8 @@ export class Argon2Hasher implements Hasher {
     this.options = resolved
   }
 
-  hash(token: string): Promise<string> {
-    return argon2.hash(token, { type: argon2.argon2id, ...this.options })
+  async hash(token: string): Promise<string> {
+    return toPhcOrder(await argon2.hash(token, { type: argon2.argon2id, ...this.options }))
   }
 
   async verify(hash: string, token: string): Promise<boolean> {
@@ -61,6 +61,16 @@ export class Argon2Hasher implements Hasher {
       return false
     }
   }
+}
+
+/**
+ * The `argon2` package writes parameters as `m=,p=,t=`; the PHC string format
+ * requires `m=,t=,p=` and strict decoders (libargon2, most other languages)
+ * refuse any other order. Reordering keeps stored hashes portable; `verify`
+ * and `needsRehash` read either order, so hashes stored before still work.
+ */
+function toPhcOrder(hash: string): string {
+  return hash.replace(/^(\$argon2id\$v=\d+\$)m=(\d+),p=(\d+),t=(\d+)\$/, '$1m=$2,t=$4,p=$3$')
 }
 
 /**
