@@ -42,6 +42,45 @@ export {
 export type { ParsedToken } from './token/format.js'
 export { stateOf, toApiKey } from './types.js'
 export type { ApiKey, KeyRecord, KeyState, KeyMetadata } from './types.js'
+export { SecretSealer, masterKeysFromEnv, isSealedSecret } from './signing/sealer.js'
+export type { MasterKey, SigningOptions } from './signing/sealer.js'
+export { generateSigningSecret, isSigningSecret, SIGNING_PREFIX } from './signing/secret.js'
+export type { CreateSigningSecretInput, IssuedSigningSecret } from './signing/secret.js'
+export {
+  MissingSignatureError,
+  InvalidSignatureError,
+  StaleTimestampError,
+  ReplayedRequestError,
+  PayloadTooLargeError,
+  SecretUnreadableError,
+} from './signing/errors.js'
+export { signWebhook, createWebhookVerifier, verifyWebhook } from './signing/webhook.js'
+export type { WebhookHeaders, SignWebhookInput, WebhookVerifierOptions, WebhookInput, WebhookVerifyResult } from './signing/webhook.js'
+export { MemoryReplayStore } from './signing/replay-store.js'
+export type { ReplayStore, MemoryReplayStoreOptions } from './signing/replay-store.js'
+export {
+  SIGNED_REQUEST_HEADERS,
+  CANONICAL_REQUEST_TAG,
+  canonicalRequest,
+  signRequest,
+  createSignedRequestVerifier,
+  verifySignedRequest,
+} from './signing/signed-request.js'
+export type {
+  CanonicalRequestParts,
+  SignRequestInput,
+  SignedRequestHeaders,
+  SignedRequestVerifierOptions,
+  SignedRequestInput,
+  SignedRequestOutcome,
+  SignedRequestVerifier,
+} from './signing/signed-request.js'
+export { signatureErrorResponse, SIGNATURE_SCHEME } from './signing/respond.js'
+export { readRawBody } from './signing/raw-body.js'
+export type { BodyStream } from './signing/raw-body.js'
+export { rewrapSigningSecrets } from './signing/rewrap.js'
+export type { RewrapReport } from './signing/rewrap.js'
+export type { HeaderSource } from './signing/headers.js'
 export { authenticate } from './http/authenticate.js'
 export type { AuthenticateRequest, AuthenticateOptions, AuthenticateOutcome } from './http/authenticate.js'
 export { extractCredential, credentialHeadersOf } from './http/credentials.js'
@@ -50,3 +89,7 @@ export { errorResponse, asKeyrotError } from './http/respond.js'
 export type { ErrorResponse } from './http/respond.js'
 export { createMetrics, DEFAULT_DURATION_BUCKETS, DEFAULT_LAG_BUCKETS, OTHER_TENANTS } from './metrics/metrics.js'
 export type { MetricsOptions, KeyrotMetrics } from './metrics/metrics.js'
+export { attachAuditLog } from './audit/audit-log.js'
+export type { AuditLogOptions, AuditKind } from './audit/audit-log.js'
+export { watchExpiry } from './lifecycle/expiry-watcher.js'
+export type { ExpiryWatcherOptions, ExpiryWatcher } from './lifecycle/expiry-watcher.js'
