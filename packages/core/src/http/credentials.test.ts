@@ -1,0 +1,93 @@
+import fc from 'fast-check'
+import { describe, expect, it } from 'vitest'
+import { generateToken, MAX_TOKEN_LENGTH, newKeyId } from '../token/format.js'
+import { extractCredential, type CredentialHeaders, type CredentialResult } from './credentials.js'
+
+const token = generateToken('sk_live', newKeyId())
+
+function refusal(result: CredentialResult): { code: string; status: number; message: string } {
+  if (result.ok) throw new Error(`expected a refusal, got a ${result.source} credential`)
+  return { code: result.error.code, status: result.error.status, message: result.error.message }
+}
+
+describe('extractCredential', () => {
+  it.each<[string, CredentialHeaders, 'authorization' | 'x-api-key']>([
+    ['Authorization: Bearer', { authorization: `Bearer ${token}` }, 'authorization'],
+    ['a lowercase scheme', { authorization: `bearer ${token}` }, 'authorization'],
+    ['an uppercase scheme', { authorization: `BEARER ${token}` }, 'authorization'],
+    ['extra spaces', { authorization: `  Bearer    ${token}  ` }, 'authorization'],
+    ['X-API-Key', { apiKey: token }, 'x-api-key'],
+    ['X-API-Key with spaces around', { apiKey: `  ${token} ` }, 'x-api-key'],
+    ['a one-element header array', { authorization: [`Bearer ${token}`] }, 'authorization'],
+    ['an empty Authorization beside X-API-Key', { authorization: '', apiKey: token }, 'x-api-key'],
+  ])('finds the key in %s', (_label, headers, source) => {
+    expect(extractCredential(headers)).toEqual({ ok: true, token, source })
+  })
+
+  it.each<[string, CredentialHeaders]>([
+    ['no header', {}],
+    ['undefined headers', { authorization: undefined, apiKey: undefined }],
+    ['empty header arrays', { authorization: [], apiKey: [] }],
+  ])('answers KEYROT_MISSING_KEY (401) to %s', (_label, headers) => {
+    expect(refusal(extractCredential(headers))).toMatchObject({ code: 'KEYROT_MISSING_KEY', status: 401 })
+  })
+
+  it.each<[string, CredentialHeaders]>([
+    ['Bearer and X-API-Key at once', { authorization: `Bearer ${token}`, apiKey: token }],
+    ['another scheme beside X-API-Key', { authorization: 'Basic dXNlcjpwYXNz', apiKey: token }],
+    ['another scheme alone', { authorization: 'Basic dXNlcjpwYXNz' }],
+    ['an empty Authorization header', { authorization: '' }],
+    ['a blank Authorization header', { authorization: '   ' }],
+    ['Bearer without credentials', { authorization: 'Bearer' }],
+    ['Bearer with only spaces', { authorization: 'Bearer    ' }],
+    ['two Bearer tokens', { authorization: `Bearer ${token} ${token}` }],
+    ['comma-separated Bearer tokens', { authorization: `Bearer ${token},${token}` }],
+    ['a Bearer token outside token68', { authorization: 'Bearer abc!def' }],
+    ['an empty X-API-Key', { apiKey: '' }],
+    ['a blank X-API-Key', { apiKey: '  ' }],
+    ['two keys in X-API-Key', { apiKey: `${token} ${token}` }],
+    ['comma-separated keys in X-API-Key', { apiKey: `${token},${token}` }],
+    ['two Authorization headers', { authorization: [`Bearer ${token}`, `Bearer ${token}`] }],
+    ['two X-API-Key headers', { apiKey: [token, token] }],
+    ['non-ASCII in Authorization', { authorization: 'Bearer t\u00f6ken' }],
+    ['non-ASCII in X-API-Key', { apiKey: 'k\u00e9y' }],
+    ['a NUL in X-API-Key', { apiKey: `${token}\u0000` }],
+    ['a line break in Authorization', { authorization: `Bearer ${token}\r\nX-Other: 1` }],
+    ['a huge Authorization header', { authorization: `Bearer ${'a'.repeat(100_000)}` }],
+    ['a huge X-API-Key header', { apiKey: 'a'.repeat(4 * MAX_TOKEN_LENGTH + 1) }],
+    ['a header that is not text', { apiKey: 42 as never }],
+    ['a header array holding a non-string', { authorization: [{}] as never }],
+  ])('answers KEYROT_INVALID_REQUEST (400) to %s', (_label, headers) => {
+    const { code, status, message } = refusal(extractCredential(headers))
+    expect(code).toBe('KEYROT_INVALID_REQUEST')
+    expect(status).toBe(400)
+    expect(message.length).toBeGreaterThan(0)
+    expect(message).not.toContain(token)
+  })
+
+  it('never throws, and any key it finds was sent in a header', () => {
+    const header = fc.oneof(
+      fc.constant(undefined),
+      fc.string({ maxLength: 100 }),
+      // Characters that matter to the parser: separators, controls, non-ASCII.
+      fc.string({ unit: fc.constantFrom('a', 'Z', '0', '_', '=', '/', '+', ' ', '\t', ',', '\r', '\n', '\u0000', '\u00e9', '\u4e2d'), maxLength: 80 }),
+      fc.array(fc.string({ maxLength: 40 }), { maxLength: 3 }),
+      fc.string({ maxLength: 60 }).map((value) => `Bearer ${value}`),
+      fc.anything({ maxDepth: 1 }),
+    )
+    fc.assert(
+      fc.property(header, header, (authorization, apiKey) => {
+        const result = extractCredential({ authorization, apiKey } as CredentialHeaders)
+        if (result.ok) {
+          const sent = [authorization, apiKey].flat().filter((value): value is string => typeof value === 'string')
+          expect(result.token.length).toBeGreaterThan(0)
+          expect(result.token).toMatch(/^[\x21-\x7e]+$/)
+          expect(sent.some((value) => value.includes(result.token))).toBe(true)
+        } else {
+          expect(['KEYROT_MISSING_KEY', 'KEYROT_INVALID_REQUEST']).toContain(result.error.code)
+        }
+      }),
+      { numRuns: 500 },
+    )
+  })
+})
