@@ -1,6 +1,6 @@
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
-import type { Keyring } from '@keyrot/core'
+import type { ApiKey, Keyring } from '@keyrot/core'
 import { apiKeyAuth as expressApiKeyAuth } from '@keyrot/express'
 import { apiKeyAuth as koaApiKeyAuth } from '@keyrot/koa'
 import express5 from 'express'
@@ -9,6 +9,7 @@ import type { ErrorRequestHandler, RequestHandler } from 'express'
 import Koa3 from 'koa'
 import Koa2 from 'koa2'
 import type { Middleware } from 'koa'
+import { expectTypeOf } from 'vitest'
 
 /**
  * What every test app serves, whatever the framework:
@@ -87,6 +88,8 @@ function koaApp(KoaClass: typeof Koa3): AppFactory {
       const auth = ctx.method === 'GET' ? routes[ctx.path] : undefined
       if (!auth) return next()
       await auth(ctx, async () => {
+        // `@keyrot/koa` types the state it sets (checked by tsc).
+        expectTypeOf(ctx.state.apiKey).toEqualTypeOf<ApiKey | undefined>()
         ctx.body = { apiKey: ctx.state.apiKey }
       })
     })
