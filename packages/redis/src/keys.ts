@@ -1,0 +1,39 @@
+import { familyOf } from '@keyrot/core'
+
+/**
+ * Where everything lives in Redis. Every key one script touches carries the
+ * key family's hash tag (`{<familyId>}`): a key and all keys rotated from it
+ * share their first 10 characters, so a rotation's old and new key are in
+ * one Redis Cluster hash slot.
+ *
+ * - `<p>:{<family>}:cred:<keyId>`: the credential verify relies on (the
+ *   hash), with `PEXPIREAT` at the key's deadline; deleted on revocation.
+ * - `<p>:{<family>}:rec:<keyId>`: the full record (why a key fails, usage,
+ *   the hash too), kept `retention` past the deadline or revocation.
+ * - `<p>:tenant:{<tenantId>}`: sorted set of a tenant's key ids by creation time.
+ * - `<p>:tenants`: set of tenant ids (for listing every key).
+ * - `<p>:invalidation`: the pub/sub channel of changes and heartbeats.
+ */
+export class KeyLayout {
+  readonly prefix: string
+  readonly tenants: string
+  readonly channel: string
+
+  constructor(prefix: string) {
+    this.prefix = prefix
+    this.tenants = `${prefix}:tenants`
+    this.channel = `${prefix}:invalidation`
+  }
+
+  record(keyId: string): string {
+    return `${this.prefix}:{${familyOf(keyId)}}:rec:${keyId}`
+  }
+
+  credential(keyId: string): string {
+    return `${this.prefix}:{${familyOf(keyId)}}:cred:${keyId}`
+  }
+
+  tenant(tenantId: string): string {
+    return `${this.prefix}:tenant:{${tenantId}}`
+  }
+}

@@ -1,0 +1,329 @@
+import {
+  InvalidInputError,
+  isKeyId,
+  KeyNotFoundError,
+  StoreUnavailableError,
+  type EmergencyRotateInput,
+  type InvalidationListener,
+  type KeyRecord,
+  type KeyStore,
+  type ListQuery,
+  type RevokeInput,
+  type RotateInput,
+} from '@keyrot/core'
+import type { Cluster, Redis } from 'ioredis'
+import { duplicateForData, duplicateForSubscriber, runScript, runScriptAndWait, whenReady, withDeadline } from './connection.js'
+import { ClusterTransport, InvalidationFeed, keyMessage, StandaloneTransport } from './invalidation.js'
+import { KeyLayout } from './keys.js'
+import { listRecords } from './list.js'
+import { resolveRedisStoreOptions, type DurableOperation, type RedisClient, type RedisStoreOptions, type ResolvedRedisStoreOptions } from './options.js'
+import { decodeRecord, encodeRecord, optionalArg } from './record-codec.js'
+import { okPayload, requireRecord } from './replies.js'
+import { isNoScript, SCRIPTS, type LuaScript } from './scripts.js'
+import { UsageBatcher, type UsageDelta } from './usage-batcher.js'
+
+/**
+ * A `KeyStore` on Redis or Redis Cluster, shared by every replica.
+ *
+ * - Only hashes reach Redis. The credential verify reads expires in Redis at
+ *   the key's deadline (`PEXPIREAT`), on every replica at once; the record
+ *   that says why a key fails outlives it by `retention`.
+ * - Each write (insert, rotate, revoke, emergency rotation, setExpiry) is one
+ *   Lua script: atomic, one round trip. Of concurrent rotations of one key
+ *   exactly one succeeds, because the script checks `rotatedTo` and sets it
+ *   with no other command in between.
+ * - Every call fails with `StoreUnavailableError` within `timeout` when
+ *   Redis is down or silent; nothing waits on an offline queue.
+ * - Changes are published on an invalidation channel; `subscribe()` hands
+ *   them (and `reset`s when messages may have been lost) to keyrings.
+ *
+ * @example
+ * import Redis from 'ioredis'
+ * const store = new RedisStore({ client: new Redis(process.env.REDIS_URL) })
+ * const keyring = createKeyring({ store })
+ */
+export class RedisStore implements KeyStore {
+  readonly options: ResolvedRedisStoreOptions
+  readonly layout: KeyLayout
+  readonly #data: RedisClient
+  readonly #usage: UsageBatcher
+  #feed: InvalidationFeed | null = null
+  readonly #warned = new Set<string>()
+  #closed = false
+
+  constructor(options: RedisStoreOptions) {
+    this.options = resolveRedisStoreOptions(options)
+    this.layout = new KeyLayout(this.options.keyPrefix)
+    const { client, cluster, timeoutMs, durability } = this.options
+    // Commands may legitimately last as long as a WAIT; the store's own deadline is the tighter bound.
+    this.#data = duplicateForData(client, cluster, timeoutMs + durability.timeoutMs)
+    this.#data.on('error', (error: Error) => this.#warnOnce('redis.error', { err: { message: error.message } }, 'keyrot Redis connection error'))
+    this.#usage = new UsageBatcher({
+      flushIntervalMs: this.options.usageFlushIntervalMs,
+      maxPendingKeys: this.options.usageMaxPendingKeys,
+      logger: this.options.logger,
+      write: (batch) => this.#writeUsage(batch),
+    })
+  }
+
+  /** Resolves once the data connection is ready, or throws `StoreUnavailableError` after `timeoutMs`. */
+  waitUntilReady(timeoutMs = 5_000): Promise<void> {
+    return withDeadline(timeoutMs, 'connect', undefined, () => whenReadyOrWait(this.#data))
+  }
+
+  // ---------------------------------------------------------------- reads
+
+  async get(keyId: string): Promise<KeyRecord | null> {
+    if (!isKeyId(keyId)) return null
+    return this.#call('read a key', keyId, this.options.timeoutMs, async (redis) => {
+      const [recordReply, credentialExists] = okPayload(
+        await runScript(redis, SCRIPTS.read, [this.layout.record(keyId), this.layout.credential(keyId)], []),
+        keyId,
+      )
+      const record = decodeRecord(recordReply)
+      if (record === null) return null
+      if (credentialExists !== 1 && record.revokedAt === null) {
+        // Redis removed the credential at the deadline (by its own clock) or
+        // lost it: the key no longer verifies, whatever this host's clock says.
+        const now = this.options.clock.now()
+        record.expiresAt = Math.min(record.expiresAt ?? now, now)
+      }
+      return record
+    })
+  }
+
+  list(query: ListQuery): Promise<KeyRecord[]> {
+    this.#assertOpen()
+    return listRecords(query, {
+      layout: this.layout,
+      step: (what, work) => this.#call(what, undefined, this.options.timeoutMs, work),
+      get: (keyId) => this.get(keyId),
+    })
+  }
+
+  // ---------------------------------------------------------------- writes
+
+  async insert(record: KeyRecord): Promise<void> {
+    if (!isKeyId(record.id)) throw new InvalidInputError('id', 'must be a 16-character key id')
+    const keys = [this.layout.record(record.id), this.layout.credential(record.id)]
+    const reply = await this.#write('insert', 'insert a key', record.id, SCRIPTS.insert, keys, [this.options.retentionMs, ...encodeRecord(record)], record)
+    okPayload(reply, record.id)
+  }
+
+  async rotate(input: RotateInput): Promise<{ previous: KeyRecord; next: KeyRecord }> {
+    const { oldKeyId, newKey } = input
+    this.#assertSameFamily(oldKeyId, newKey)
+    const keys = [this.layout.record(oldKeyId), this.layout.credential(oldKeyId), this.layout.record(newKey.id), this.layout.credential(newKey.id)]
+    const args = [input.now, input.graceDeadline, this.options.retentionMs, this.#channelArg, keyMessage(oldKeyId, this.options.clock.now()), newKey.id, ...encodeRecord(newKey)]
+    const reply = await this.#write('rotate', 'rotate a key', oldKeyId, SCRIPTS.rotate, keys, args, newKey)
+    const [previous, next] = okPayload(reply, oldKeyId, newKey.id, input.now)
+    await this.#publishAfter(oldKeyId)
+    return { previous: requireRecord(previous), next: requireRecord(next) }
+  }
+
+  async revoke(input: RevokeInput): Promise<KeyRecord> {
+    const { keyId } = input
+    if (!isKeyId(keyId)) throw new KeyNotFoundError(keyId)
+    const keys = [this.layout.record(keyId), this.layout.credential(keyId)]
+    const args = [input.at, optionalArg(input.reason), optionalArg(input.incidentId), this.options.retentionMs, this.#channelArg, keyMessage(keyId, this.options.clock.now())]
+    const reply = await this.#write('revoke', 'revoke a key', keyId, SCRIPTS.revoke, keys, args)
+    const [changed, record] = okPayload(reply, keyId)
+    if (changed === 1) await this.#publishAfter(keyId)
+    return requireRecord(record)
+  }
+
+  async emergencyRotate(input: EmergencyRotateInput): Promise<{ revoked: KeyRecord; next: KeyRecord }> {
+    const { oldKeyId, newKey } = input
+    this.#assertSameFamily(oldKeyId, newKey)
+    const keys = [this.layout.record(oldKeyId), this.layout.credential(oldKeyId), this.layout.record(newKey.id), this.layout.credential(newKey.id)]
+    const args = [
+      input.at,
+      input.reason,
+      input.incidentId,
+      this.options.retentionMs,
+      this.#channelArg,
+      keyMessage(oldKeyId, this.options.clock.now()),
+      newKey.id,
+      ...encodeRecord(newKey),
+    ]
+    const reply = await this.#write('emergencyRotate', 'rotate a key in an emergency', oldKeyId, SCRIPTS.emergencyRotate, keys, args, newKey)
+    const [revoked, next] = okPayload(reply, oldKeyId, newKey.id, input.at)
+    await this.#publishAfter(oldKeyId)
+    return { revoked: requireRecord(revoked), next: requireRecord(next) }
+  }
+
+  async setExpiry(keyId: string, expiresAt: number | null): Promise<KeyRecord> {
+    if (!isKeyId(keyId)) throw new KeyNotFoundError(keyId)
+    const keys = [this.layout.record(keyId), this.layout.credential(keyId)]
+    const args = [expiresAt === null ? '' : String(expiresAt), this.options.retentionMs, this.#channelArg, keyMessage(keyId, this.options.clock.now())]
+    const reply = await this.#write('setExpiry', 'change a key expiry', keyId, SCRIPTS.setExpiry, keys, args)
+    const [record] = okPayload(reply, keyId)
+    await this.#publishAfter(keyId)
+    return requireRecord(record)
+  }
+
+  async updateHash(keyId: string, hash: string): Promise<void> {
+    if (!isKeyId(keyId)) throw new KeyNotFoundError(keyId)
+    const keys = [this.layout.record(keyId), this.layout.credential(keyId)]
+    okPayload(await this.#write(null, 'update a key hash', keyId, SCRIPTS.updateHash, keys, [hash]), keyId)
+  }
+
+  // ---------------------------------------------------------------- usage
+
+  recordUsage(keyId: string, at: number, inGrace: boolean): void {
+    if (isKeyId(keyId)) this.#usage.record(keyId, at, inGrace)
+  }
+
+  /** Writes the usage counts gathered so far (also done every `usage.flushInterval` and on `close()`). */
+  flushUsage(): Promise<void> {
+    return this.#usage.flush()
+  }
+
+  async #writeUsage(batch: UsageDelta[]): Promise<void> {
+    const argsOf = (delta: UsageDelta) => [String(delta.count), String(delta.lastUsedAt), delta.lastUsedInGraceAt === null ? '' : String(delta.lastUsedInGraceAt)]
+    await this.#call('record usage', undefined, this.options.timeoutMs, async (redis) => {
+      if (this.options.cluster) {
+        // ioredis writes these back to back without waiting for replies (one pipeline per node).
+        await Promise.all(batch.map((delta) => runScript(redis, SCRIPTS.recordUsage, [this.layout.record(delta.keyId)], argsOf(delta))))
+        return
+      }
+      const send = async (deltas: UsageDelta[], script: LuaScript, useSource: boolean) => {
+        const pipeline = (redis as Redis).pipeline()
+        for (const delta of deltas) {
+          const args = [this.layout.record(delta.keyId), ...argsOf(delta)]
+          if (useSource) pipeline.eval(script.source, script.numberOfKeys, ...args)
+          else pipeline.evalsha(script.sha, script.numberOfKeys, ...args)
+        }
+        return (await pipeline.exec()) ?? []
+      }
+      const results = await send(batch, SCRIPTS.recordUsage, false)
+      const failure = results.find(([error]) => error && !isNoScript(error))?.[0]
+      if (failure) throw failure
+      const missing = batch.filter((_, i) => isNoScript(results[i]?.[0]))
+      if (missing.length > 0) {
+        const retried = await send(missing, SCRIPTS.recordUsage, true)
+        const error = retried.find(([e]) => e)?.[0]
+        if (error) throw error
+      }
+    })
+  }
+
+  // ---------------------------------------------------------------- invalidation
+
+  subscribe(listener: InvalidationListener): () => void {
+    const feed = this.#invalidationFeed()
+    return feed ? feed.subscribe(listener) : () => {}
+  }
+
+  /** Resolves once the invalidation subscription is live (no-op when `invalidation: false`). */
+  async invalidationReady(timeoutMs = 5_000): Promise<void> {
+    const feed = this.#invalidationFeed()
+    if (feed) await withDeadline(timeoutMs, 'subscribe to invalidations', undefined, () => feed.ready())
+  }
+
+  #invalidationFeed(): InvalidationFeed | null {
+    if (this.#feed || this.#closed || this.options.invalidation === null) return this.#feed
+    const { client, cluster, timeoutMs, invalidation, clock, logger } = this.options
+    const subscriber = duplicateForSubscriber(client, cluster, timeoutMs)
+    const publisher = () => this.#data
+    const transport = cluster
+      ? new ClusterTransport(subscriber as Cluster, publisher, this.layout.channel)
+      : new StandaloneTransport(subscriber as Redis, publisher, this.layout.channel)
+    this.#feed = new InvalidationFeed({ transport, ...invalidation, clock, logger })
+    return this.#feed
+  }
+
+  /** Standalone scripts publish from inside Lua; a Cluster needs SPUBLISH to the channel's own slot. */
+  get #channelArg(): string {
+    return this.options.cluster ? '' : this.layout.channel
+  }
+
+  async #publishAfter(keyId: string): Promise<void> {
+    if (!this.options.cluster) return
+    try {
+      await this.#call('publish an invalidation', keyId, this.options.timeoutMs, (redis) =>
+        (redis as Cluster).spublish(this.layout.channel, keyMessage(keyId, this.options.clock.now())),
+      )
+    } catch (error) {
+      // The change is stored; replicas see it after their cache.stateTtl.
+      this.options.logger.warn({ event: 'invalidation.publish_failed', keyId, err: { message: (error as Error).message } }, 'keyrot could not publish an invalidation')
+    }
+  }
+
+  // ---------------------------------------------------------------- plumbing
+
+  async #write(
+    operation: DurableOperation | null,
+    what: string,
+    keyId: string,
+    script: LuaScript,
+    keys: string[],
+    args: (string | number)[],
+    indexed?: KeyRecord,
+  ): Promise<unknown> {
+    const { durability, timeoutMs } = this.options
+    const durable = operation !== null && durability.operations.has(operation)
+    return this.#call(what, keyId, timeoutMs + (durable ? durability.timeoutMs : 0), async (redis) => {
+      // Index first: an entry whose record never got written is pruned by list().
+      if (indexed) await this.#index(redis, indexed)
+      if (!durable) return runScript(redis, script, keys, args)
+      const { reply, acknowledged, attached } = await runScriptAndWait(redis, script, keys, args, durability.replicas, durability.timeoutMs)
+      if (attached === 0) {
+        this.#warnOnce('durability.no_replica', {}, 'keyrot durability: the primary has no replica attached; WAIT has nothing to wait for')
+      } else if (acknowledged < durability.replicas) {
+        const message = `${what}: written on the primary but acknowledged by ${acknowledged} of ${durability.replicas} replica(s) within ${durability.timeoutMs} ms`
+        // Revoke and setExpiry are safe to retry; an operation that minted a token must return it.
+        if (operation === 'revoke' || operation === 'setExpiry') throw new StoreUnavailableError(`The Redis store could not ${message}.`, { keyId })
+        this.options.logger.error({ event: 'durability.shortfall', keyId, operation, acknowledged }, `keyrot ${message}`)
+      }
+      return reply
+    })
+  }
+
+  async #index(redis: RedisClient, record: KeyRecord): Promise<void> {
+    await Promise.all([redis.sadd(this.layout.tenants, record.tenantId), redis.zadd(this.layout.tenant(record.tenantId), 'NX', record.createdAt, record.id)])
+  }
+
+  /** Runs `work` on the data connection once it is ready, within `budgetMs`. */
+  #call<T>(what: string, keyId: string | undefined, budgetMs: number, work: (redis: RedisClient) => Promise<T>): Promise<T> {
+    if (this.#closed) return Promise.reject(new StoreUnavailableError('The Redis store is closed.', { keyId }))
+    const redis = this.#data
+    return withDeadline(budgetMs, what, keyId, async () => {
+      await whenReady(redis)
+      return work(redis)
+    })
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new StoreUnavailableError('The Redis store is closed.')
+  }
+
+  #assertSameFamily(oldKeyId: string, newKey: KeyRecord): void {
+    if (!isKeyId(oldKeyId)) throw new KeyNotFoundError(oldKeyId)
+    if (!isKeyId(newKey.id) || newKey.familyId !== oldKeyId.slice(0, 10) || !newKey.id.startsWith(newKey.familyId)) {
+      // One hash slot per rotation: the successor must be in the old key's family.
+      throw new InvalidInputError('id', `the successor of ${oldKeyId} must be a key id of the same family`)
+    }
+  }
+
+  #warnOnce(code: string, fields: object, message: string): void {
+    if (this.#warned.has(code)) return
+    this.#warned.add(code)
+    this.options.logger.warn({ event: code, ...fields }, message)
+  }
+
+  /** Flushes usage counts, stops the invalidation feed and closes the store's own connections (never the application's client). */
+  async close(): Promise<void> {
+    if (this.#closed) return
+    await this.#usage.close()
+    this.#closed = true
+    await this.#feed?.close()
+    this.#data.disconnect()
+  }
+}
+
+/** Like `whenReady`, but also waits through a reconnection (for startup checks, not requests). */
+function whenReadyOrWait(connection: RedisClient): Promise<void> {
+  if (connection.status === 'ready') return Promise.resolve()
+  return new Promise((resolve) => connection.once('ready', () => resolve()))
+}

@@ -1,0 +1,220 @@
+import { createHash } from 'node:crypto'
+
+/**
+ * Every Lua script of the store. Each write is one script, so it is atomic
+ * and takes one round trip. Every key a script touches is passed in `KEYS`
+ * and shares the key family's hash tag (one Cluster slot).
+ *
+ * Replies are tagged lists, parsed defensively by the store:
+ * `{'ok', ...}`, `{'not_found'}`, `{'exists'}`, and for a key that can no
+ * longer be rotated `{'revoked' | 'rotated' | 'expired', <record>}`.
+ *
+ * Sources are whitespace-normalised (comments and indentation dropped) so
+ * that their SHA1 is stable; the store runs them with `EVALSHA` and falls
+ * back to `EVAL` on `NOSCRIPT` only.
+ *
+ * Numbers are epoch ms, formatted with `%.0f` (exact below 2^53; Lua's
+ * `tostring` would switch to exponents).
+ */
+
+const PRELUDE = `
+local function num(value)
+  if value == false or value == nil or value == '' then return nil end
+  return tonumber(value)
+end
+local function fmt(n) return string.format('%.0f', n) end
+local function field(key, name) return num(redis.call('HGET', key, name)) end
+local function opt(arg)
+  if arg == '' then return nil end
+  return string.sub(arg, 2)
+end
+local function setOpt(key, name, arg)
+  local value = opt(arg)
+  if value then redis.call('HSET', key, name, value) else redis.call('HDEL', key, name) end
+end
+-- The record outlives its key by the retention period, counted from the
+-- later of its deadline and its revocation; without either it has no TTL.
+local function keepRecord(rec, retention)
+  local expiresAt = field(rec, 'expiresAt')
+  local revokedAt = field(rec, 'revokedAt')
+  local untilAt = expiresAt
+  if revokedAt and (not untilAt or revokedAt > untilAt) then untilAt = revokedAt end
+  if untilAt then redis.call('PEXPIREAT', rec, fmt(untilAt + retention)) else redis.call('PERSIST', rec) end
+end
+-- The credential verify reads: the hash, expiring at the key's deadline
+-- (a deadline in the past deletes it), absent once revoked.
+local function setCredential(rec, cred)
+  if field(rec, 'revokedAt') then
+    redis.call('DEL', cred)
+    return
+  end
+  redis.call('SET', cred, redis.call('HGET', rec, 'hash'))
+  local expiresAt = field(rec, 'expiresAt')
+  if expiresAt then redis.call('PEXPIREAT', cred, fmt(expiresAt)) end
+end
+local function refuseRotation(rec, cred, now)
+  if redis.call('EXISTS', rec) == 0 then return {'not_found'} end
+  if redis.call('HEXISTS', rec, 'revokedAt') == 1 then return {'revoked', redis.call('HGETALL', rec)} end
+  if redis.call('HEXISTS', rec, 'rotatedTo') == 1 then return {'rotated', redis.call('HGETALL', rec)} end
+  local expiresAt = field(rec, 'expiresAt')
+  -- A missing credential means Redis already expired the key by its own clock.
+  if (expiresAt and expiresAt <= now) or redis.call('EXISTS', cred) == 0 then
+    return {'expired', redis.call('HGETALL', rec)}
+  end
+  return nil
+end
+local function addKey(rec, cred, pairs, first, retention)
+  redis.call('HSET', rec, unpack(pairs, first))
+  setCredential(rec, cred)
+  keepRecord(rec, retention)
+end
+local function notify(channel, message)
+  if channel ~= '' then redis.call('PUBLISH', channel, message) end
+end
+`
+
+/**
+ * KEYS: rec, cred. ARGV: retention, ...record pairs.
+ * Refuses an id already taken.
+ */
+const INSERT = `
+if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[2]) == 1 then return {'exists'} end
+addKey(KEYS[1], KEYS[2], ARGV, 2, tonumber(ARGV[1]))
+return {'ok'}
+`
+
+/** KEYS: rec, cred. Reply: `{'ok', <record>, credentialExists}`. */
+const READ = `
+return {'ok', redis.call('HGETALL', KEYS[1]), redis.call('EXISTS', KEYS[2])}
+`
+
+/**
+ * KEYS: old rec, old cred, new rec, new cred.
+ * ARGV: now, graceDeadline, retention, channel, message, newKeyId, ...new record pairs.
+ * The old key ends at min(its deadline, graceDeadline); a second rotation is refused.
+ */
+const ROTATE = `
+local now = tonumber(ARGV[1])
+local refusal = refuseRotation(KEYS[1], KEYS[2], now)
+if refusal then return refusal end
+if redis.call('EXISTS', KEYS[3]) == 1 or redis.call('EXISTS', KEYS[4]) == 1 then return {'exists'} end
+local retention = tonumber(ARGV[3])
+local deadline = tonumber(ARGV[2])
+local expiresAt = field(KEYS[1], 'expiresAt')
+if expiresAt and expiresAt < deadline then deadline = expiresAt end
+redis.call('HSET', KEYS[1], 'rotatedTo', ARGV[6], 'rotatedAt', ARGV[1], 'expiresAt', fmt(deadline))
+setCredential(KEYS[1], KEYS[2])
+keepRecord(KEYS[1], retention)
+addKey(KEYS[3], KEYS[4], ARGV, 7, retention)
+notify(ARGV[4], ARGV[5])
+return {'ok', redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[3])}
+`
+
+/**
+ * KEYS: rec, cred. ARGV: at, reason (optional), incidentId (optional), retention, channel, message.
+ * Idempotent: a revoked key is returned unchanged. Reply: `{'ok', changed, <record>}`.
+ */
+const REVOKE = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'not_found'} end
+if redis.call('HEXISTS', KEYS[1], 'revokedAt') == 1 then return {'ok', 0, redis.call('HGETALL', KEYS[1])} end
+redis.call('HSET', KEYS[1], 'revokedAt', ARGV[1])
+setOpt(KEYS[1], 'revokedReason', ARGV[2])
+setOpt(KEYS[1], 'incidentId', ARGV[3])
+redis.call('DEL', KEYS[2])
+keepRecord(KEYS[1], tonumber(ARGV[4]))
+notify(ARGV[5], ARGV[6])
+return {'ok', 1, redis.call('HGETALL', KEYS[1])}
+`
+
+/**
+ * KEYS: old rec, old cred, new rec, new cred.
+ * ARGV: at, reason, incidentId, retention, channel, message, newKeyId, ...new record pairs.
+ */
+const EMERGENCY_ROTATE = `
+local refusal = refuseRotation(KEYS[1], KEYS[2], tonumber(ARGV[1]))
+if refusal then return refusal end
+if redis.call('EXISTS', KEYS[3]) == 1 or redis.call('EXISTS', KEYS[4]) == 1 then return {'exists'} end
+local retention = tonumber(ARGV[4])
+redis.call('HSET', KEYS[1], 'revokedAt', ARGV[1], 'revokedReason', ARGV[2], 'incidentId', ARGV[3], 'rotatedTo', ARGV[7], 'rotatedAt', ARGV[1])
+redis.call('DEL', KEYS[2])
+keepRecord(KEYS[1], retention)
+addKey(KEYS[3], KEYS[4], ARGV, 8, retention)
+notify(ARGV[5], ARGV[6])
+return {'ok', redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[3])}
+`
+
+/**
+ * KEYS: rec, cred. ARGV: expiresAt ('' for none), retention, channel, message.
+ * Re-creates the credential from the record's hash, so extending an expired
+ * key brings it back (a revoked key stays without one).
+ */
+const SET_EXPIRY = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'not_found'} end
+if ARGV[1] == '' then redis.call('HDEL', KEYS[1], 'expiresAt') else redis.call('HSET', KEYS[1], 'expiresAt', ARGV[1]) end
+setCredential(KEYS[1], KEYS[2])
+keepRecord(KEYS[1], tonumber(ARGV[2]))
+notify(ARGV[3], ARGV[4])
+return {'ok', redis.call('HGETALL', KEYS[1])}
+`
+
+/** KEYS: rec, cred. ARGV: hash. Keeps the credential's TTL. */
+const UPDATE_HASH = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'not_found'} end
+redis.call('HSET', KEYS[1], 'hash', ARGV[1])
+if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('SET', KEYS[2], ARGV[1], 'KEEPTTL') end
+return {'ok'}
+`
+
+/**
+ * KEYS: rec. ARGV: count, lastUsedAt, lastUsedInGraceAt ('' for none).
+ * Never re-creates a record that is gone; keeps the latest times.
+ */
+const RECORD_USAGE = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HINCRBY', KEYS[1], 'usageCount', ARGV[1])
+local last = field(KEYS[1], 'lastUsedAt')
+if not last or tonumber(ARGV[2]) > last then redis.call('HSET', KEYS[1], 'lastUsedAt', ARGV[2]) end
+if ARGV[3] ~= '' then
+  local lastGrace = field(KEYS[1], 'lastUsedInGraceAt')
+  if not lastGrace or tonumber(ARGV[3]) > lastGrace then redis.call('HSET', KEYS[1], 'lastUsedInGraceAt', ARGV[3]) end
+end
+return 1
+`
+
+export interface LuaScript {
+  readonly name: string
+  /** Normalised source, prelude included. */
+  readonly source: string
+  readonly sha: string
+  readonly numberOfKeys: number
+}
+
+/** Drops comment lines, indentation and blank lines, so the SHA does not depend on formatting. */
+export function normaliseLua(source: string): string {
+  return source
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line.length > 0 && !line.startsWith('--'))
+    .join('\n')
+}
+
+function script(name: string, body: string, numberOfKeys: number): LuaScript {
+  const source = normaliseLua(PRELUDE + body)
+  return Object.freeze({ name, source, sha: createHash('sha1').update(source).digest('hex'), numberOfKeys })
+}
+
+export const SCRIPTS = Object.freeze({
+  insert: script('insert', INSERT, 2),
+  read: script('read', READ, 2),
+  rotate: script('rotate', ROTATE, 4),
+  revoke: script('revoke', REVOKE, 2),
+  emergencyRotate: script('emergencyRotate', EMERGENCY_ROTATE, 4),
+  setExpiry: script('setExpiry', SET_EXPIRY, 2),
+  updateHash: script('updateHash', UPDATE_HASH, 2),
+  recordUsage: script('recordUsage', RECORD_USAGE, 1),
+})
+
+/** Whether Redis answered that it does not have the script cached (the only error retried with `EVAL`). */
+export function isNoScript(error: unknown): boolean {
+  return error instanceof Error && error.message.startsWith('NOSCRIPT')
+}
