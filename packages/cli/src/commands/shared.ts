@@ -1,0 +1,50 @@
+import type { Keyring } from '@keyrot/core'
+import type { Command } from 'commander'
+import type { CliIo } from '../io.js'
+import { printable } from '../output/table.js'
+import { openKeyring, resolveRedisUrl, type StoreFlags } from '../store.js'
+
+export interface OutputFlags {
+  json?: boolean
+}
+
+/** `--redis` and `--cluster`, on every command that reads or changes keys. */
+export function withStoreOptions(command: Command): Command {
+  return command
+    .option('--redis <url>', 'Redis URL of the key store (default: $REDIS_URL)')
+    .option('--cluster', 'treat --redis as Redis Cluster seed node(s), comma-separated')
+}
+
+export function withJsonOption(command: Command): Command {
+  return command.option('--json', 'print JSON on stdout for scripts instead of tables')
+}
+
+/** Opens the shared store, runs `work` on a keyring over it, then flushes and disconnects. */
+export async function withKeyring<T>(io: CliIo, flags: StoreFlags, command: string, work: (keyring: Keyring) => Promise<T>): Promise<T> {
+  const url = resolveRedisUrl(flags, io, command)
+  const opened = await openKeyring(url, flags, { reconnect: false })
+  try {
+    return await work(opened.keyring)
+  } finally {
+    await opened.close()
+  }
+}
+
+/** One JSON document on stdout, newline-terminated. */
+export function printJson(io: CliIo, value: unknown): void {
+  io.stdout.write(`${JSON.stringify(value, null, 2)}\n`)
+}
+
+/**
+ * A new token: alone on stdout (so `$(keyrot create ...)` captures exactly
+ * it), with the notice that it is shown once on stderr.
+ */
+export function printNewToken(io: CliIo, token: string, notice: string): void {
+  io.stdout.write(`${token}\n`)
+  io.stderr.write(`${printable(notice)}\nThe token above is shown only this once: store it now.\n`)
+}
+
+/** A line for people on stderr (never the command's result). */
+export function printNotice(io: CliIo, text: string): void {
+  io.stderr.write(`${printable(text)}\n`)
+}

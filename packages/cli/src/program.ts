@@ -1,0 +1,73 @@
+import { readFileSync } from 'node:fs'
+import { Command, CommanderError } from 'commander'
+import { registerCreate } from './commands/create.js'
+import { registerDemo } from './commands/demo.js'
+import { registerInspect } from './commands/inspect.js'
+import { registerEmergencyRotate, registerRevoke, registerRotate } from './commands/lifecycle.js'
+import { registerExpiring, registerList } from './commands/list.js'
+import { registerServe } from './commands/serve.js'
+import { describeFailure, EXIT_OK, EXIT_USAGE } from './exit-codes.js'
+import { processIo, type CliIo } from './io.js'
+
+function version(): string {
+  try {
+    return (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version
+  } catch {
+    return 'unknown'
+  }
+}
+
+/** The `keyrot` command tree. Commands write through `io`, never to the process directly. */
+export function createProgram(io: CliIo): Command {
+  const program = new Command('keyrot')
+    .description('Create, rotate, revoke and inspect keyrot API keys; run the reference server.')
+    .version(version(), '-V, --version', 'print the version')
+    .helpOption('-h, --help', 'show help for a command')
+    .configureOutput({
+      writeOut: (text) => io.stdout.write(text),
+      writeErr: (text) => io.stderr.write(text),
+    })
+    .exitOverride()
+    .showHelpAfterError('(add --help for usage)')
+    .addHelpCommand(false)
+  program.addHelpText(
+    'after',
+    `
+Store: commands that read or change keys need the shared store: --redis <url> or REDIS_URL.
+Exit codes: 0 ok, 1 error (unknown key, Redis unreachable...), 2 usage (bad arguments, no store, no --yes without a terminal).`,
+  )
+  registerCreate(program, io)
+  registerList(program, io)
+  registerInspect(program, io)
+  registerRotate(program, io)
+  registerRevoke(program, io)
+  registerEmergencyRotate(program, io)
+  registerExpiring(program, io)
+  registerDemo(program, io)
+  registerServe(program, io)
+  return program
+}
+
+/**
+ * Runs `keyrot` with `args` (without `node` and the script) and resolves to
+ * its exit code. Never calls `process.exit`.
+ */
+export async function runCli(args: readonly string[], io: CliIo = processIo()): Promise<number> {
+  const program = createProgram(io)
+  try {
+    await program.parseAsync([...args], { from: 'user' })
+    return EXIT_OK
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // Commander has printed the message (or the help) already.
+      return error.exitCode === 0 ? EXIT_OK : EXIT_USAGE
+    }
+    const failure = describeFailure(error)
+    if (args.includes('--json')) {
+      io.stderr.write(`${JSON.stringify({ error: { code: failure.code, message: failure.message } })}\n`)
+    } else {
+      io.stderr.write(`keyrot: ${failure.message}\n`)
+    }
+    return failure.exitCode
+  }
+}

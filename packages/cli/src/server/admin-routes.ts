@@ -1,0 +1,188 @@
+import { InvalidInputError, KeyNotFoundError, parseDuration, type Keyring } from '@keyrot/core'
+import { defineRoute, type RouteSpec } from './route-spec.js'
+import {
+  createKeyBody,
+  emergencyResponse,
+  emergencyRotateBody,
+  errorSchema,
+  expiringQuery,
+  expiryBody,
+  issuedResponse,
+  keyParams,
+  keyResponse,
+  keysResponse,
+  listQuery,
+  revokeKeyBody,
+  rotatedResponse,
+  rotateKeyBody,
+  unusedQuery,
+} from './schemas.js'
+
+const errors = {
+  400: { description: 'KEYROT_INVALID_INPUT: a field is missing, of the wrong type, unknown, or not valid (`error.field` names it).', schema: errorSchema },
+  401: { description: 'No key, or a key that is not valid (RFC 6750 challenge).', schema: errorSchema },
+  403: { description: 'KEYROT_INSUFFICIENT_SCOPE: the key has no admin scope.', schema: errorSchema },
+  503: { description: 'KEYROT_STORE_UNAVAILABLE: the key store did not answer (Retry-After).', schema: errorSchema },
+}
+const bodyErrors = { 413: { description: 'KEYROT_PAYLOAD_TOO_LARGE: the body is over the limit.', schema: errorSchema } }
+const notFound = { 404: { description: 'KEYROT_KEY_NOT_FOUND: no key with this id.', schema: errorSchema } }
+const conflict = {
+  409: { description: 'KEYROT_ALREADY_ROTATED, KEYROT_KEY_REVOKED or KEYROT_KEY_EXPIRED: the key is past the state this change needs.', schema: errorSchema },
+}
+
+/** `since` as an instant: an ISO 8601 date-time, or a duration ago ('30d'). */
+function sinceInstant(since: string, now: number): number {
+  if (/^\d{4}-\d{2}-\d{2}/.test(since)) {
+    const at = Date.parse(since)
+    if (Number.isFinite(at)) return at
+  } else {
+    try {
+      return now - parseDuration(since, 'since')
+    } catch {
+      // reported below
+    }
+  }
+  throw new InvalidInputError('since', "must be an ISO 8601 date-time or a duration ago such as '30d'")
+}
+
+async function mustGet(keyring: Keyring, id: string) {
+  const key = await keyring.get(id)
+  if (key === null) throw new KeyNotFoundError(id)
+  return key
+}
+
+/** The admin API: every route needs a key with the admin scope. */
+export const adminRoutes: readonly RouteSpec[] = [
+  defineRoute({
+    method: 'post',
+    path: '/v1/keys',
+    operationId: 'createKey',
+    summary: 'Create a key. The token is in this response only.',
+    auth: 'admin',
+    body: createKeyBody,
+    responses: { 201: { description: 'The key and its token.', schema: issuedResponse }, ...errors, ...bodyErrors },
+    async handler({ keyring, body }) {
+      const { expiresIn, ...input } = body
+      const now = keyring.clock.now()
+      const expiresAt = expiresIn === undefined ? input.expiresAt : now + parseDuration(expiresIn, 'expiresIn')
+      const issued = await keyring.create({ ...input, ...(expiresAt === undefined ? {} : { expiresAt }) })
+      return { status: 201, body: { token: issued.token, key: issued.key } }
+    },
+  }),
+  defineRoute({
+    method: 'get',
+    path: '/v1/keys',
+    operationId: 'listKeys',
+    summary: 'List keys, newest first.',
+    auth: 'admin',
+    query: listQuery,
+    responses: { 200: { description: 'The keys.', schema: keysResponse }, ...errors },
+    async handler({ keyring, query }) {
+      const keys = await keyring.list({
+        ...(query.tenant === undefined ? {} : { tenantId: query.tenant }),
+        ...(query.state === undefined ? {} : { state: query.state }),
+        ...(query.limit === undefined ? {} : { limit: query.limit }),
+      })
+      return { status: 200, body: { keys } }
+    },
+  }),
+  defineRoute({
+    method: 'get',
+    path: '/v1/keys/expiring',
+    operationId: 'listExpiringKeys',
+    summary: 'Keys still working that stop within a window (grace periods and planned expiries), soonest first.',
+    auth: 'admin',
+    query: expiringQuery,
+    responses: { 200: { description: 'The keys.', schema: keysResponse }, ...errors },
+    async handler({ keyring, query }) {
+      const keys = await keyring.expiringWithin(query.within, query.tenant === undefined ? {} : { tenantId: query.tenant })
+      return { status: 200, body: { keys } }
+    },
+  }),
+  defineRoute({
+    method: 'get',
+    path: '/v1/keys/unused',
+    operationId: 'listUnusedKeys',
+    summary: 'Working keys not used since an instant (never-used keys count when created before it).',
+    auth: 'admin',
+    query: unusedQuery,
+    responses: { 200: { description: 'The keys.', schema: keysResponse }, ...errors },
+    async handler({ keyring, query }) {
+      const since = sinceInstant(query.since, keyring.clock.now())
+      const keys = await keyring.unusedSince(since, query.tenant === undefined ? {} : { tenantId: query.tenant })
+      return { status: 200, body: { keys } }
+    },
+  }),
+  defineRoute({
+    method: 'get',
+    path: '/v1/keys/:id',
+    operationId: 'getKey',
+    summary: 'One key: state, expiry, usage, lineage links.',
+    auth: 'admin',
+    params: keyParams,
+    responses: { 200: { description: 'The key.', schema: keyResponse }, ...errors, ...notFound },
+    async handler({ keyring, params }) {
+      return { status: 200, body: { key: await mustGet(keyring, params.id) } }
+    },
+  }),
+  defineRoute({
+    method: 'post',
+    path: '/v1/keys/:id/rotate',
+    operationId: 'rotateKey',
+    summary: 'Issue a successor; the old key keeps working for the grace period.',
+    auth: 'admin',
+    params: keyParams,
+    body: rotateKeyBody,
+    bodyOptional: true,
+    responses: { 201: { description: 'The new key and its token; `previous` is the old key.', schema: rotatedResponse }, ...errors, ...notFound, ...conflict, ...bodyErrors },
+    async handler({ keyring, params, body }) {
+      const { gracePeriod, ...rest } = body
+      const rotated = await keyring.rotate(params.id, { ...rest, ...(gracePeriod === undefined ? {} : { gracePeriod }) })
+      return { status: 201, body: { token: rotated.token, key: rotated.key, previous: rotated.previous } }
+    },
+  }),
+  defineRoute({
+    method: 'post',
+    path: '/v1/keys/:id/revoke',
+    operationId: 'revokeKey',
+    summary: 'Revoke a key at once, on every replica. Revoking a revoked key keeps the first reason.',
+    auth: 'admin',
+    params: keyParams,
+    body: revokeKeyBody,
+    responses: { 200: { description: 'The revoked key.', schema: keyResponse }, ...errors, ...notFound, ...bodyErrors },
+    async handler({ keyring, params, body }) {
+      return { status: 200, body: { key: await keyring.revoke(params.id, { reason: body.reason }) } }
+    },
+  }),
+  defineRoute({
+    method: 'post',
+    path: '/v1/keys/:id/emergency-rotate',
+    operationId: 'emergencyRotateKey',
+    summary: 'For a leaked key: revoke it now and issue its successor, with no grace period.',
+    auth: 'admin',
+    params: keyParams,
+    body: emergencyRotateBody,
+    responses: { 201: { description: 'The new key and its token; `revoked` is the old key.', schema: emergencyResponse }, ...errors, ...notFound, ...conflict, ...bodyErrors },
+    async handler({ keyring, params, body }) {
+      const result = await keyring.emergencyRotate(params.id, body)
+      return { status: 201, body: { token: result.token, key: result.key, revoked: result.revoked } }
+    },
+  }),
+  defineRoute({
+    method: 'post',
+    path: '/v1/keys/:id/expiry',
+    operationId: 'setKeyExpiry',
+    summary: 'Set, extend or end a deadline: `{expiresAt}`, `{extendBy}` or `{endNow: true}`.',
+    auth: 'admin',
+    params: keyParams,
+    body: expiryBody,
+    responses: { 200: { description: 'The key with its new deadline.', schema: keyResponse }, ...errors, ...notFound, ...conflict, ...bodyErrors },
+    async handler({ keyring, params, body }) {
+      let key
+      if (body.endNow) key = await keyring.endGrace(params.id)
+      else if (body.extendBy !== undefined) key = await keyring.extendGrace(params.id, body.extendBy)
+      else key = await keyring.setExpiry(params.id, body.expiresAt ?? null)
+      return { status: 200, body: { key } }
+    },
+  }),
+]

@@ -1,0 +1,147 @@
+import { createKeyring, type Keyring, type KeyringOptions, type Logger } from '@keyrot/core'
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis'
+import { CliError, UsageError } from './exit-codes.js'
+import type { CliIo } from './io.js'
+
+export interface StoreFlags {
+  /** `--redis <url>`; falls back to `REDIS_URL`. */
+  redis?: string | undefined
+  /** `--cluster`: the URL (or comma-separated URLs) are Redis Cluster seed nodes. */
+  cluster?: boolean | undefined
+}
+
+export interface OpenedKeyring {
+  keyring: Keyring
+  client: Redis | Cluster
+  /** Where the store is, with any password masked: safe to print. */
+  location: string
+  /** Flushes usage counts, closes the store and the Redis connection. */
+  close(): Promise<void>
+}
+
+/** `redis://user:secret@host:6379/0` → `redis://user:***@host:6379/0`. */
+export function maskRedisUrl(url: string): string {
+  try {
+    const parsed = new URL(url)
+    if (parsed.password) parsed.password = '***'
+    return parsed.toString()
+  } catch {
+    return '(unparsable URL)'
+  }
+}
+
+function parseRedisUrls(value: string): URL[] {
+  const urls = value.split(',').map((part) => part.trim()).filter(Boolean)
+  if (urls.length === 0) throw new UsageError('--redis needs a URL such as redis://127.0.0.1:6379', 'KEYROT_CLI_NO_STORE')
+  return urls.map((text) => {
+    let url: URL
+    try {
+      url = new URL(text)
+    } catch {
+      throw new UsageError(`--redis must be a URL such as redis://127.0.0.1:6379 (got ${JSON.stringify(maskRedisUrl(text))})`)
+    }
+    if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') {
+      throw new UsageError(`--redis must start with redis:// or rediss:// (got ${url.protocol}//)`)
+    }
+    return url
+  })
+}
+
+/** The Redis URL from `--redis` or `REDIS_URL`, or a usage error explaining why one is needed. */
+export function resolveRedisUrl(flags: StoreFlags, io: CliIo, command: string): string {
+  const url = flags.redis ?? io.env['REDIS_URL']
+  if (url === undefined || url.trim() === '') {
+    throw new UsageError(
+      `keyrot ${command} needs a shared key store: pass --redis redis://host:6379 or set REDIS_URL. ` +
+        '(An in-memory store would forget every key when this command exits.)',
+      'KEYROT_CLI_NO_STORE',
+    )
+  }
+  return url
+}
+
+export interface ConnectOptions {
+  /**
+   * One-shot commands fail at the first connection error; `keyrot serve`
+   * keeps reconnecting (ioredis's default back-off) and reports through
+   * /healthz meanwhile.
+   */
+  reconnect: boolean
+  logger?: Logger
+  keyring?: Omit<KeyringOptions, 'store' | 'logger'>
+}
+
+/**
+ * Connects to Redis and builds a keyring on a `RedisStore`. Fails with exit
+ * code 1 and a message naming the (masked) URL when Redis cannot be reached.
+ */
+export async function openKeyring(url: string, flags: StoreFlags, options: ConnectOptions): Promise<OpenedKeyring> {
+  const urls = parseRedisUrls(url)
+  const location = urls.map((u) => maskRedisUrl(u.toString())).join(',')
+  const base: RedisOptions = {
+    lazyConnect: true,
+    connectTimeout: 5_000,
+    ...(options.reconnect ? {} : { retryStrategy: () => null, maxRetriesPerRequest: 1 }),
+  }
+  let client: Redis | Cluster
+  if (flags.cluster) {
+    const first = urls[0] as URL
+    const clusterOptions: ClusterOptions = {
+      lazyConnect: true,
+      redisOptions: {
+        connectTimeout: base.connectTimeout,
+        ...(first.username ? { username: decodeURIComponent(first.username) } : {}),
+        ...(first.password ? { password: decodeURIComponent(first.password) } : {}),
+        ...(first.protocol === 'rediss:' ? { tls: {} } : {}),
+      },
+      ...(options.reconnect ? {} : { clusterRetryStrategy: () => null, maxRedirections: 16 }),
+    }
+    client = new Cluster(
+      urls.map((u) => ({ host: u.hostname, port: Number(u.port || 6379) })),
+      clusterOptions,
+    )
+  } else {
+    if (urls.length > 1) throw new UsageError('--redis takes one URL; pass --cluster for several Redis Cluster seed nodes')
+    client = new Redis(url, base)
+  }
+  // ioredis reports connection problems as 'error' events; without a listener
+  // Node prints them as unhandled. Failures surface through connect() and commands.
+  let lastError: unknown
+  client.on('error', (error: unknown) => {
+    lastError = error
+    if (options.reconnect) options.logger?.warn({ event: 'redis.error', err: { message: (error as Error).message } }, 'keyrot redis connection error')
+  })
+  try {
+    await client.connect()
+  } catch (error) {
+    client.disconnect()
+    const reason = (error as Error)?.message || (lastError as Error)?.message || 'unknown error'
+    throw new CliError(`cannot reach Redis at ${location}: ${reason}`, { code: 'KEYROT_STORE_UNAVAILABLE', cause: error })
+  }
+
+  let store
+  try {
+    const { RedisStore } = await import('@keyrot/redis')
+    store = new RedisStore({ client })
+  } catch (error) {
+    client.disconnect()
+    throw error
+  }
+  const keyring = createKeyring({ ...options.keyring, store, ...(options.logger ? { logger: options.logger } : {}) })
+  let closing: Promise<void> | undefined
+  return {
+    keyring,
+    client,
+    location,
+    close() {
+      closing ??= (async () => {
+        try {
+          await keyring.close()
+        } finally {
+          if (client.status !== 'end') await client.quit().catch(() => client.disconnect())
+        }
+      })()
+      return closing
+    },
+  }
+}
