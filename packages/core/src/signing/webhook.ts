@@ -10,7 +10,7 @@ import { signingKeyBytes } from './secret.js'
 import { hmacKeyOf, sealerOf, webhookSigningRecords } from './signing-keys.js'
 
 /** The three headers of the Standard Webhooks specification. */
-export interface WebhookHeaders {
+export type WebhookHeaders = {
   'webhook-id': string
   /** Unix seconds. */
   'webhook-timestamp': string
