@@ -1,3 +1,5 @@
+import type { RateLimitPolicy } from './rate-limit/limiter.js'
+
 /**
  * Every error keyrot reports, listed once. Codes are stable and never reused;
  * `docs/errors.md` documents each one and a test keeps the two in sync.
@@ -167,12 +169,33 @@ export class RateLimitedError extends KeyrotError {
   readonly limit: number
   readonly windowMs: number
   readonly scope: 'ip' | 'key'
-  constructor(code: 'KEYROT_RATE_LIMITED' | 'KEYROT_IP_BLOCKED', info: { retryAfterMs: number; limit: number; windowMs: number; scope: 'ip' | 'key'; keyId?: string }) {
+  /** The policy that refused, named as in the `RateLimit` headers. */
+  readonly policy: RateLimitPolicy
+  /** Units left under the policy (0 when refused). */
+  readonly remaining: number
+  /** Milliseconds until the policy's quota is whole again (at least `retryAfterMs`). */
+  readonly resetMs: number
+  constructor(
+    code: 'KEYROT_RATE_LIMITED' | 'KEYROT_IP_BLOCKED',
+    info: {
+      retryAfterMs: number
+      limit: number
+      windowMs: number
+      scope: 'ip' | 'key'
+      keyId?: string
+      policy?: RateLimitPolicy
+      remaining?: number
+      resetMs?: number
+    },
+  ) {
     super(code, undefined, info.keyId === undefined ? undefined : { keyId: info.keyId })
     this.retryAfterMs = info.retryAfterMs
     this.limit = info.limit
     this.windowMs = info.windowMs
     this.scope = info.scope
+    this.policy = info.policy ?? (code === 'KEYROT_IP_BLOCKED' ? 'ip-block' : info.scope === 'key' ? 'per-key' : 'ip-failures')
+    this.remaining = info.remaining ?? 0
+    this.resetMs = Math.max(info.resetMs ?? info.retryAfterMs, info.retryAfterMs)
   }
 }
 

@@ -1,5 +1,6 @@
 import type { ApiKey } from './types.js'
 import type { ErrorCode } from './errors.js'
+import type { RateLimitPolicy } from './rate-limit/limiter.js'
 
 /** Who made a request: for events and audit logs. Never contains a credential. */
 export interface RequestContext {
@@ -50,8 +51,21 @@ export interface KeyringEvents {
     durationMs: number | undefined
     at: number
   }
-  /** A rate limit or block refused a request. */
-  'ratelimit.blocked': { code: 'KEYROT_RATE_LIMITED' | 'KEYROT_IP_BLOCKED'; scope: 'ip' | 'key'; keyId: string | undefined; clientIp: string | undefined; retryAfterMs: number; at: number }
+  /**
+   * A rate limit or block refused a request (every refusal, so an operator
+   * can alert on bursts of them). `policy` names the limit, as in the
+   * `RateLimit` header: `ip-block`, `ip-failures`, `key-failures`, `per-key`
+   * (always set by the keyring; optional for events emitted by other code).
+   */
+  'ratelimit.blocked': {
+    code: 'KEYROT_RATE_LIMITED' | 'KEYROT_IP_BLOCKED'
+    policy?: RateLimitPolicy
+    scope: 'ip' | 'key'
+    keyId: string | undefined
+    clientIp: string | undefined
+    retryAfterMs: number
+    at: number
+  }
   /** The store's invalidation feed reset (reconnect, missed heartbeat): cached states were dropped. */
   'cache.reset': { reason: string; at: number }
   /**

@@ -1,6 +1,26 @@
 export { createKeyring, Keyring } from './lifecycle/keyring.js'
 export type { CreateKeyInput, RotateOptions, VerifyOptions, VerifyResult, IssuedKey } from './lifecycle/keyring.js'
 export type { RateLimitInput } from './lifecycle/validate.js'
+export { MemoryRateLimiter } from './rate-limit/memory-limiter.js'
+export type { MemoryRateLimiterOptions } from './rate-limit/memory-limiter.js'
+export type {
+  RateLimiter,
+  RateLimitPolicy,
+  Attempt,
+  Admission,
+  Charge,
+  FailureLimits,
+  IpBlockLimit,
+  WindowLimit,
+  Quota,
+  QuotaDecision,
+} from './rate-limit/limiter.js'
+export { decideAdmission, decideRelease, decideQuota } from './rate-limit/decisions.js'
+export type { IpState, WindowCount } from './rate-limit/decisions.js'
+export { rateLimitHeaders } from './rate-limit/headers.js'
+export type { RateLimitInfo } from './rate-limit/headers.js'
+export type { RateLimitOptions, ResolvedRateLimitOptions, WindowLimitOptions } from './rate-limit/options.js'
+export type { RateLimitStats } from './rate-limit/guard.js'
 export { resolveKeyringOptions } from './options.js'
 export type { KeyringOptions, ResolvedKeyringOptions } from './options.js'
 export * from './errors.js'

@@ -2,6 +2,7 @@ import { systemClock, type Clock } from './clock.js'
 import { parseDuration, type Duration } from './duration.js'
 import { Argon2Hasher, type Hasher } from './hash/hasher.js'
 import { silentLogger, type Logger } from './logger.js'
+import { resolveRateLimitOptions, type RateLimitOptions, type ResolvedRateLimitOptions } from './rate-limit/options.js'
 import { SecretSealer, type SigningOptions } from './signing/sealer.js'
 import { MemoryStore } from './store/memory-store.js'
 import type { KeyStore } from './store/store.js'
@@ -38,6 +39,14 @@ export interface KeyringOptions {
    * none (API keys only).
    */
   signing?: SigningOptions
+  /**
+   * Abuse protection for `verify()`: failed attempts per client IP, IP
+   * blocks, failed attempts per key id, a request quota per key and a short
+   * negative cache of wrong tokens. On by default with an in-memory limiter
+   * (see `RateLimitOptions` for the defaults and docs/rate-limits.md);
+   * `false` turns it all off.
+   */
+  rateLimit?: RateLimitOptions | false
 }
 
 export interface ResolvedKeyringOptions {
@@ -52,6 +61,8 @@ export interface ResolvedKeyringOptions {
   logger: Logger
   /** Encrypts and decrypts signing secrets; `null` when no master keys are configured. */
   signing: SecretSealer | null
+  /** `null` when `rateLimit: false`. */
+  rateLimit: ResolvedRateLimitOptions | null
 }
 
 /** Resolves and validates options once; never mutates the caller's object. */
@@ -95,5 +106,6 @@ export function resolveKeyringOptions(options: KeyringOptions = {}): ResolvedKey
     graceUsageEventIntervalMs: parseDuration(options.graceUsageEventInterval ?? '1m', 'graceUsageEventInterval'),
     logger,
     signing: options.signing === undefined ? null : new SecretSealer(options.signing),
+    rateLimit: resolveRateLimitOptions(options.rateLimit),
   }
 }

@@ -1,4 +1,5 @@
 import type { Keyring } from '../lifecycle/keyring.js'
+import { rateLimitHeaders } from '../rate-limit/headers.js'
 import type { ApiKey } from '../types.js'
 import { extractCredential, type CredentialHeaders } from './credentials.js'
 import { asKeyrotError, errorResponse, type ErrorResponse } from './respond.js'
@@ -25,7 +26,9 @@ export type AuthenticateOutcome =
  * Adapters (Express, Koa) only copy the outcome onto their response.
  *
  * On success during a grace period the headers carry `Sunset` (RFC 8594)
- * with the old key's deadline, so clients learn they must migrate.
+ * with the old key's deadline, so clients learn they must migrate; when the
+ * key has a quota they carry `RateLimit-Policy` and `RateLimit`
+ * (draft-ietf-httpapi-ratelimit-headers).
  */
 export async function authenticate(keyring: Keyring, request: AuthenticateRequest, options: AuthenticateOptions = {}): Promise<AuthenticateOutcome> {
   const realm = options.realm ?? 'api'
@@ -48,5 +51,6 @@ export async function authenticate(keyring: Keyring, request: AuthenticateReques
   const headers: Record<string, string> = {}
   const key = result.key
   if (key.rotatedTo !== null && key.expiresAt !== null) headers['sunset'] = new Date(key.expiresAt).toUTCString()
+  if (result.rateLimit) Object.assign(headers, rateLimitHeaders(result.rateLimit))
   return { ok: true, key, headers }
 }

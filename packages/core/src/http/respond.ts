@@ -1,4 +1,5 @@
 import { ERROR_CODES, KeyrotError, RateLimitedError, StoreUnavailableError, type ErrorCode } from '../errors.js'
+import { rateLimitHeaders } from '../rate-limit/headers.js'
 
 export interface ErrorResponse {
   status: number
@@ -15,7 +16,8 @@ function quote(value: string): string {
  * The HTTP answer for a keyrot error, shared by every adapter:
  * RFC 6750 challenges (bare with `realm` when no key was sent,
  * `invalid_request`, `invalid_token`, `insufficient_scope`), `Retry-After` on
- * 429 and 503, and a JSON body `{ error: { code, message } }`.
+ * 429 and 503, the `RateLimit-Policy` and `RateLimit` headers of the refusing
+ * policy on 429, and a JSON body `{ error: { code, message } }`.
  *
  * Codes that would tell a caller which key ids exist (malformed token,
  * unknown id, wrong secret) all become `KEYROT_INVALID_KEY`.
@@ -56,7 +58,13 @@ export function errorResponse(error: KeyrotError, realm = 'api'): ErrorResponse 
     default:
       break
   }
-  if (error instanceof RateLimitedError) headers['retry-after'] = String(Math.max(1, Math.ceil(error.retryAfterMs / 1000)))
+  if (error instanceof RateLimitedError) {
+    headers['retry-after'] = String(Math.max(1, Math.ceil(error.retryAfterMs / 1000)))
+    Object.assign(
+      headers,
+      rateLimitHeaders({ policy: error.policy, limit: error.limit, windowMs: error.windowMs, remaining: error.remaining, resetMs: error.resetMs }),
+    )
+  }
   if (error instanceof StoreUnavailableError) headers['retry-after'] = '1'
   headers['cache-control'] = 'no-store'
   return { status, headers, body: { error: { code, message } } }

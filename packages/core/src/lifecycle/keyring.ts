@@ -10,11 +10,14 @@ import {
   KeyNotFoundError,
   KeyrotError,
   KeyRevokedError,
+  RateLimitedError,
   StoreUnavailableError,
 } from '../errors.js'
 import { TypedEmitter, type KeyringEventName, type KeyringListener, type RequestContext } from '../events.js'
 import { errorFields } from '../logger.js'
 import { resolveKeyringOptions, type KeyringOptions, type ResolvedKeyringOptions } from '../options.js'
+import { AttemptGuard, isPromise, type Gate, type QuotaOutcome, type RateLimitStats, type Ticket } from '../rate-limit/guard.js'
+import type { RateLimitInfo } from '../rate-limit/headers.js'
 import { generateSigningSecret, SIGNING_PREFIX, type CreateSigningSecretInput, type IssuedSigningSecret } from '../signing/secret.js'
 import type { SecretSealer } from '../signing/sealer.js'
 import type { InvalidationEvent, KeyStore } from '../store/store.js'
@@ -66,6 +69,8 @@ export type VerifyResult =
       key: ApiKey
       /** True when no store read and no hashing was needed. */
       cached: boolean
+      /** The key's quota after this request (for `RateLimit` headers); absent when the key has none. */
+      rateLimit?: RateLimitInfo
     }
   | {
       ok: false
@@ -103,6 +108,7 @@ export class Keyring {
   readonly #views = new WeakMap<KeyRecord, ApiKey>()
   readonly #graceEventAt: LRUCache<string, number>
   readonly #unsubscribe: (() => void) | undefined
+  readonly #guard: AttemptGuard | null
   #closed = false
 
   constructor(options: KeyringOptions = {}) {
@@ -121,6 +127,8 @@ export class Keyring {
       this.options.logger.error({ event, ...errorFields(error) }, 'keyrot event listener threw'),
     )
     this.#graceEventAt = new LRUCache({ max: 10_000 })
+    const rateLimit = this.options.rateLimit
+    this.#guard = rateLimit ? new AttemptGuard(rateLimit, this.options.clock, this.options.logger) : null
     this.#unsubscribe = this.store.subscribe?.((event) => this.#onInvalidation(event))
   }
 
@@ -260,13 +268,16 @@ export class Keyring {
 
   /**
    * Checks a token. Cheapest checks first: format and checksum (no I/O), the
-   * cached proof and state, a store read, status and expiry, Argon2 (only for
-   * a token not proven before), scopes.
+   * abuse checks (IP block, failures per IP and per key id, the negative
+   * cache of wrong tokens: see docs/rate-limits.md), the cached proof and
+   * state, a store read, status and expiry, Argon2 (only for a token not
+   * proven before), scopes, and the key's request quota last.
    *
-   * Returns `{ ok: false, error }` for any credential problem. A key is
-   * reported expired or revoked only when the token's secret was proven right;
-   * otherwise the error is `KEYROT_INVALID_SECRET`. Throws only
-   * `StoreUnavailableError`, when the store cannot answer.
+   * Returns `{ ok: false, error }` for any credential problem and for a rate
+   * limit (`RateLimitedError`). A key is reported expired or revoked only
+   * when the token's secret was proven right; otherwise the error is
+   * `KEYROT_INVALID_SECRET`. Throws only `StoreUnavailableError`, when the
+   * store or the rate limiter cannot answer.
    */
   async verify(token: string, options: VerifyOptions = {}): Promise<VerifyResult> {
     const now = this.clock.now()
@@ -274,6 +285,7 @@ export class Keyring {
     if (this.#events.has('verification.succeeded') || this.#events.has('verification.failed')) {
       options = { ...options, [STARTED_AT]: performance.now() } as VerifyOptions
     }
+    const guard = this.#guard
     let keyId: string
     let prefix: string
     try {
@@ -281,9 +293,41 @@ export class Keyring {
       keyId = parsed.keyId
       prefix = parsed.prefix
     } catch (error) {
+      // No I/O for a malformed token, but it is a failed attempt of its client (and a blocked client hears 429, not 401).
+      if (guard) {
+        let gate = this.#admit(guard, { ip: options.clientIp, keyId: undefined, digest: undefined, proven: false }, options, now)
+        if (isPromise(gate)) gate = await gate
+        if (!gate.ok) return this.#refuse(gate.error, undefined, undefined, options, now)
+      }
       return this.#fail(error as KeyrotError, undefined, undefined, options, now)
     }
 
+    const cache = this.#cache
+    const digest = cache ? cache.digest(token) : guard ? guard.digest(token) : ''
+    if (!guard) return this.#verifyParsed(token, keyId, prefix, digest, options, now)
+    // The memory limiter answers synchronously: no tick is spent before the store read.
+    let gate = this.#admit(guard, { ip: options.clientIp, keyId, digest, proven: cache?.proofOf(digest) === keyId }, options, now)
+    if (isPromise(gate)) gate = await gate
+    if (!gate.ok) return this.#refuse(gate.error, keyId, undefined, options, now)
+    if (gate.known) {
+      const error = gate.known.code === 'KEYROT_KEY_NOT_FOUND' ? new KeyNotFoundError(keyId) : new InvalidSecretError(keyId)
+      return this.#fail(error, keyId, gate.known.tenantId, options, now)
+    }
+    const ticket: Ticket | null = gate.ticket
+    if (!ticket) return this.#verifyParsed(token, keyId, prefix, digest, options, now)
+    let guessed = false
+    try {
+      const result = await this.#verifyParsed(token, keyId, prefix, digest, options, now)
+      // Only an unknown key id or a wrong secret is a guess; the right secret of an expired key, a missing scope or an outage is not.
+      guessed = !result.ok && (result.error.code === 'KEYROT_KEY_NOT_FOUND' || result.error.code === 'KEYROT_INVALID_SECRET')
+      return result
+    } finally {
+      const settled = guard.settle(ticket, guessed)
+      if (isPromise(settled)) await settled
+    }
+  }
+
+  async #verifyParsed(token: string, keyId: string, prefix: string, digest: string, options: VerifyOptions, now: number): Promise<VerifyResult> {
     const cache = this.#cache
     let record: KeyRecord | null
     let cached = false
@@ -304,13 +348,18 @@ export class Keyring {
       this.#emitFailure(failure, keyId, undefined, options, now)
       throw failure
     }
-    if (record === null) return this.#fail(new KeyNotFoundError(keyId), keyId, undefined, options, now)
+    if (record === null) {
+      this.#guard?.rememberFailure(digest, { code: 'KEYROT_KEY_NOT_FOUND', tenantId: undefined })
+      return this.#fail(new KeyNotFoundError(keyId), keyId, undefined, options, now)
+    }
 
-    const digest = cache ? cache.digest(token) : ''
     if (!cache || cache.proofOf(digest) !== keyId) {
       cached = false
       const proven = record.prefix === prefix && (await this.#prove(digest, token, record))
-      if (!proven) return this.#fail(new InvalidSecretError(keyId), keyId, record.tenantId, options, now)
+      if (!proven) {
+        this.#guard?.rememberFailure(digest, { code: 'KEYROT_INVALID_SECRET', tenantId: record.tenantId })
+        return this.#fail(new InvalidSecretError(keyId), keyId, record.tenantId, options, now)
+      }
     }
 
     if (record.revokedAt !== null) {
@@ -330,6 +379,21 @@ export class Keyring {
       }
     }
 
+    // The quota is spent last, by requests that passed every other check.
+    let rateLimit: RateLimitInfo | undefined
+    if (this.#guard) {
+      let quota: QuotaOutcome
+      try {
+        const consumed = this.#guard.consume(keyId, record.rateLimit, now)
+        quota = isPromise(consumed) ? await consumed : consumed
+      } catch (error) {
+        this.#emitFailure(error as KeyrotError, keyId, record.tenantId, options, now)
+        throw error
+      }
+      if (!quota.ok) return this.#refuse(quota.error, keyId, record.tenantId, options, now)
+      rateLimit = quota.rateLimit
+    }
+
     const inGrace = record.rotatedTo !== null
     this.store.recordUsage(keyId, now, inGrace)
     if (inGrace) this.#noteGraceUse(record, options, now)
@@ -345,7 +409,37 @@ export class Keyring {
         at: now,
       })
     }
-    return { ok: true, key: this.#view(record), cached }
+    return rateLimit ? { ok: true, key: this.#view(record), cached, rateLimit } : { ok: true, key: this.#view(record), cached }
+  }
+
+  /** The abuse checks before any store read; a limiter outage is reported like a store outage. */
+  #admit(guard: AttemptGuard, input: Parameters<AttemptGuard['admit']>[0], context: RequestContext, now: number): Gate | Promise<Gate> {
+    const outage = (error: unknown): never => {
+      this.#emitFailure(error as KeyrotError, input.keyId, undefined, context, now)
+      throw error
+    }
+    try {
+      const gate = guard.admit(input, now)
+      return isPromise(gate) ? gate.catch(outage) : gate
+    } catch (error) {
+      return outage(error)
+    }
+  }
+
+  /** A refusal by a rate limit: `ratelimit.blocked` for alerting, then the usual failure report. */
+  #refuse(error: RateLimitedError, keyId: string | undefined, tenantId: string | undefined, context: RequestContext, now: number): VerifyResult {
+    if (this.#events.has('ratelimit.blocked')) {
+      this.#events.emit('ratelimit.blocked', {
+        code: error.code as 'KEYROT_RATE_LIMITED' | 'KEYROT_IP_BLOCKED',
+        policy: error.policy,
+        scope: error.scope,
+        keyId,
+        clientIp: context.clientIp,
+        retryAfterMs: error.retryAfterMs,
+        at: now,
+      })
+    }
+    return this.#fail(error, keyId, tenantId, context, now)
   }
 
   /** A frozen public view of a record, built once per cached state. */
@@ -598,12 +692,18 @@ export class Keyring {
     return this.#cache?.stats() ?? { proofs: 0, states: 0, hits: 0, misses: 0 }
   }
 
-  /** Stops listening for invalidations, flushes usage counts and closes the store. Idempotent. */
+  /** Refusals by rate-limit policy and negative-cache hits since start, for metrics and alerts; `null` when `rateLimit: false`. */
+  rateLimitStats(): RateLimitStats | null {
+    return this.#guard?.stats() ?? null
+  }
+
+  /** Stops listening for invalidations, flushes usage counts and closes the store and the rate limiter. Idempotent. */
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
     this.#unsubscribe?.()
     this.#events.clear()
+    await this.#guard?.close()
     await this.store.close()
   }
 

@@ -1,0 +1,92 @@
+import { LRUCache } from 'lru-cache'
+import { decideAdmission, decideQuota, decideRelease, type IpState, type WindowCount } from './decisions.js'
+import type { Admission, Attempt, Charge, FailureLimits, Quota, QuotaDecision, RateLimiter } from './limiter.js'
+
+export interface MemoryRateLimiterOptions {
+  /**
+   * Most client IPs tracked (failures and blocks). Default 100,000. The
+   * least recently seen IP is forgotten first, so memory stays bounded
+   * whatever the number of attacking addresses.
+   */
+  maxIps?: number
+  /** Most key ids tracked, for failures and for quotas (each). Default 100,000. */
+  maxKeys?: number
+}
+
+function positiveInteger(value: number | undefined, fallback: number, name: string): number {
+  if (value === undefined) return fallback
+  if (!Number.isInteger(value) || value < 1) throw new TypeError(`${name} must be a positive integer; got ${String(value)}`)
+  return value
+}
+
+/**
+ * Abuse counters in this process's memory: right for one process. Behind a
+ * load balancer with several replicas each would count alone (an attacker
+ * gets N times the failures), so use `RedisRateLimiter` there.
+ *
+ * Concurrency guarantee: every method is synchronous, so each call is
+ * atomic within the process.
+ *
+ * @example
+ * const keyring = createKeyring({ rateLimit: { limiter: new MemoryRateLimiter({ maxIps: 50_000 }) } })
+ */
+export class MemoryRateLimiter implements RateLimiter {
+  readonly #ips: LRUCache<string, IpState>
+  readonly #keyFailures: LRUCache<string, WindowCount>
+  readonly #quotas: LRUCache<string, number>
+
+  constructor(options: MemoryRateLimiterOptions = {}) {
+    if (options === null || typeof options !== 'object') throw new TypeError('MemoryRateLimiter options must be an object')
+    const maxIps = positiveInteger(options.maxIps, 100_000, 'maxIps')
+    const maxKeys = positiveInteger(options.maxKeys, 100_000, 'maxKeys')
+    this.#ips = new LRUCache({ max: maxIps })
+    this.#keyFailures = new LRUCache({ max: maxKeys })
+    this.#quotas = new LRUCache({ max: maxKeys })
+  }
+
+  admit(attempt: Attempt, limits: FailureLimits, now: number): Admission {
+    const { admission, ip, key } = decideAdmission(
+      {
+        ip: attempt.ip === undefined ? undefined : this.#ips.get(attempt.ip),
+        key: attempt.keyId === undefined ? undefined : this.#keyFailures.get(attempt.keyId),
+      },
+      attempt,
+      limits,
+      now,
+    )
+    if (attempt.ip !== undefined && ip !== undefined) this.#ips.set(attempt.ip, ip)
+    if (attempt.keyId !== undefined && key !== undefined) this.#keyFailures.set(attempt.keyId, key)
+    return admission
+  }
+
+  release(charge: Charge, limits: FailureLimits, now: number): void {
+    const { ip, key } = decideRelease(
+      {
+        ip: charge.ip === undefined ? undefined : this.#ips.get(charge.ip),
+        key: charge.keyId === undefined ? undefined : this.#keyFailures.get(charge.keyId),
+      },
+      charge,
+      limits,
+      now,
+    )
+    if (charge.ip !== undefined && ip !== undefined) this.#ips.set(charge.ip, ip)
+    if (charge.keyId !== undefined && key !== undefined) this.#keyFailures.set(charge.keyId, key)
+  }
+
+  consume(keyId: string, quota: Quota, now: number): QuotaDecision {
+    const { decision, tat } = decideQuota(this.#quotas.get(keyId), quota, now)
+    if (decision.allowed && tat !== undefined) this.#quotas.set(keyId, tat)
+    return decision
+  }
+
+  /** Entries held, for tests and metrics. */
+  get size(): { ips: number; keyFailures: number; quotas: number } {
+    return { ips: this.#ips.size, keyFailures: this.#keyFailures.size, quotas: this.#quotas.size }
+  }
+
+  async close(): Promise<void> {
+    this.#ips.clear()
+    this.#keyFailures.clear()
+    this.#quotas.clear()
+  }
+}
