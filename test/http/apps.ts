@@ -30,7 +30,12 @@ export interface RunningApp {
   close(): Promise<void>
 }
 
-export type AppFactory = (keyrings: AppKeyrings) => Promise<RunningApp>
+export interface AppOptions {
+  /** Trust `X-Forwarded-For` from loopback: Express's `trust proxy`, Koa's `app.proxy`. Default `false`. */
+  trustProxy?: boolean
+}
+
+export type AppFactory = (keyrings: AppKeyrings, options?: AppOptions) => Promise<RunningApp>
 
 const throwingClientIp = (): string => {
   throw new Error('clientIp failed')
@@ -54,9 +59,10 @@ async function listen(handler: http.RequestListener, errors: unknown[]): Promise
 }
 
 function expressApp(createApp: typeof express5): AppFactory {
-  return async ({ keyring, flaky }) => {
+  return async ({ keyring, flaky }, { trustProxy = false } = {}) => {
     const errors: unknown[] = []
     const app = createApp()
+    app.set('trust proxy', trustProxy ? 'loopback' : false)
     const echo: RequestHandler = (req, res) => {
       res.json({ apiKey: req.apiKey })
     }
@@ -74,9 +80,10 @@ function expressApp(createApp: typeof express5): AppFactory {
 }
 
 function koaApp(KoaClass: typeof Koa3): AppFactory {
-  return async ({ keyring, flaky }) => {
+  return async ({ keyring, flaky }, { trustProxy = false } = {}) => {
     const errors: unknown[] = []
     const app = new KoaClass()
+    app.proxy = trustProxy
     app.on('error', (error: unknown) => errors.push(error))
     const routes: Record<string, Middleware> = {
       '/whoami': koaApiKeyAuth({ keyring }),

@@ -256,6 +256,27 @@ describe.each(frameworks)('HTTP behaviour on $framework', ({ start }) => {
     })
   })
 
+  it.each([
+    [false, '127.0.0.1'],
+    [true, '203.0.113.7'],
+  ])('reports the client IP with trust in the proxy %s as %s', async (trustProxy, expected) => {
+    const proxied = await start(world, { trustProxy })
+    const seen: Array<string | undefined> = []
+    const stop = [
+      world.keyring.on('verification.succeeded', (event) => seen.push(event.clientIp)),
+      world.keyring.on('verification.failed', (event) => seen.push(event.clientIp)),
+    ]
+    try {
+      const forwarded = { 'x-forwarded-for': '203.0.113.7' }
+      expect((await get(proxied.port, '/whoami', { ...bearer(world.reader.token), ...forwarded })).status).toBe(200)
+      expect((await get(proxied.port, '/whoami', { ...bearer('sk_test_malformed'), ...forwarded })).status).toBe(401)
+      expect(seen).toEqual([expected, expected])
+    } finally {
+      for (const unsubscribe of stop) unsubscribe()
+      await proxied.close()
+    }
+  })
+
   it("hands an unexpected error to the framework's error handling", async () => {
     const response = await get(port, '/broken', bearer(world.reader.token))
     expect(response.status).toBe(500)
