@@ -19,7 +19,7 @@ import { listRecords } from './list.js'
 import { resolveRedisStoreOptions, type DurableOperation, type RedisClient, type RedisStoreOptions, type ResolvedRedisStoreOptions } from './options.js'
 import { decodeRecord, encodeRecord, optionalArg } from './record-codec.js'
 import { okPayload, requireRecord } from './replies.js'
-import { isNoScript, SCRIPTS, type LuaScript } from './scripts.js'
+import { SCRIPTS, type LuaScript } from './scripts.js'
 import { UsageBatcher, type UsageDelta } from './usage-batcher.js'
 
 /**
@@ -180,31 +180,18 @@ export class RedisStore implements KeyStore {
   }
 
   async #writeUsage(batch: UsageDelta[]): Promise<void> {
-    const argsOf = (delta: UsageDelta) => [String(delta.count), String(delta.lastUsedAt), delta.lastUsedInGraceAt === null ? '' : String(delta.lastUsedInGraceAt)]
     await this.#call('record usage', undefined, this.options.timeoutMs, async (redis) => {
-      if (this.options.cluster) {
-        // ioredis writes these back to back without waiting for replies (one pipeline per node).
-        await Promise.all(batch.map((delta) => runScript(redis, SCRIPTS.recordUsage, [this.layout.record(delta.keyId)], argsOf(delta))))
-        return
-      }
-      const send = async (deltas: UsageDelta[], script: LuaScript, useSource: boolean) => {
-        const pipeline = (redis as Redis).pipeline()
-        for (const delta of deltas) {
-          const args = [this.layout.record(delta.keyId), ...argsOf(delta)]
-          if (useSource) pipeline.eval(script.source, script.numberOfKeys, ...args)
-          else pipeline.evalsha(script.sha, script.numberOfKeys, ...args)
-        }
-        return (await pipeline.exec()) ?? []
-      }
-      const results = await send(batch, SCRIPTS.recordUsage, false)
-      const failure = results.find(([error]) => error && !isNoScript(error))?.[0]
-      if (failure) throw failure
-      const missing = batch.filter((_, i) => isNoScript(results[i]?.[0]))
-      if (missing.length > 0) {
-        const retried = await send(missing, SCRIPTS.recordUsage, true)
-        const error = retried.find(([e]) => e)?.[0]
-        if (error) throw error
-      }
+      // Sent back to back without waiting for replies (Redis pipelining; on a
+      // Cluster ioredis sends each to its node); one script per key and batch.
+      await Promise.all(
+        batch.map((delta) =>
+          runScript(redis, SCRIPTS.recordUsage, [this.layout.record(delta.keyId)], [
+            delta.count,
+            delta.lastUsedAt,
+            delta.lastUsedInGraceAt === null ? '' : delta.lastUsedInGraceAt,
+          ]),
+        ),
+      )
     })
   }
 
