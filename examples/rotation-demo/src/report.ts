@@ -32,6 +32,7 @@ export function createTimelinePrinter(options: { write: Write; quiet: boolean })
       write(`${''.padStart(7)}  (${hidden} repeated row${hidden === 1 ? '' : 's'} hidden)`)
       hidden = 0
     }
+    if (event.kind === 'end') return
     if (event.kind === 'key') {
       keys.set(event.key.keyId, event.key)
       write(`${t(event.at)}  ${'admin'.padEnd(9)}  ${shortKey(event.key, event.key.keyId).padEnd(10)}  issued  ${''.padStart(6)}  ${event.maskedToken}`)

@@ -28,6 +28,7 @@ export interface ScenarioOptions {
 
 export type TimelineEvent =
   | { kind: 'start'; at: number }
+  | { kind: 'end'; at: number }
   | { kind: 'key'; at: number; key: KeyHistory; maskedToken: string }
   | { kind: 'admin'; at: number; text: string }
   | { kind: 'request'; request: ObservedRequest }
@@ -205,5 +206,7 @@ export async function runRotationScenario(options: ScenarioOptions): Promise<Sce
   }
 
   tokens.clear()
-  return { startedAt, finishedAt: Date.now(), keys, requests, events }
+  const finishedAt = Date.now()
+  emit({ kind: 'end', at: finishedAt })
+  return { startedAt, finishedAt, keys, requests, events }
 }
