@@ -82,7 +82,8 @@ describe('createMetrics: verifications', () => {
   it('counts every failure by its code, and every code starts at zero', async () => {
     const { keyring, registry, clock } = setup()
     for (const code of Object.keys(ERROR_CODES)) {
-      expect(await valueOf(registry, 'keyrot_verifications_total', { result: code })).toBe(0)
+      const admin = code === 'KEYROT_ALREADY_ROTATED' || code === 'KEYROT_INVALID_INPUT'
+      expect(await valueOf(registry, 'keyrot_verifications_total', { result: code })).toBe(admin ? undefined : 0)
     }
     const { token, key } = await keyring.create({ tenantId: 'acme', name: 'ci', scopes: ['read'], expiresAt: clock.now() + 60_000 })
     const wrongSecret = generateToken(key.prefix, key.id)
@@ -142,14 +143,36 @@ describe('createMetrics: grace, rate limits, admin actions', () => {
     expect(await valueOf(registry, 'keyrot_verifications_total', { result: 'ok' })).toBe(4)
   })
 
-  it('counts rate-limit blocks by code and scope', async () => {
+  it('counts rate-limit blocks by policy and code', async () => {
     const { keyring, registry, clock } = setup()
-    keyring.emit('ratelimit.blocked', { code: 'KEYROT_RATE_LIMITED', scope: 'key', keyId: 'k', clientIp: '127.0.0.1', retryAfterMs: 1000, at: clock.now() })
-    keyring.emit('ratelimit.blocked', { code: 'KEYROT_IP_BLOCKED', scope: 'ip', keyId: undefined, clientIp: '127.0.0.1', retryAfterMs: 1000, at: clock.now() })
-    keyring.emit('ratelimit.blocked', { code: 'KEYROT_IP_BLOCKED', scope: 'ip', keyId: undefined, clientIp: '127.0.0.1', retryAfterMs: 1000, at: clock.now() })
-    expect(await valueOf(registry, 'keyrot_ratelimit_blocks_total', { code: 'KEYROT_RATE_LIMITED', scope: 'key' })).toBe(1)
-    expect(await valueOf(registry, 'keyrot_ratelimit_blocks_total', { code: 'KEYROT_RATE_LIMITED', scope: 'ip' })).toBe(0)
-    expect(await valueOf(registry, 'keyrot_ratelimit_blocks_total', { code: 'KEYROT_IP_BLOCKED', scope: 'ip' })).toBe(2)
+    const blocked = { keyId: undefined, clientIp: '127.0.0.1', retryAfterMs: 1000, at: clock.now() }
+    keyring.emit('ratelimit.blocked', { ...blocked, code: 'KEYROT_RATE_LIMITED', policy: 'per-key', scope: 'key', keyId: 'k' })
+    keyring.emit('ratelimit.blocked', { ...blocked, code: 'KEYROT_IP_BLOCKED', policy: 'ip-block', scope: 'ip' })
+    keyring.emit('ratelimit.blocked', { ...blocked, code: 'KEYROT_IP_BLOCKED', policy: 'ip-block', scope: 'ip' })
+    keyring.emit('ratelimit.blocked', { ...blocked, code: 'KEYROT_RATE_LIMITED', scope: 'ip' })
+    expect(await valueOf(registry, 'keyrot_ratelimit_blocks_total', { policy: 'per-key', code: 'KEYROT_RATE_LIMITED' })).toBe(1)
+    expect(await valueOf(registry, 'keyrot_ratelimit_blocks_total', { policy: 'ip-block', code: 'KEYROT_IP_BLOCKED' })).toBe(2)
+    expect(await valueOf(registry, 'keyrot_ratelimit_blocks_total', { policy: 'ip-failures', code: 'KEYROT_RATE_LIMITED' })).toBe(0)
+    expect(await valueOf(registry, 'keyrot_ratelimit_blocks_total', { policy: 'key-failures', code: 'KEYROT_RATE_LIMITED' })).toBe(0)
+    expect(await valueOf(registry, 'keyrot_ratelimit_blocks_total', { policy: 'other', code: 'KEYROT_RATE_LIMITED' })).toBe(1)
+  })
+
+  it('counts real refusals of the keyring’s abuse protection', async () => {
+    const clock = new ManualClock()
+    const keyring = createKeyring({
+      hasher: new FastTestHasher(),
+      clock,
+      rateLimit: { failuresPerIp: { limit: 2, window: '1m' }, perKey: false, negativeCacheTtl: 0 },
+    })
+    const registry = new Registry()
+    open.push({ keyring, metrics: createMetrics({ keyring, registry }) })
+    const { token } = await keyring.create({ tenantId: 'acme', name: 'ci', rateLimit: { limit: 1, window: '1m' } })
+    expect((await keyring.verify(token)).ok).toBe(true)
+    expect(await keyring.verify(token)).toMatchObject({ ok: false, error: { code: 'KEYROT_RATE_LIMITED' } })
+    for (let i = 0; i < 3; i++) await keyring.verify(generateToken('sk_live', newKeyId()), { clientIp: '127.0.0.1' })
+    expect(await valueOf(registry, 'keyrot_ratelimit_blocks_total', { policy: 'per-key', code: 'KEYROT_RATE_LIMITED' })).toBe(1)
+    expect(await valueOf(registry, 'keyrot_ratelimit_blocks_total', { policy: 'ip-failures', code: 'KEYROT_RATE_LIMITED' })).toBe(1)
+    expect(await valueOf(registry, 'keyrot_verifications_total', { result: 'KEYROT_RATE_LIMITED' })).toBe(2)
   })
 
   it('counts admin actions', async () => {
@@ -273,7 +296,7 @@ describe('createMetrics: labels and secrets', () => {
       expect(text).not.toContain(secretOrId)
     }
     const labelNames = new Set([...text.matchAll(/[{,]([a-z_]+)="/g)].map((m) => m[1]))
-    expect(labelNames).toEqual(new Set(['result', 'cache', 'le', 'code', 'scope', 'action', 'kind']))
+    expect(labelNames).toEqual(new Set(['result', 'cache', 'le', 'policy', 'code', 'action', 'kind']))
   })
 })
 

@@ -19,6 +19,15 @@ export const OTHER_TENANTS = '_other'
 const KEY_STATES: readonly KeyState[] = ['active', 'grace', 'expired', 'revoked']
 const ADMIN_ACTIONS = ['created', 'rotated', 'revoked', 'emergency_rotated', 'expiry_changed'] as const
 const METRIC_PREFIX = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/
+/** Codes only admin calls return: not pre-initialised in `verifications_total` (still counted if ever reported). */
+const ADMIN_ONLY_CODES: ReadonlySet<string> = new Set(['KEYROT_ALREADY_ROTATED', 'KEYROT_INVALID_INPUT'])
+/** Each rate-limit policy with the code it answers. An event without a policy counts as `other`. */
+const RATE_LIMIT_POLICIES = [
+  ['ip-block', 'KEYROT_IP_BLOCKED'],
+  ['ip-failures', 'KEYROT_RATE_LIMITED'],
+  ['key-failures', 'KEYROT_RATE_LIMITED'],
+  ['per-key', 'KEYROT_RATE_LIMITED'],
+] as const
 
 export interface MetricsOptions {
   /** The keyring to observe. Its events feed the counters; its cache and store feed the gauges at scrape time. */
@@ -102,7 +111,7 @@ function resolveMetricsOptions(options: MetricsOptions): ResolvedMetricsOptions 
 /**
  * Prometheus metrics for a keyring. Counters move on the keyring's events
  * (after each final decision); gauges are read at scrape time. No label ever
- * carries a key id, a client IP or a secret: `result`, `code`, `scope`,
+ * carries a key id, a client IP or a secret: `result`, `code`, `policy`,
  * `cache`, `kind`, `action` and `state` take a fixed set of values, and the
  * opt-in `tenant` label of `keyrot_keys` is capped by `maxTenants`.
  *
@@ -136,7 +145,7 @@ export function createMetrics(options: MetricsOptions): KeyrotMetrics {
     registers,
   })
   verifications.inc({ result: 'ok' }, 0)
-  for (const code of Object.keys(ERROR_CODES)) verifications.inc({ result: code }, 0)
+  for (const code of Object.keys(ERROR_CODES)) if (!ADMIN_ONLY_CODES.has(code)) verifications.inc({ result: code }, 0)
 
   const duration = new Histogram({
     name: name('verification_duration_seconds'),
@@ -157,13 +166,11 @@ export function createMetrics(options: MetricsOptions): KeyrotMetrics {
 
   const rateLimitBlocks = new Counter({
     name: name('ratelimit_blocks_total'),
-    help: 'Requests refused by a rate limit (KEYROT_RATE_LIMITED) or an IP block (KEYROT_IP_BLOCKED), by the scope that tripped.',
-    labelNames: ['code', 'scope'] as const,
+    help: 'Requests refused by abuse protection, by policy (ip-block, ip-failures, key-failures, per-key) and code (KEYROT_IP_BLOCKED, KEYROT_RATE_LIMITED).',
+    labelNames: ['policy', 'code'] as const,
     registers,
   })
-  rateLimitBlocks.inc({ code: 'KEYROT_RATE_LIMITED', scope: 'ip' }, 0)
-  rateLimitBlocks.inc({ code: 'KEYROT_RATE_LIMITED', scope: 'key' }, 0)
-  rateLimitBlocks.inc({ code: 'KEYROT_IP_BLOCKED', scope: 'ip' }, 0)
+  for (const [policy, code] of RATE_LIMIT_POLICIES) rateLimitBlocks.inc({ policy, code }, 0)
 
   const keyChanges = new Counter({
     name: name('key_changes_total'),
@@ -263,7 +270,7 @@ export function createMetrics(options: MetricsOptions): KeyrotMetrics {
     verifications.inc({ result: event.code })
     if (event.durationMs !== undefined) duration.observe({ result: 'error', cache: 'none' }, event.durationMs / 1000)
   })
-  on('ratelimit.blocked', (event) => rateLimitBlocks.inc({ code: event.code, scope: event.scope }))
+  on('ratelimit.blocked', (event) => rateLimitBlocks.inc({ policy: event.policy ?? 'other', code: event.code }))
   on('key.created', () => keyChanges.inc({ action: 'created' }))
   on('key.rotated', () => keyChanges.inc({ action: 'rotated' }))
   on('key.revoked', () => keyChanges.inc({ action: 'revoked' }))
