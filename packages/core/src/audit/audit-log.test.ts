@@ -78,7 +78,7 @@ async function exercise(keyring: Keyring, store: MemoryStore, clock: ManualClock
   await keyring.extendGrace(main.key.id, '1h')
   const emergency = await keyring.emergencyRotate(spare.key.id, { incidentId: 'INC-7' })
   await keyring.revoke(emergency.key.id, { reason: 'customer left' })
-  keyring.emit('ratelimit.blocked', { code: 'KEYROT_IP_BLOCKED', scope: 'ip', keyId: undefined, clientIp: '127.0.0.1', retryAfterMs: 30_000, at: clock.now() })
+  keyring.emit('ratelimit.blocked', { code: 'KEYROT_IP_BLOCKED', policy: 'ip-block', scope: 'ip', keyId: undefined, clientIp: '127.0.0.1', retryAfterMs: 30_000, at: clock.now() })
   feed({ type: 'reset', reason: 'reconnected' })
   feed({ type: 'key', keyId: spare.key.id, sentAt: clock.now() - 40 })
   const watcher = watchExpiry(keyring, { graceEndingWithin: '4h', expiringWithin: '7d', interval: 0 })
@@ -124,7 +124,7 @@ describe('attachAuditLog', () => {
     expect(failed[1]?.obj).toMatchObject({ audit: 'verification', outcome: 'error', keyId: main.key.id, tenantId: 'acme', clientIp: '127.0.0.1', userAgent: 'billing-client/2.1' })
     expect(failed[2]?.obj).toMatchObject({ keyId: undefined, durationMs: undefined })
 
-    expect(byEvent('ratelimit.blocked')).toMatchObject([{ level: 'warn', obj: { audit: 'verification', code: 'KEYROT_IP_BLOCKED', scope: 'ip', clientIp: '127.0.0.1', retryAfterMs: 30_000 } }])
+    expect(byEvent('ratelimit.blocked')).toMatchObject([{ level: 'warn', obj: { audit: 'verification', code: 'KEYROT_IP_BLOCKED', policy: 'ip-block', scope: 'ip', clientIp: '127.0.0.1', retryAfterMs: 30_000 } }])
 
     expect(byEvent('key.created').map((line) => line.obj['keyId'])).toEqual([main.key.id, spare.key.id])
     expect(byEvent('key.created')[0]).toMatchObject({ level: 'info', obj: { audit: 'admin', tenantId: 'acme', name: 'billing', scopes: ['read'] } })

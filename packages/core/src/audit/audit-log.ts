@@ -94,6 +94,7 @@ export function attachAuditLog(keyring: Keyring, logger: Logger, options: AuditL
         event: 'ratelimit.blocked',
         outcome: 'error',
         code: e.code,
+        policy: e.policy,
         scope: e.scope,
         keyId: e.keyId,
         clientIp: e.clientIp,
