@@ -1,3 +1,5 @@
 export { apiKeyAuth } from './api-key-auth.js'
 export type { ApiKeyAuthOptions } from './api-key-auth.js'
 export { metricsHandler } from './metrics.js'
+export { signedRequest } from './signed-request.js'
+export type { SignedRequestOptions } from './signed-request.js'
