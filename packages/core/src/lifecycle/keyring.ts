@@ -128,7 +128,7 @@ export class Keyring {
     )
     this.#graceEventAt = new LRUCache({ max: 10_000 })
     const rateLimit = this.options.rateLimit
-    this.#guard = rateLimit ? new AttemptGuard(rateLimit, this.options.clock, this.options.logger) : null
+    this.#guard = rateLimit ? new AttemptGuard(rateLimit, this.options.clock, this.options.logger, this.#cache !== null) : null
     this.#unsubscribe = this.store.subscribe?.((event) => this.#onInvalidation(event))
   }
 

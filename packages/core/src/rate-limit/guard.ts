@@ -44,9 +44,11 @@ export interface RateLimitStats {
  * decides what to ask it.
  *
  * Charges are made per distinct token: while one attempt with a token is in
- * flight, concurrent attempts with the same token are not charged again
- * (they share its store read and Argon2 run), so a client's burst of
- * parallel requests with a fresh, valid token is not mistaken for guessing.
+ * flight, concurrent attempts with the same token ride on it (they share its
+ * store read and Argon2 run, so they add no work) and are neither checked nor
+ * charged: a client's burst of parallel requests with a fresh, valid token
+ * is not mistaken for guessing. Without a verification cache there is no
+ * such sharing, and every attempt is checked and charged.
  */
 export class AttemptGuard {
   readonly #config: ResolvedRateLimitOptions
@@ -57,8 +59,12 @@ export class AttemptGuard {
   readonly #refused: Record<RateLimitPolicy, number> = { 'ip-block': 0, 'ip-failures': 0, 'key-failures': 0, 'per-key': 0 }
   #pepper: Hash | undefined
 
-  constructor(config: ResolvedRateLimitOptions, clock: Clock, logger: Logger) {
+  readonly #sharesInFlight: boolean
+
+  /** @param sharesInFlight concurrent verifies of one token share one store read and one Argon2 run (the keyring has a verification cache). */
+  constructor(config: ResolvedRateLimitOptions, clock: Clock, logger: Logger, sharesInFlight: boolean) {
     this.#config = config
+    this.#sharesInFlight = sharesInFlight
     this.#clock = clock
     this.#logger = logger
     this.#negative =
@@ -83,15 +89,15 @@ export class AttemptGuard {
   admit(input: { ip: string | undefined; keyId: string | undefined; digest: string | undefined; proven: boolean }, now: number): MaybePromise<Gate> {
     const { failures } = this.#config
     const ip = input.ip !== undefined && input.ip !== '' && (failures.failuresPerIp !== null || failures.ipBlock !== null) ? input.ip : undefined
+    if (this.#sharesInFlight && input.digest !== undefined && this.#inFlight.has(input.digest)) return { ok: true, ticket: null, known: undefined }
     const known = input.digest === undefined || input.proven ? undefined : this.#negative?.get(input.digest)
-    const fresh = !input.proven && (input.digest === undefined || !this.#inFlight.has(input.digest))
     const keyId = input.proven || failures.failuresPerKey === null ? undefined : input.keyId
     const attempt: Attempt = {
       ip,
       keyId,
-      chargeIp: ip !== undefined && fresh,
+      chargeIp: ip !== undefined && !input.proven,
       // A known-bad token reaches neither the store nor Argon2: it spends nothing of the key's budget.
-      chargeKey: keyId !== undefined && fresh && known === undefined,
+      chargeKey: keyId !== undefined && known === undefined,
     }
     if (attempt.ip === undefined && attempt.keyId === undefined) return { ok: true, ticket: null, known }
     const gate = (admission: Admission): Gate => this.#gate(admission, attempt, input, known, now)
@@ -126,6 +132,7 @@ export class AttemptGuard {
     // Nothing charged, or a charge that stands at once (a malformed or known-bad token: no verdict to wait for).
     if ((!attempt.chargeIp && !attempt.chargeKey) || known !== undefined || input.digest === undefined) return { ok: true, ticket: null, known }
     const charge: Charge = { ip: attempt.chargeIp ? attempt.ip : undefined, keyId: attempt.chargeKey ? attempt.keyId : undefined, chargedAt: now }
+    if (!this.#sharesInFlight) return { ok: true, ticket: { charge, digest: undefined }, known }
     this.#inFlight.add(input.digest)
     return { ok: true, ticket: { charge, digest: input.digest }, known }
   }
