@@ -1,20 +1,27 @@
 import { randomBytes } from 'node:crypto'
 import { RedisStore, type RedisStoreOptions } from '@keyrot/redis'
 import { Redis } from 'ioredis'
-import { afterAll, beforeAll } from 'vitest'
+import { afterAll, beforeAll, describe, it } from 'vitest'
 import { startRedisServer, type RedisServer } from '../helpers/redis-server.js'
+import { describeKeyringOnRedis, dumpRedis, expectNoTokens } from './redis-checks.js'
 import { describeStoreContract } from './store-contract.js'
 
 let server: RedisServer
+let raw: Redis
 const clients: Redis[] = []
+const stores: RedisStore[] = []
+/** Every token minted in this file: none may be found in Redis at the end. */
 const tokens: string[] = []
 
 beforeAll(async () => {
   server = await startRedisServer()
+  raw = new Redis(server.port, '127.0.0.1')
 })
 
 afterAll(async () => {
+  for (const store of stores) await store.close()
   for (const client of clients) client.disconnect()
+  raw?.disconnect()
   await server?.stop()
 })
 
@@ -25,29 +32,44 @@ function appClient(): Redis {
 }
 
 function makeStore(keyPrefix: string, extra: Partial<RedisStoreOptions> = {}): RedisStore {
-  return new RedisStore({ client: appClient(), keyPrefix, ...extra })
+  const store = new RedisStore({ client: appClient(), keyPrefix, ...extra })
+  stores.push(store)
+  return store
 }
+
+const freshPrefix = () => `t${randomBytes(6).toString('hex')}`
 
 describeStoreContract(
   'RedisStore (redis-server)',
   async () => {
-    const keyPrefix = `t${randomBytes(6).toString('hex')}`
-    const store = makeStore(keyPrefix)
-    const peer = makeStore(keyPrefix)
-    const opened: RedisStore[] = []
+    const keyPrefix = freshPrefix()
     return {
-      store,
-      peer,
+      store: makeStore(keyPrefix),
+      peer: makeStore(keyPrefix),
       reopen: async () => {
-        await store.flushUsage()
-        const reader = makeStore(keyPrefix, { invalidation: false })
-        opened.push(reader)
-        return reader
-      },
-      dispose: async () => {
-        for (const reader of opened) await reader.close()
+        await stores.at(-2)?.flushUsage()
+        return makeStore(keyPrefix, { invalidation: false })
       },
     }
   },
   { onToken: (token) => tokens.push(token) },
 )
+
+describeKeyringOnRedis('redis-server', () => ({
+  makeStore: (options = {}) =>
+    makeStore(options.keyPrefix ?? freshPrefix(), {
+      ...(options.clock ? { clock: options.clock } : {}),
+      ...(options.retention !== undefined ? { retention: options.retention } : {}),
+    }),
+  raw: () => raw,
+  flushScripts: async () => {
+    await raw.script('FLUSH')
+  },
+  onToken: (token) => tokens.push(token),
+}))
+
+describe('after every suite above', () => {
+  it('finds no token and no secret in any key or value in Redis, only hashes', async () => {
+    expectNoTokens(await dumpRedis([raw]), tokens)
+  })
+})

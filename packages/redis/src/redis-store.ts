@@ -75,6 +75,8 @@ export class RedisStore implements KeyStore {
 
   async get(keyId: string): Promise<KeyRecord | null> {
     if (!isKeyId(keyId)) return null
+    // Taken before any await: a keyring calls get() synchronously after reading the same clock.
+    const askedAt = this.options.clock.now()
     return this.#call('read a key', keyId, this.options.timeoutMs, async (redis) => {
       const [recordReply, credentialExists] = okPayload(
         await runScript(redis, SCRIPTS.read, [this.layout.record(keyId), this.layout.credential(keyId)], []),
@@ -84,9 +86,10 @@ export class RedisStore implements KeyStore {
       if (record === null) return null
       if (credentialExists !== 1 && record.revokedAt === null) {
         // Redis removed the credential at the deadline (by its own clock) or
-        // lost it: the key no longer verifies, whatever this host's clock says.
-        const now = this.options.clock.now()
-        record.expiresAt = Math.min(record.expiresAt ?? now, now)
+        // lost it: the key no longer verifies, whatever this host's clock
+        // says. A host whose clock lags Redis's is told the key expired just
+        // before it asked.
+        record.expiresAt = Math.min(record.expiresAt ?? askedAt - 1, askedAt - 1)
       }
       return record
     })

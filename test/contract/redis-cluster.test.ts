@@ -1,0 +1,107 @@
+import { randomBytes } from 'node:crypto'
+import { RedisStore, type RedisStoreOptions } from '@keyrot/redis'
+import { Cluster } from 'ioredis'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startRedisCluster, type RedisCluster } from '../helpers/redis-server.js'
+import { describeKeyringOnRedis, dumpRedis, expectNoTokens } from './redis-checks.js'
+import { describeStoreContract } from './store-contract.js'
+
+let cluster: RedisCluster
+let raw: Cluster
+const clients: Cluster[] = []
+const stores: RedisStore[] = []
+/** Every token minted in this file: none may be found on any master at the end. */
+const tokens: string[] = []
+
+beforeAll(async () => {
+  cluster = await startRedisCluster(3)
+  raw = new Cluster(cluster.nodes)
+  await new Promise<void>((resolve) => raw.once('ready', () => resolve()))
+})
+
+afterAll(async () => {
+  for (const store of stores) await store.close()
+  for (const client of clients) client.disconnect()
+  raw?.disconnect()
+  await cluster?.stop()
+})
+
+function appClient(): Cluster {
+  const client = new Cluster(cluster.nodes, { lazyConnect: true })
+  clients.push(client)
+  return client
+}
+
+function makeStore(keyPrefix: string, extra: Partial<RedisStoreOptions> = {}): RedisStore {
+  const store = new RedisStore({ client: appClient(), keyPrefix, ...extra })
+  stores.push(store)
+  return store
+}
+
+const freshPrefix = () => `c${randomBytes(6).toString('hex')}`
+
+describeStoreContract(
+  'RedisStore (3-master Redis Cluster)',
+  async () => {
+    const keyPrefix = freshPrefix()
+    const store = makeStore(keyPrefix)
+    return {
+      store,
+      peer: makeStore(keyPrefix),
+      reopen: async () => {
+        await store.flushUsage()
+        return makeStore(keyPrefix, { invalidation: false })
+      },
+    }
+  },
+  { onToken: (token) => tokens.push(token) },
+)
+
+describeKeyringOnRedis('a 3-master Redis Cluster', () => ({
+  makeStore: (options = {}) =>
+    makeStore(options.keyPrefix ?? freshPrefix(), {
+      ...(options.clock ? { clock: options.clock } : {}),
+      ...(options.retention !== undefined ? { retention: options.retention } : {}),
+    }),
+  raw: () => raw,
+  flushScripts: async () => {
+    await Promise.all(raw.nodes('master').map((node) => node.script('FLUSH')))
+  },
+  onToken: (token) => tokens.push(token),
+}))
+
+describe('cluster layout', () => {
+  it('keeps a rotation in one slot and spreads families over every master', async () => {
+    const store = makeStore(freshPrefix())
+    const { createKeyring, FastTestHasher } = await import('@keyrot/core')
+    const keyring = createKeyring({ store, hasher: new FastTestHasher(), prefix: 'sk_test' })
+    const owners = new Set<string>()
+    for (let i = 0; i < 12; i++) {
+      const { token, key } = await keyring.create({ tenantId: 'spread', name: `key ${i}` })
+      tokens.push(token)
+      const rotated = await keyring.rotate(key.id)
+      tokens.push(rotated.token)
+      const slots = await Promise.all(
+        [store.layout.record(key.id), store.layout.credential(key.id), store.layout.record(rotated.key.id), store.layout.credential(rotated.key.id)].map(
+          (name) => raw.cluster('KEYSLOT', name) as Promise<number>,
+        ),
+      )
+      expect(new Set(slots).size).toBe(1)
+      for (const node of raw.nodes('master')) {
+        // Only the slot's owner counts keys in it.
+        if (Number(await node.cluster('COUNTKEYSINSLOT', slots[0] as number)) > 0) owners.add(`${node.options.host}:${node.options.port}`)
+      }
+    }
+    // 12 random families on 3 masters: all on one master has probability 3 * 3^-12.
+    expect(owners.size).toBeGreaterThan(1)
+    const listed = await keyring.list({ tenantId: 'spread' })
+    expect(listed).toHaveLength(24)
+    expect(listed.filter((key) => key.state === 'grace')).toHaveLength(12)
+  })
+})
+
+describe('after every suite above', () => {
+  it('finds no token and no secret in any key or value on any master, only hashes', async () => {
+    expectNoTokens(await dumpRedis(raw.nodes('master')), tokens)
+  })
+})
