@@ -9,3 +9,5 @@ export type { FeedTransport, FeedMessage, InvalidationFeedOptions } from './inva
 export { UsageBatcher } from './usage-batcher.js'
 export type { UsageDelta, UsageBatcherOptions } from './usage-batcher.js'
 export { CorruptRecordError, encodeRecord, decodeRecord } from './record-codec.js'
+export { RedisReplayStore } from './replay-store.js'
+export type { RedisReplayStoreOptions } from './replay-store.js'
