@@ -25,6 +25,14 @@ export type Gate =
 
 export type QuotaOutcome = { ok: true; rateLimit: RateLimitInfo | undefined } | { ok: false; error: RateLimitedError }
 
+/** Longest client IP used as is in a counter's name (an IPv6 address with a zone id fits). */
+const MAX_IP_LENGTH = 64
+
+/** A client IP as a bounded counter name: a `clientIp()` option may return anything. */
+function counterName(ip: string): string {
+  return ip.length <= MAX_IP_LENGTH ? ip : `sha256:${createHash('sha256').update(ip).digest('base64url')}`
+}
+
 export function isPromise<T>(value: MaybePromise<T>): value is Promise<T> {
   return typeof (value as { then?: unknown } | null | undefined)?.then === 'function'
 }
@@ -88,7 +96,7 @@ export class AttemptGuard {
    */
   admit(input: { ip: string | undefined; keyId: string | undefined; digest: string | undefined; proven: boolean }, now: number): MaybePromise<Gate> {
     const { failures } = this.#config
-    const ip = input.ip !== undefined && input.ip !== '' && (failures.failuresPerIp !== null || failures.ipBlock !== null) ? input.ip : undefined
+    const ip = input.ip !== undefined && input.ip !== '' && (failures.failuresPerIp !== null || failures.ipBlock !== null) ? counterName(input.ip) : undefined
     if (this.#sharesInFlight && input.digest !== undefined && this.#inFlight.has(input.digest)) return { ok: true, ticket: null, known: undefined }
     const known = input.digest === undefined || input.proven ? undefined : this.#negative?.get(input.digest)
     const keyId = input.proven || failures.failuresPerKey === null ? undefined : input.keyId

@@ -314,6 +314,27 @@ describe('configuration', () => {
     expect(limiter.size.ips).toBe(1)
   })
 
+  it('names an over-long client IP by its digest, so a counter name stays bounded', async () => {
+    const limiter = new MemoryRateLimiter()
+    const admitted: (string | undefined)[] = []
+    const watching: RateLimiter = {
+      admit: (attempt, limits, now) => {
+        admitted.push(attempt.ip)
+        return limiter.admit(attempt, limits, now)
+      },
+      release: (charge, limits, now) => limiter.release(charge, limits, now),
+      consume: (keyId, quota, now) => limiter.consume(keyId, quota, now),
+    }
+    const { keyring } = setup({ rateLimit: { limiter: watching } })
+    const long = `127.0.0.1,${'x'.repeat(10_000)}`
+    for (let i = 0; i < 5; i++) await keyring.verify('bad', { clientIp: long })
+    expect(codeOf(await keyring.verify('bad', { clientIp: long }))).toBe('KEYROT_RATE_LIMITED')
+    expect(codeOf(await keyring.verify('bad', { clientIp: `127.0.0.1,${'y'.repeat(10_000)}` }))).toBe('KEYROT_MALFORMED_TOKEN')
+    expect(admitted[0]).toMatch(/^sha256:[\w-]{43}$/)
+    expect(codeOf(await keyring.verify('bad', { clientIp: '127.0.0.1' }))).toBe('KEYROT_MALFORMED_TOKEN')
+    expect(admitted.at(-1)).toBe('127.0.0.1')
+  })
+
   it('keeps memory bounded: the least recently seen IPs are forgotten', async () => {
     const limiter = new MemoryRateLimiter({ maxIps: 10, maxKeys: 10 })
     const { keyring } = setup({ rateLimit: { limiter } })
