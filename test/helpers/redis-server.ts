@@ -72,6 +72,8 @@ export interface RedisServer {
   port: number
   /** `redis://127.0.0.1:<port>` */
   url: string
+  /** The server process (to pause it with SIGSTOP in failure tests). */
+  process: ChildProcess
   stop(): Promise<void>
 }
 
@@ -103,17 +105,26 @@ function stopChild(child: ChildProcess): Promise<void> {
   })
 }
 
-/** Starts one standalone `redis-server` on a free port. */
-export async function startRedisServer(): Promise<RedisServer> {
+/**
+ * Starts one standalone `redis-server` on a free port. `replicaOf`: the
+ * port of a primary on 127.0.0.1 to replicate (resolves once the link is up).
+ */
+export async function startRedisServer(options: { replicaOf?: number } = {}): Promise<RedisServer> {
   assertRedisInstalled()
   const directory = mkdtempSync(join(tmpdir(), 'keyrot-redis-'))
   directories.add(directory)
   const port = await freePort()
-  const child = await spawnServer(port, directory, [])
+  const extra = options.replicaOf === undefined ? [] : ['--replicaof', '127.0.0.1', String(options.replicaOf)]
+  const child = await spawnServer(port, directory, extra)
+  if (options.replicaOf !== undefined) {
+    await waitFor(() => redisCli(port, 'INFO', 'replication').includes('master_link_status:up'), `replica on ${port} linked`)
+  }
   return {
     port,
     url: `redis://127.0.0.1:${port}`,
+    process: child,
     async stop() {
+      if (child.signalCode === null && child.exitCode === null) child.kill('SIGCONT')
       await stopChild(child)
       rmSync(directory, { recursive: true, force: true })
       directories.delete(directory)
