@@ -68,6 +68,7 @@ let base = ''
 const tokens: string[] = []
 const keyIds: string[] = []
 const statuses: Record<string, number[]> = {}
+let keyCreatedAt = 0
 
 /** Sends a request; returns the status and the error code of the body, if any. */
 async function call(label: string, path: string, headers: Record<string, string> = {}): Promise<{ status: number; code: string | undefined }> {
@@ -93,6 +94,7 @@ beforeAll(async () => {
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
 
   const main = await keyring.create({ tenantId: 'acme', name: 'main' })
+  keyCreatedAt = main.key.createdAt
   const quota = await keyring.create({ tenantId: 'acme', name: 'quota', rateLimit: { limit: 2, window: '1m' } })
   const expiring = await keyring.create({ tenantId: 'globex', name: 'expiring', expiresAt: clock.now() + 60_000 })
   const revoked = await keyring.create({ tenantId: 'globex', name: 'revoked' })
@@ -198,6 +200,7 @@ describe('the /metrics exposition', () => {
     expect(value('keyrot_keys{tenant="globex",state="expired"}')).toBe(1)
     expect(value('keyrot_keys{tenant="globex",state="revoked"}')).toBe(1)
     expect(value('keyrot_key_changes_total{action="created"}')).toBe(4)
+    expect(value('keyrot_next_grace_deadline_timestamp_seconds')).toBe((keyCreatedAt + 3_600_000) / 1000)
     expect(value('keyrot_cache_entries{kind="proofs"}')).toBeGreaterThanOrEqual(1)
   })
 

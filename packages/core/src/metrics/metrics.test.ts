@@ -254,9 +254,14 @@ describe('createMetrics: keys by tenant and state', () => {
     expect(await valueOf(registry, 'keyrot_keys', { tenant: 'globex', state: 'active' })).toBe(1)
     expect(await valueOf(registry, 'keyrot_keys', { tenant: 'globex', state: 'revoked' })).toBe(1)
 
+    await registry.metrics() // a full scrape fills the deadline gauge from the same listing
+    expect(await valueOf(registry, 'keyrot_next_grace_deadline_timestamp_seconds')).toBe((b.key.createdAt + 3_600_000) / 1000)
+
     await keyring.revoke(b.key.id)
-    expect(await valueOf(registry, 'keyrot_keys', { tenant: 'acme', state: 'grace' })).toBe(0)
-    expect(await valueOf(registry, 'keyrot_keys', { tenant: 'acme', state: 'revoked' })).toBe(1)
+    const text = await registry.metrics()
+    expect(text).toContain('keyrot_keys{tenant="acme",state="grace"} 0')
+    expect(text).toContain('keyrot_keys{tenant="acme",state="revoked"} 1')
+    expect(text).toMatch(/^keyrot_next_grace_deadline_timestamp_seconds \+Inf$/m)
   })
 
   it('keeps the largest tenants and sums the rest under _other', async () => {
@@ -279,6 +284,8 @@ describe('createMetrics: keys by tenant and state', () => {
     }
     const text = await registry.metrics()
     expect(text).toContain('keyrot_keys_collect_errors_total 1')
+    // prom-client writes NaN as "Nan"; Prometheus parses it case-insensitively.
+    expect(text).toMatch(/^keyrot_next_grace_deadline_timestamp_seconds nan$/im)
     expect(await samples(registry, 'keyrot_keys')).toEqual([])
   })
 })

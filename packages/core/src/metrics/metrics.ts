@@ -223,8 +223,8 @@ export function createMetrics(options: MetricsOptions): KeyrotMetrics {
   })
 
   if (config.tenantStates) {
-    // A registry collects every metric concurrently: the error counter waits
-    // for this scrape's count, so it reports the failure of the same scrape.
+    // A registry collects every metric concurrently: the gauges and counter
+    // registered after keyrot_keys wait for this scrape's listing.
     let counting: Promise<void> = Promise.resolve()
     new Gauge({
       name: name('keys'),
@@ -234,6 +234,7 @@ export function createMetrics(options: MetricsOptions): KeyrotMetrics {
       collect() {
         counting = (async () => {
           this.reset()
+          nextGraceDeadline.set(Number.NaN) // until the store answers
           let keys
           try {
             keys = await keyring.list()
@@ -245,8 +246,20 @@ export function createMetrics(options: MetricsOptions): KeyrotMetrics {
           for (const [tenant, counts] of countByTenant(keys, config.maxTenants)) {
             for (const state of KEY_STATES) this.set({ tenant, state }, counts[state])
           }
+          let soonest = Number.POSITIVE_INFINITY
+          for (const key of keys) if (key.state === 'grace' && key.expiresAt !== null && key.expiresAt < soonest) soonest = key.expiresAt
+          nextGraceDeadline.set(soonest / 1000)
         })()
         return counting
+      },
+    })
+    // Filled by the keyrot_keys collect above, from the same listing.
+    const nextGraceDeadline = new Gauge({
+      name: name('next_grace_deadline_timestamp_seconds'),
+      help: 'Unix time when the soonest grace period ends, among keys in grace; +Inf when no key is in grace. Counted at scrape time.',
+      registers,
+      async collect() {
+        await counting
       },
     })
     const collectErrors = new Counter({
