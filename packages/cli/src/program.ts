@@ -6,6 +6,7 @@ import { registerInspect } from './commands/inspect.js'
 import { registerEmergencyRotate, registerRevoke, registerRotate } from './commands/lifecycle.js'
 import { registerExpiring, registerList } from './commands/list.js'
 import { registerServe } from './commands/serve.js'
+import { registerRewrapSecrets } from './commands/signing.js'
 import { describeFailure, EXIT_OK, EXIT_USAGE } from './exit-codes.js'
 import { processIo, type CliIo } from './io.js'
 
@@ -45,6 +46,7 @@ Exit codes: 0 ok, 1 error (unknown key, Redis unreachable...), 2 usage (bad argu
   registerExpiring(program, io)
   registerDemo(program, io)
   registerServe(program, io)
+  registerRewrapSecrets(program, io)
   return program
 }
 

@@ -1,6 +1,7 @@
 import type { Keyring } from '@keyrot/core'
 import type { Command } from 'commander'
 import type { CliIo } from '../io.js'
+import { signingOptionsFromEnv } from '../master-keys.js'
 import { printable } from '../output/table.js'
 import { openKeyring, resolveRedisUrl, type StoreFlags } from '../store.js'
 
@@ -22,7 +23,8 @@ export function withJsonOption(command: Command): Command {
 /** Opens the shared store, runs `work` on a keyring over it, then flushes and disconnects. */
 export async function withKeyring<T>(io: CliIo, flags: StoreFlags, command: string, work: (keyring: Keyring) => Promise<T>): Promise<T> {
   const url = resolveRedisUrl(flags, io, command)
-  const opened = await openKeyring(url, flags, { reconnect: false })
+  // With KEYROT_MASTER_KEYS set, signing secrets can be rotated and revoked like API keys.
+  const opened = await openKeyring(url, flags, { reconnect: false, keyring: signingOptionsFromEnv(io.env) })
   try {
     return await work(opened.keyring)
   } finally {
