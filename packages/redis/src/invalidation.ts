@@ -265,6 +265,14 @@ export class ClusterTransport implements FeedTransport {
     const lost = (reason: string) => () => {
       if (confirmed) onReconnect(reason)
     }
+    // Redis unsubscribes sharded subscribers when their slot moves away; ioredis
+    // 5.9 surfaces that push only as an error on the node's subscriber.
+    subscriber.on('nodeError', (error: Error) => {
+      if (confirmed && /sunsubscribe/i.test(error?.message ?? '')) {
+        onReconnect('the invalidation channel slot moved')
+        this.resubscribe()
+      }
+    })
     subscriber.on('-node', lost('a cluster node left'))
     subscriber.on('subscribersReady', lost('sharded subscribers were rebuilt'))
     subscriber.on('ready', lost('cluster connection reconnected'))
