@@ -282,8 +282,11 @@ export class Keyring {
   async verify(token: string, options: VerifyOptions = {}): Promise<VerifyResult> {
     const now = this.clock.now()
     // Timed only when someone listens; the start travels with the options to every emit below.
+    // A child object (the caller's options as its prototype) costs a tenth of a spread.
     if (this.#events.has('verification.succeeded') || this.#events.has('verification.failed')) {
-      options = { ...options, [STARTED_AT]: performance.now() } as VerifyOptions
+      const timed = Object.create(options) as VerifyOptions & { [STARTED_AT]?: number }
+      timed[STARTED_AT] = performance.now()
+      options = timed
     }
     const guard = this.#guard
     let keyId: string
