@@ -7,10 +7,13 @@ import type { CliIo } from './io.js'
  * terminal to ask on, the command refuses (exit 2) rather than guess. The
  * prompt goes to stderr so stdout keeps only the command's result.
  */
-export async function confirm(io: CliIo, question: string, yes: boolean | undefined): Promise<void> {
+export async function confirm(io: CliIo, command: string, question: string, yes: boolean | undefined): Promise<void> {
   if (yes) return
   if (!io.interactive) {
-    throw new UsageError(`${question.replace(/\?$/, '')}: refused without confirmation. Pass --yes to run it without a terminal.`, 'KEYROT_CLI_NEEDS_CONFIRMATION')
+    throw new UsageError(
+      `keyrot ${command} changes a key and no terminal is attached to confirm it: nothing was changed. Pass --yes to run it without confirmation.`,
+      'KEYROT_CLI_NEEDS_CONFIRMATION',
+    )
   }
   const prompt = createInterface({ input: io.stdin, output: io.stderr as NodeJS.WritableStream, terminal: true })
   try {

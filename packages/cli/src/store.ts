@@ -107,15 +107,25 @@ export async function openKeyring(url: string, flags: StoreFlags, options: Conne
   // ioredis reports connection problems as 'error' events; without a listener
   // Node prints them as unhandled. Failures surface through connect() and commands.
   let lastError: unknown
+  // One warning per outage (ioredis reports every failed reconnect attempt), one line when it ends.
+  let outage = false
   client.on('error', (error: unknown) => {
     lastError = error
-    if (options.reconnect) options.logger?.warn({ event: 'redis.error', err: { message: (error as Error).message } }, 'keyrot redis connection error')
+    if (!options.reconnect || outage) return
+    outage = true
+    options.logger?.warn({ event: 'redis.unreachable', error: (error as Error).message }, 'keyrot serve: Redis connection lost, reconnecting')
+  })
+  client.on('ready', () => {
+    if (!outage) return
+    outage = false
+    options.logger?.info({ event: 'redis.reconnected' }, 'keyrot serve: Redis connection restored')
   })
   try {
     await client.connect()
   } catch (error) {
     client.disconnect()
-    const reason = (error as Error)?.message || (lastError as Error)?.message || 'unknown error'
+    // connect() rejects with "Connection is closed."; the 'error' event had the cause (ECONNREFUSED, auth...).
+    const reason = (lastError as Error | undefined)?.message || (error as Error)?.message || 'unknown error'
     throw new CliError(`cannot reach Redis at ${location}: ${reason}`, { code: 'KEYROT_STORE_UNAVAILABLE', cause: error })
   }
 
@@ -138,7 +148,9 @@ export async function openKeyring(url: string, flags: StoreFlags, options: Conne
         try {
           await keyring.close()
         } finally {
-          if (client.status !== 'end') await client.quit().catch(() => client.disconnect())
+          // QUIT waits for Redis; while it is unreachable the command would sit in ioredis's queue.
+          if (client.status === 'ready') await client.quit().catch(() => client.disconnect())
+          else client.disconnect()
         }
       })()
       return closing

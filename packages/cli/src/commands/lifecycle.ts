@@ -20,7 +20,7 @@ function withYesOption(command: Command): Command {
 async function describeKey(keyring: Keyring, keyId: string): Promise<string> {
   const key = await keyring.get(keyId)
   if (key === null) throw new KeyNotFoundError(keyId)
-  return `${key.id} (tenant ${key.tenantId}, "${key.name}", ${key.state})`
+  return printable(`${key.id} (tenant ${key.tenantId}, "${key.name}", ${key.state})`)
 }
 
 export function registerRotate(program: Command, io: CliIo): void {
@@ -34,7 +34,7 @@ export function registerRotate(program: Command, io: CliIo): void {
     await withKeyring(io, flags, 'rotate', async (keyring) => {
       const label = await describeKey(keyring, keyId)
       const grace = flags.grace ?? keyring.options.gracePeriodMs
-      await confirm(io, `Rotate key ${label}? The old key stops working in ${formatSpan(grace)}.`, flags.yes)
+      await confirm(io, 'rotate', `Rotate key ${label}? The old key stops working in ${formatSpan(grace)}.`, flags.yes)
       const { token, key, previous } = await keyring.rotate(keyId, { gracePeriod: grace })
       if (flags.json) return printJson(io, { token, key, previous })
       printNewToken(
@@ -56,7 +56,7 @@ export function registerRevoke(program: Command, io: CliIo): void {
   command.action(async (keyId: string, flags: DestructiveFlags & { reason: string }) => {
     await withKeyring(io, flags, 'revoke', async (keyring) => {
       const label = await describeKey(keyring, keyId)
-      await confirm(io, `Revoke key ${label} now?`, flags.yes)
+      await confirm(io, 'revoke', `Revoke key ${label} now?`, flags.yes)
       const key = await keyring.revoke(keyId, { reason: flags.reason })
       if (flags.json) return printJson(io, { key })
       io.stdout.write(`${printable(`Revoked ${key.id}${key.revokedReason ? ` (${key.revokedReason})` : ''}.`)}\n`)
@@ -75,7 +75,7 @@ export function registerEmergencyRotate(program: Command, io: CliIo): void {
   command.action(async (keyId: string, flags: DestructiveFlags & { incident: string; reason?: string }) => {
     await withKeyring(io, flags, 'emergency-rotate', async (keyring) => {
       const label = await describeKey(keyring, keyId)
-      await confirm(io, `Revoke key ${label} NOW and issue a successor?`, flags.yes)
+      await confirm(io, 'emergency-rotate', `Revoke key ${label} NOW and issue a successor?`, flags.yes)
       const { token, key, revoked } = await keyring.emergencyRotate(keyId, {
         incidentId: flags.incident,
         ...(flags.reason !== undefined ? { reason: flags.reason } : {}),

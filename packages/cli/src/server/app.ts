@@ -139,7 +139,9 @@ function routeHandler(route: RouteSpec, keyring: Keyring, logger: Logger): Reque
       const query = route.query ? parseInput(route.query, req.query, 'query') : {}
       let body: unknown = {}
       if (route.body) {
-        if (req.is('application/json') === false) throw new InvalidInputError('body', 'must be sent as Content-Type: application/json')
+        // An empty POST (Content-Length: 0) has no body to type; any other body must be JSON.
+        const hasBody = req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] ?? '0') !== '0'
+        if (hasBody && req.is('application/json') === false) throw new InvalidInputError('body', 'must be sent as Content-Type: application/json')
         body = parseInput(route.body, req.body === undefined && route.bodyOptional ? {} : req.body, 'body')
       }
       const reply = await route.handler({ keyring, params, query, body, req, res })
