@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { RedisStore, type RedisStoreOptions } from '@keyrot/redis'
 import { Redis } from 'ioredis'
-import { afterAll, beforeAll, describe, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startRedisServer, type RedisServer } from '../helpers/redis-server.js'
 import { describeKeyringOnRedis, dumpRedis, expectNoTokens } from './redis-checks.js'
 import { describeStoreContract } from './store-contract.js'
@@ -67,6 +67,24 @@ describeKeyringOnRedis('redis-server', () => ({
   },
   onToken: (token) => tokens.push(token),
 }))
+
+describe('the application client', () => {
+  it('is only a template: never connected, its keyPrefix not applied to the store', async () => {
+    const client = new Redis(server.port, '127.0.0.1', { lazyConnect: true, keyPrefix: 'app:' })
+    clients.push(client)
+    const store = new RedisStore({ client, keyPrefix: freshPrefix() })
+    stores.push(store)
+    const { createKeyring, FastTestHasher } = await import('@keyrot/core')
+    const keyring = createKeyring({ store, hasher: new FastTestHasher(), prefix: 'sk_test' })
+    const { token, key } = await keyring.create({ tenantId: 'acme', name: 'template' })
+    tokens.push(token)
+    expect((await keyring.verify(token)).ok).toBe(true)
+    expect(await raw.exists(store.layout.record(key.id))).toBe(1)
+    expect(client.status).toBe('wait')
+    await keyring.close()
+    expect(client.status).toBe('wait')
+  })
+})
 
 describe('after every suite above', () => {
   it('finds no token and no secret in any key or value in Redis, only hashes', async () => {

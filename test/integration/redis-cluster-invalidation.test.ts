@@ -49,8 +49,8 @@ function masters(): { id: string; port: number; slots: string[] }[] {
 function ownerOf(slot: number): { id: string; port: number } {
   for (const master of masters()) {
     for (const range of master.slots) {
-      const [from, to] = range.split('-').map(Number)
-      if (slot >= (from as number) && slot <= (to ?? from) as number) return master
+      const [from = Number.NaN, to = from] = range.split('-').map(Number)
+      if (slot >= from && slot <= to) return master
     }
   }
   throw new Error(`no owner for slot ${slot}`)

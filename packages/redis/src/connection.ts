@@ -40,6 +40,7 @@ export function duplicateForData(client: RedisClient, cluster: boolean, commandT
   if (cluster) {
     const source = client as Cluster
     const overrides: ClusterOptions = {
+      keyPrefix: '',
       enableOfflineQueue: false,
       lazyConnect: false,
       scaleReads: 'master',
@@ -64,6 +65,7 @@ export function duplicateForSubscriber(client: RedisClient, cluster: boolean, co
   if (cluster) {
     const source = client as Cluster
     return source.duplicate([], {
+      keyPrefix: '',
       enableOfflineQueue: true,
       lazyConnect: false,
       shardedSubscribers: true,
