@@ -91,7 +91,8 @@ export class VerificationCache {
    * key was invalidated meanwhile.
    */
   async state(keyId: string, load: (keyId: string) => Promise<KeyRecord | null>): Promise<KeyRecord | null> {
-    const cached = this.cachedState(keyId)
+    // Callers count the hit or miss through cachedState() first; look again silently.
+    const cached = this.#states.get(keyId)
     if (cached !== undefined) return cached
     const pending = this.#pending.get(keyId)
     if (pending) return pending.promise
