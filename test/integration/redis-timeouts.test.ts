@@ -1,6 +1,8 @@
 import { createServer, type Server, type Socket } from 'node:net'
 import { createKeyring, FastTestHasher, generateToken, newKeyId, StoreUnavailableError, type Keyring } from '@keyrot/core'
+import { apiKeyAuth } from '@keyrot/express'
 import { RedisStore } from '@keyrot/redis'
+import express from 'express'
 import { Redis } from 'ioredis'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis-server.js'
@@ -66,6 +68,26 @@ describe('a Redis that accepts connections and never answers', () => {
       expect(elapsedMs).toBeGreaterThanOrEqual(200)
       expect(elapsedMs).toBeLessThan(1_000)
     }
+  })
+})
+
+describe('over HTTP (Express)', () => {
+  it('answers 503 KEYROT_STORE_UNAVAILABLE when Redis is down', async () => {
+    const keyring = keyringOn(new Redis(await freePort(), '127.0.0.1', { lazyConnect: true }), 300)
+    const app = express()
+    app.get('/v1/things', apiKeyAuth({ keyring }), (_req, res) => {
+      res.json({ ok: true })
+    })
+    const listener = app.listen(0, '127.0.0.1')
+    opened.push({ close: () => new Promise<void>((resolve) => listener.close(() => resolve())) })
+    await new Promise((resolve) => listener.once('listening', resolve))
+    const { port } = listener.address() as { port: number }
+    const response = await fetch(`http://127.0.0.1:${port}/v1/things`, {
+      headers: { authorization: `Bearer ${generateToken('sk_test', newKeyId())}` },
+      signal: AbortSignal.timeout(5_000),
+    })
+    expect(response.status).toBe(503)
+    expect(JSON.stringify(await response.json())).toContain('KEYROT_STORE_UNAVAILABLE')
   })
 })
 
