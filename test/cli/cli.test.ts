@@ -3,9 +3,9 @@ import { RedisStore } from '@keyrot/redis'
 import { Redis } from 'ioredis'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis-server.js'
-import { ensureBuilt, killChildren, runKeyrot } from './keyrot-bin.js'
+import { ensureBuilt, ensureDemoBuilt, killChildren, runKeyrot } from './keyrot-bin.js'
 
-const COMMANDS = ['create', 'list', 'inspect', 'rotate', 'revoke', 'emergency-rotate', 'expiring', 'demo', 'serve']
+const COMMANDS = ['create', 'list', 'inspect', 'rotate', 'revoke', 'emergency-rotate', 'expiring', 'rewrap-secrets', 'demo', 'serve']
 const WHOLE_TOKEN = new RegExp(`^${TOKEN_PATTERN.source}\\n$`)
 
 let redis: RedisServer
@@ -251,5 +251,23 @@ describe('keyrot emergency-rotate, expiring, errors', () => {
     const result = await runKeyrot(['revoke', key.id, '--yes', ...store()])
     expect(result.code).toBe(2)
     expect(result.stderr).toContain("required option '--reason <text>' not specified")
+  })
+})
+
+describe('keyrot demo', () => {
+  beforeAll(() => ensureDemoBuilt(), 200_000)
+
+  it('runs the rotation demo and exits 0 when every check passed', async () => {
+    const result = await runKeyrot(['demo', '--grace', '1s', '--quiet'], { timeoutMs: 60_000 })
+    expect(result.stderr).toBe('')
+    expect(result.code).toBe(0)
+    expect(result.stdout).toMatch(/^PASS zero-downtime rotation held: 4\/4 checks/m)
+    expect(result.stdout).not.toMatch(new RegExp(TOKEN_PATTERN.source))
+  }, 90_000)
+
+  it('passes a bad grace period on as a usage error (exit 2)', async () => {
+    const result = await runKeyrot(['demo', '--grace', 'soon'])
+    expect(result.code).toBe(2)
+    expect(result.stderr).toContain("'--grace <duration>' argument 'soon' is invalid")
   })
 })

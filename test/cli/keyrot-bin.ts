@@ -40,6 +40,13 @@ export function ensureBuilt(): void {
   if (stale('cli', 'bin.js')) build('cli')
 }
 
+/** Builds examples/rotation-demo when its entry is missing (`keyrot demo` runs it). */
+export function ensureDemoBuilt(): void {
+  if (existsSync(join(root, 'examples/rotation-demo/dist/index.js'))) return
+  const result = spawnSync('npx', ['-y', 'pnpm@12.4.2', '--filter', './examples/rotation-demo', 'run', 'build'], { cwd: root, encoding: 'utf8', timeout: 180_000 })
+  if (result.status !== 0) throw new Error(`building examples/rotation-demo failed (exit ${result.status ?? result.signal}):\n${result.stdout}\n${result.stderr}`)
+}
+
 export interface RunResult {
   code: number | null
   stdout: string

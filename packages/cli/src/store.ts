@@ -67,8 +67,14 @@ export interface ConnectOptions {
    * /healthz meanwhile.
    */
   reconnect: boolean
+  /**
+   * Keep the abuse counters (failures per IP and key, per-key quotas) in
+   * Redis so every replica shares them: for `keyrot serve`, which verifies
+   * keys. One-shot commands verify nothing and turn the limits off.
+   */
+  sharedRateLimits?: boolean
   logger?: Logger
-  keyring?: Omit<KeyringOptions, 'store' | 'logger'>
+  keyring?: Omit<KeyringOptions, 'store' | 'logger' | 'rateLimit'>
 }
 
 /**
@@ -129,15 +135,19 @@ export async function openKeyring(url: string, flags: StoreFlags, options: Conne
     throw new CliError(`cannot reach Redis at ${location}: ${reason}`, { code: 'KEYROT_STORE_UNAVAILABLE', cause: error })
   }
 
-  let store
+  let keyring: Keyring
   try {
-    const { RedisStore } = await import('@keyrot/redis')
-    store = new RedisStore({ client })
+    const { RedisStore, RedisRateLimiter } = await import('@keyrot/redis')
+    keyring = createKeyring({
+      ...options.keyring,
+      store: new RedisStore({ client, ...(options.logger ? { logger: options.logger } : {}) }),
+      rateLimit: options.sharedRateLimits ? { limiter: new RedisRateLimiter({ client }) } : false,
+      ...(options.logger ? { logger: options.logger } : {}),
+    })
   } catch (error) {
     client.disconnect()
     throw error
   }
-  const keyring = createKeyring({ ...options.keyring, store, ...(options.logger ? { logger: options.logger } : {}) })
   let closing: Promise<void> | undefined
   return {
     keyring,

@@ -22,6 +22,7 @@ const errors = {
   400: { description: 'KEYROT_INVALID_INPUT: a field is missing, of the wrong type, unknown, or not valid (`error.field` names it).', schema: errorSchema },
   401: { description: 'No key, or a key that is not valid (RFC 6750 challenge).', schema: errorSchema },
   403: { description: 'KEYROT_INSUFFICIENT_SCOPE: the key has no admin scope.', schema: errorSchema },
+  429: { description: 'KEYROT_RATE_LIMITED or KEYROT_IP_BLOCKED: too many requests or failed attempts (Retry-After).', schema: errorSchema },
   503: { description: 'KEYROT_STORE_UNAVAILABLE: the key store did not answer (Retry-After).', schema: errorSchema },
 }
 const bodyErrors = { 413: { description: 'KEYROT_PAYLOAD_TOO_LARGE: the body is over the limit.', schema: errorSchema } }
