@@ -206,6 +206,11 @@ export class StandaloneTransport implements FeedTransport {
     }
     subscriber.on('ready', onConnected)
     if (subscriber.status === 'ready') onConnected()
+    // Messages published from now until the next subscription are lost:
+    // listeners drop cached states at once, not only when the subscriber is back.
+    subscriber.on('close', () => {
+      if (this.#connections > 0) onReconnect('invalidation subscriber disconnected')
+    })
   }
 
   ready(): Promise<void> {
