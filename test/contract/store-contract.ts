@@ -176,10 +176,12 @@ export function describeStoreContract(
       it('refuses a second insert of the same id with InvalidInputError on the id field', async () => {
         const record = await makeRecord()
         await store.insert(record)
-        const error = await rejection(store.insert({ ...record, name: 'other' }))
+        const error = await rejection(store.insert({ ...record, name: 'other', tenantId: 'intruder' }))
         expect(error).toBeInstanceOf(InvalidInputError)
         expect((error as InvalidInputError).field).toBe('id')
         expect((await store.get(record.id))?.name).toBe('ci deploy')
+        expect(await store.list({ tenantId: 'intruder' })).toEqual([])
+        expect((await store.list({})).map((r) => r.id)).toEqual([record.id])
       })
 
       it('lets exactly one of concurrent inserts of one id win', async () => {

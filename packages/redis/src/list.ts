@@ -23,7 +23,7 @@ function byNewest(a: { createdAt: number; id: string }, b: { createdAt: number; 
  * key, read from whichever node holds it.
  *
  * An index entry whose record is gone (retention ended, or a write that
- * failed after indexing) is skipped and removed.
+ * failed or was refused after indexing) is skipped and removed.
  */
 export async function listRecords(query: ListQuery, context: ListContext): Promise<KeyRecord[]> {
   const { layout } = context
@@ -50,8 +50,9 @@ export async function listRecords(query: ListQuery, context: ListContext): Promi
     const read = await Promise.all(chunk.map((entry) => context.get(entry.id)))
     read.forEach((record, i) => {
       const entry = chunk[i] as { id: string; tenantId: string }
-      if (record === null) stale.push(entry)
-      else if (record.tenantId === entry.tenantId) records.push(record)
+      // A record's tenant never changes: an entry under another tenant is debris of a refused insert.
+      if (record === null || record.tenantId !== entry.tenantId) stale.push(entry)
+      else records.push(record)
     })
   }
   if (stale.length > 0) {

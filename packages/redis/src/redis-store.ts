@@ -95,7 +95,7 @@ export class RedisStore implements KeyStore {
     })
   }
 
-  list(query: ListQuery): Promise<KeyRecord[]> {
+  async list(query: ListQuery): Promise<KeyRecord[]> {
     this.#assertOpen()
     return listRecords(query, {
       layout: this.layout,
