@@ -1,8 +1,6 @@
 import {
   createSignedRequestVerifier,
-  isKeyrotError,
   readRawBody,
-  signatureErrorResponse,
   type ApiKey,
   type Duration,
   type Keyring,
@@ -96,36 +94,29 @@ export function signedRequest(options: SignedRequestOptions): RequestHandler {
   const clientIp = options.clientIp ?? ((req: Request) => req.ip ?? req.socket.remoteAddress)
 
   return function keyrotSignedRequest(req: Request, res: Response, next: NextFunction): void {
-    bodyOf(req, limit)
-      .then((rawBody) =>
-        verifier
-          .verify({
-            method: req.method,
-            pathWithQuery: req.originalUrl,
-            headers: req.headers,
-            rawBody,
-            clientIp: clientIp(req),
-            userAgent: req.headers['user-agent'],
-          })
-          .then((outcome) => ({ outcome, rawBody })),
+    Promise.resolve()
+      .then(() =>
+        verifier.verify({
+          method: req.method,
+          pathWithQuery: req.originalUrl,
+          headers: req.headers,
+          // Read only once the headers, timestamp and key passed.
+          rawBody: () => bodyOf(req, limit),
+          clientIp: clientIp(req),
+          userAgent: req.headers['user-agent'],
+        }),
       )
       .then(
-        ({ outcome, rawBody }) => {
+        (outcome) => {
           for (const [name, value] of Object.entries(outcome.headers)) res.setHeader(name, value)
           if (outcome.ok) {
-            req.signedRequest = { key: outcome.key, rawBody }
+            req.signedRequest = { key: outcome.key, rawBody: Buffer.isBuffer(outcome.rawBody) ? outcome.rawBody : Buffer.from(outcome.rawBody) }
             next()
             return
           }
           res.status(outcome.status).json(outcome.body)
         },
-        (error: unknown) => {
-          // A body too large or cut off is the client's fault: answer it like any refusal.
-          if (!isKeyrotError(error)) return next(error)
-          const response = signatureErrorResponse(error, realm)
-          for (const [name, value] of Object.entries(response.headers)) res.setHeader(name, value)
-          res.status(response.status).json(response.body)
-        },
+        (error: unknown) => next(error),
       )
   }
 }

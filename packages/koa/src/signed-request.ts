@@ -1,8 +1,6 @@
 import {
   createSignedRequestVerifier,
-  isKeyrotError,
   readRawBody,
-  signatureErrorResponse,
   type ApiKey,
   type Duration,
   type Keyring,
@@ -83,29 +81,18 @@ export function signedRequest(options: SignedRequestOptions): Middleware {
   const clientIp = options.clientIp ?? ((ctx: Context) => ctx.ip || undefined)
 
   return async function keyrotSignedRequest(ctx: Context, next: Next): Promise<void> {
-    let rawBody: Buffer
-    try {
-      rawBody = await bodyOf(ctx, limit)
-    } catch (error) {
-      // A body too large or cut off is the client's fault: answer it like any refusal.
-      if (!isKeyrotError(error)) throw error
-      const response = signatureErrorResponse(error, realm)
-      ctx.status = response.status
-      ctx.set(response.headers)
-      ctx.body = response.body
-      return
-    }
     const outcome = await verifier.verify({
       method: ctx.method,
       pathWithQuery: ctx.originalUrl,
       headers: ctx.req.headers,
-      rawBody,
+      // Read only once the headers, timestamp and key passed.
+      rawBody: () => bodyOf(ctx, limit),
       clientIp: clientIp(ctx),
       userAgent: ctx.req.headers['user-agent'],
     })
     ctx.set(outcome.headers)
     if (outcome.ok) {
-      ctx.state.signedRequest = { key: outcome.key, rawBody }
+      ctx.state.signedRequest = { key: outcome.key, rawBody: Buffer.isBuffer(outcome.rawBody) ? outcome.rawBody : Buffer.from(outcome.rawBody) }
       await next()
       return
     }

@@ -161,8 +161,15 @@ export interface SignedRequestInput extends RequestContext {
   /** The request target exactly as received (`req.originalUrl` in Express, `ctx.originalUrl` in Koa, `req.url` in Node). */
   pathWithQuery: string
   headers: HeaderSource
-  /** The body bytes exactly as received; empty when there is none. */
-  rawBody: string | Uint8Array
+  /**
+   * The body bytes exactly as received (empty when there is none), or a
+   * function that reads them: it is called only once the headers, the
+   * timestamp and the key passed, so a request refused on those is refused
+   * without reading its body. A `KeyrotError` it throws (e.g.
+   * `PayloadTooLargeError` from `readRawBody`) becomes the outcome; anything
+   * else is thrown.
+   */
+  rawBody: string | Uint8Array | (() => Promise<string | Uint8Array>)
 }
 
 export type SignedRequestOutcome =
@@ -172,6 +179,8 @@ export type SignedRequestOutcome =
       key: ApiKey
       /** Headers to add to the response: `Sunset` while the secret is in its grace period. */
       headers: Record<string, string>
+      /** The body bytes that were verified (read by `rawBody()` when it was a function). */
+      rawBody: string | Uint8Array
     }
   | ({ ok: false; error: KeyrotError } & ErrorResponse)
 
@@ -252,8 +261,8 @@ export function createSignedRequestVerifier(options: SignedRequestVerifierOption
     if (typeof request.method !== 'string' || !METHOD_PATTERN.test(request.method) || typeof request.pathWithQuery !== 'string') {
       return fail(new InvalidRequestError('The request line is malformed.'))
     }
-    if (typeof request.rawBody !== 'string' && !(request.rawBody instanceof Uint8Array)) {
-      return fail(new InvalidRequestError('The raw body must be a string or bytes.'))
+    if (typeof request.rawBody !== 'string' && !(request.rawBody instanceof Uint8Array) && typeof request.rawBody !== 'function') {
+      return fail(new InvalidRequestError('The raw body must be a string, bytes, or a function that reads them.'))
     }
 
     const timestamp = Number(values.timestamp)
@@ -275,7 +284,15 @@ export function createSignedRequestVerifier(options: SignedRequestVerifierOption
       logger.error({ event: 'signing.secret_unreadable', keyId, ...errorFields(error) }, 'keyrot cannot decrypt a signing secret')
       return fail(error instanceof KeyrotError ? error : new StoreUnavailableError(undefined, { keyId }), record)
     }
-    const expected = requestHmac(hmacKey, { method: request.method, pathWithQuery: request.pathWithQuery, timestamp, nonce, keyId, body: request.rawBody })
+    let body: string | Uint8Array
+    try {
+      body = typeof request.rawBody === 'function' ? await request.rawBody() : request.rawBody
+    } catch (error) {
+      if (error instanceof KeyrotError) return fail(error, record)
+      throw error
+    }
+    if (typeof body !== 'string' && !(body instanceof Uint8Array)) return fail(new InvalidRequestError('The raw body must be a string or bytes.'), record)
+    const expected = requestHmac(hmacKey, { method: request.method, pathWithQuery: request.pathWithQuery, timestamp, nonce, keyId, body })
     if (!timingSafeEqual(sent, expected)) return fail(new InvalidSignatureError('the signature does not match', keyId), record)
 
     // Revoked or expired is told only to a caller who proved the secret, as verify() does for API keys.
@@ -307,7 +324,7 @@ export function createSignedRequestVerifier(options: SignedRequestVerifierOption
     }
     const headers: Record<string, string> = {}
     if (inGrace && record.expiresAt !== null) headers['sunset'] = new Date(record.expiresAt).toUTCString()
-    return { ok: true, key: toApiKey(record, now), headers }
+    return { ok: true, key: toApiKey(record, now), headers, rawBody: body }
   }
 
   return { verify, toleranceMs, replayStore }
