@@ -175,6 +175,12 @@ describe.each(frameworks)('signedRequest() on %s', (name, createApp) => {
     expect(((await response.json()) as { error: { code: string } }).error.code).toBe('KEYROT_PAYLOAD_TOO_LARGE')
   })
 
+  it('refuses an unsigned request without reading its body, however large', async () => {
+    const response = await send('/echo', { body: 'x'.repeat(64 * 1024) })
+    expect(response.status).toBe(401)
+    expect(((await response.json()) as { error: { code: string } }).error.code).toBe('KEYROT_MISSING_SIGNATURE')
+  })
+
   it('keeps accepting the old secret during a rotation, with Sunset', async () => {
     const rotated = await keyring.rotate(credentials.keyId)
     const old = await send('/echo', { body: '{}', headers: signed('/echo', '{}') })

@@ -4,6 +4,7 @@ import { ManualClock } from '../clock.js'
 import { FastTestHasher } from '../hash/hasher.js'
 import { createKeyring } from '../lifecycle/keyring.js'
 import { MemoryStore } from '../store/memory-store.js'
+import { PayloadTooLargeError } from './errors.js'
 import { MemoryReplayStore, type ReplayStore } from './replay-store.js'
 import { canonicalRequest, createSignedRequestVerifier, signRequest, verifySignedRequest, type SignedRequestInput } from './signed-request.js'
 
@@ -150,6 +151,25 @@ describe('signed request verification', () => {
     clock.advance(3_600_000)
     expect(await verifier.verify(request(old()))).toMatchObject({ ok: false, body: { error: { code: 'KEYROT_KEY_EXPIRED' } } })
     expect((await verifier.verify(request(fresh()))).ok).toBe(true)
+  })
+
+  it('reads a lazy body only for a request whose headers, timestamp and key passed', async () => {
+    const { verifier, request, sign, clock } = await setup()
+    let reads = 0
+    const lazy = (body: string) => async () => {
+      reads++
+      return Buffer.from(body)
+    }
+    expect(await verifier.verify({ ...request({}), rawBody: lazy('{}') })).toMatchObject({ ok: false, error: { code: 'KEYROT_MISSING_SIGNATURE' } })
+    expect(await verifier.verify({ ...request(sign({ timestamp: clock.now() - 3_600_000 })), rawBody: lazy('{}') })).toMatchObject({ ok: false, error: { code: 'KEYROT_STALE_TIMESTAMP' } })
+    expect(await verifier.verify({ ...request({ ...sign(), 'keyrot-key-id': 'AAAAAAAAAAAAAAAA' }), rawBody: lazy('{}') })).toMatchObject({ ok: false })
+    expect(reads).toBe(0)
+    const outcome = await verifier.verify({ ...request(sign()), rawBody: lazy('{"amount":42}') })
+    expect(outcome).toMatchObject({ ok: true, rawBody: Buffer.from('{"amount":42}') })
+    expect(reads).toBe(1)
+    const tooLarge = await verifier.verify({ ...request(sign()), rawBody: () => Promise.reject(new PayloadTooLargeError(10)) })
+    expect(tooLarge).toMatchObject({ ok: false, status: 413, body: { error: { code: 'KEYROT_PAYLOAD_TOO_LARGE' } } })
+    await expect(verifier.verify({ ...request(sign()), rawBody: () => Promise.reject(new Error('socket hang up')) })).rejects.toThrow('socket hang up')
   })
 
   it('refuses a revoked secret once its signature is proven', async () => {
