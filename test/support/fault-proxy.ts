@@ -5,15 +5,23 @@ import net from 'node:net'
  *
  * - `pass`: forwards bytes both ways.
  * - `delay`: forwards every chunk `ms` later, in order (a slow or distant Redis).
- * - `blackhole`: accepts connections and bytes and forwards nothing (a server
- *   that stopped answering, a dropped route).
+ * - `blackhole`: accepts connections and bytes and forwards nothing for as
+ *   long as it lasts (a stalled route, a frozen peer). Like TCP, it loses no
+ *   byte: when the mode changes to `pass` or `delay` the held bytes go on,
+ *   in order; `reset` drops them with the connection.
  * - `reset`: resets every open connection (RST) and each new one at once.
  */
 export type FaultMode = { kind: 'pass' } | { kind: 'delay'; ms: number } | { kind: 'blackhole' } | { kind: 'reset' }
 
+interface Forwarder {
+  /** Re-times queued chunks after a mode change. */
+  retime(): void
+}
+
 interface Pair {
   client: net.Socket
   upstream: net.Socket
+  forwarders: Forwarder[]
 }
 
 /**
@@ -64,22 +72,24 @@ export class FaultProxy {
   setMode(mode: FaultMode): void {
     if (mode.kind === 'delay' && !(Number.isFinite(mode.ms) && mode.ms >= 0)) throw new TypeError('delay ms must be a non-negative number')
     this.#mode = mode
-    if (mode.kind === 'reset') for (const pair of [...this.#pairs]) this.#reset(pair)
+    for (const pair of [...this.#pairs]) {
+      if (mode.kind === 'reset') this.#reset(pair)
+      else for (const forwarder of pair.forwarders) forwarder.retime()
+    }
   }
 
   #accept(client: net.Socket): void {
     this.accepted++
+    client.on('error', () => {})
     if (this.#mode.kind === 'reset') {
       client.resetAndDestroy()
       return
     }
     const upstream = net.connect({ host: '127.0.0.1', port: this.#targetPort })
-    const pair: Pair = { client, upstream }
-    this.#pairs.add(pair)
     client.setNoDelay(true)
     upstream.setNoDelay(true)
-    this.#forward(client, upstream)
-    this.#forward(upstream, client)
+    const pair: Pair = { client, upstream, forwarders: [this.#forward(client, upstream), this.#forward(upstream, client)] }
+    this.#pairs.add(pair)
     const close = () => {
       if (!this.#pairs.delete(pair)) return
       client.destroy()
@@ -91,33 +101,50 @@ export class FaultProxy {
     }
   }
 
-  /** Copies `from` to `to` under the mode in force when each chunk arrives; a delay keeps chunks in order. */
-  #forward(from: net.Socket, to: net.Socket): void {
+  /** Copies `from` to `to` under the proxy's mode; chunks always leave in the order they came. */
+  #forward(from: net.Socket, to: net.Socket): Forwarder {
     const queue: Array<{ chunk: Buffer; releaseAt: number }> = []
     let timer: NodeJS.Timeout | undefined
-    const drain = () => {
+    const extra = () => (this.#mode.kind === 'delay' ? this.#mode.ms : 0)
+    const schedule = () => {
+      clearTimeout(timer)
       timer = undefined
+      const head = queue[0]?.releaseAt
+      if (head !== undefined && Number.isFinite(head)) timer = setTimeout(drain, Math.max(0, head - performance.now()))
+    }
+    const drain = () => {
       const now = performance.now()
       while (queue.length > 0 && (queue[0] as { releaseAt: number }).releaseAt <= now) {
         const { chunk } = queue.shift() as { chunk: Buffer }
-        // A switch to blackhole or reset also drops what was already delayed.
-        if (!to.destroyed && this.#mode.kind !== 'blackhole' && this.#mode.kind !== 'reset') to.write(chunk)
+        if (!to.destroyed) to.write(chunk)
       }
-      if (queue.length > 0) timer = setTimeout(drain, Math.max(1, (queue[0] as { releaseAt: number }).releaseAt - now))
+      schedule()
     }
     from.on('data', (chunk: Buffer) => {
       const mode = this.#mode
-      if (mode.kind === 'blackhole' || mode.kind === 'reset') return
+      if (mode.kind === 'reset') return
       if (mode.kind === 'pass' && queue.length === 0) {
         if (!to.destroyed) to.write(chunk)
         return
       }
-      // Never before a chunk that arrived earlier: the byte stream stays in order.
       const last = queue.at(-1)?.releaseAt ?? 0
-      queue.push({ chunk, releaseAt: Math.max(performance.now() + (mode.kind === 'delay' ? mode.ms : 0), last) })
-      if (timer === undefined) drain()
+      queue.push({ chunk, releaseAt: mode.kind === 'blackhole' ? Number.POSITIVE_INFINITY : Math.max(performance.now() + extra(), last) })
+      if (timer === undefined) schedule()
     })
     from.on('close', () => clearTimeout(timer))
+    return {
+      retime: () => {
+        // Into a blackhole: hold everything not yet sent. Out of it: release what was held, in order.
+        const now = performance.now()
+        let last = 0
+        for (const item of queue) {
+          if (this.#mode.kind === 'blackhole') item.releaseAt = Number.POSITIVE_INFINITY
+          else if (!Number.isFinite(item.releaseAt)) item.releaseAt = Math.max(now + extra(), last)
+          last = item.releaseAt
+        }
+        schedule()
+      },
+    }
   }
 
   #reset(pair: Pair): void {

@@ -6,9 +6,11 @@ import { assertRedisInstalled, freePort, redisCli } from '../helpers/redis-serve
 
 /**
  * A `redis-server` a fault test can kill, freeze and restart on the same
- * port (test/helpers/redis-server.ts starts servers that only stop). No
- * persistence; `rdbcompression no` so a dump of it can be scanned for
- * plaintext. Killed on process exit.
+ * port (test/helpers/redis-server.ts starts servers that only stop).
+ * `persistent`: an append-only file fsynced on every write, so a SIGKILL
+ * loses nothing that was acknowledged (as a key store's Redis would be
+ * configured); otherwise no persistence. `rdbcompression no` so a dump of it
+ * can be scanned for plaintext. Killed on process exit.
  */
 
 const children = new Set<ChildProcess>()
@@ -27,17 +29,19 @@ export class ControlledRedis {
   readonly port: number
   readonly url: string
   readonly #directory: string
+  readonly #persistence: string[]
   #child: ChildProcess | null = null
 
-  private constructor(port: number, directory: string) {
+  private constructor(port: number, directory: string, persistent: boolean) {
     this.port = port
     this.url = `redis://127.0.0.1:${port}`
     this.#directory = directory
+    this.#persistence = persistent ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no']
   }
 
-  static async start(): Promise<ControlledRedis> {
+  static async start(options: { persistent?: boolean } = {}): Promise<ControlledRedis> {
     assertRedisInstalled()
-    const redis = new ControlledRedis(await freePort(), mkdtempSync(join(tmpdir(), 'keyrot-redis-fault-')))
+    const redis = new ControlledRedis(await freePort(), mkdtempSync(join(tmpdir(), 'keyrot-redis-fault-')), options.persistent ?? false)
     await redis.restart()
     return redis
   }
@@ -51,7 +55,7 @@ export class ControlledRedis {
     if (this.running) throw new Error('redis-server is already running')
     const child = spawn(
       'redis-server',
-      ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--rdbcompression', 'no', '--dir', this.#directory, '--protected-mode', 'no'],
+      ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', ...this.#persistence, '--rdbcompression', 'no', '--dir', this.#directory, '--protected-mode', 'no'],
       { stdio: ['ignore', 'ignore', 'pipe'] },
     )
     let stderr = ''
