@@ -186,6 +186,7 @@ describe('admin API (in process, MemoryStore)', () => {
 
   describe('admin operations', () => {
     it('create, get, list, rotate, expiry, revoke, emergency-rotate', async () => {
+      clock.advance(1) // newer than the keys made in beforeEach, so it lists first
       const created = await call(base, 'POST', '/v1/keys', { token: admin, body: { tenantId: 'acme', name: 'ci', scopes: ['read'], expiresIn: '90d', rateLimit: { limit: 100, window: '1m' } } })
       expect(created.status).toBe(201)
       expect(created.headers.get('cache-control')).toBe('no-store')

@@ -41,6 +41,11 @@ export function renderLineage(lineage: readonly string[], current: string): stri
   return lineage.map((id) => (id === current ? `[${id}]` : id)).join(' -> ')
 }
 
+function rotatedWhen(key: ApiKey, now: number): string {
+  const when = formatRelative(key.rotatedAt, now)
+  return when === 'now' ? 'just now' : when
+}
+
 /** One key in full, for `keyrot inspect`. */
 export function renderKeyDetails(key: ApiKey, lineage: readonly string[], now: number): string {
   const grace = graceRemainingMs(key, now)
@@ -53,8 +58,8 @@ export function renderKeyDetails(key: ApiKey, lineage: readonly string[], now: n
     ['Prefix', key.prefix],
     ['Created', formatInstant(key.createdAt, now)],
     ['Expires', formatInstant(key.expiresAt, now)],
-    ['Grace', grace === null ? undefined : `${formatSpan(grace)} left (rotated to ${key.rotatedTo ?? '?'} ${formatRelative(key.rotatedAt, now)})`],
-    ['Rotated to', grace === null && key.rotatedTo !== null ? `${key.rotatedTo} (${formatRelative(key.rotatedAt, now)})` : undefined],
+    ['Grace', grace === null ? undefined : `${formatSpan(grace)} left (rotated to ${key.rotatedTo ?? '?'} ${rotatedWhen(key, now)})`],
+    ['Rotated to', grace === null && key.rotatedTo !== null ? `${key.rotatedTo} (${rotatedWhen(key, now)})` : undefined],
     ['Revoked', key.revokedAt === null ? undefined : `${formatInstant(key.revokedAt, now)}${key.revokedReason ? `: ${key.revokedReason}` : ''}`],
     ['Incident', key.incidentId ?? undefined],
     ['Rate limit', describeRateLimit(key.rateLimit)],
