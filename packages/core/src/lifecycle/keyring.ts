@@ -549,10 +549,14 @@ export class Keyring {
     const old = await this.#mustGet(keyId)
     this.#assertRotatable(old, now)
     const { token, record } = await this.#mint(this.#successorDraft(old, options, now), newKeyId(old.familyId), old.id, now)
-    const { previous, next } = await this.store.rotate({ oldKeyId: old.id, newKey: record, graceDeadline: now + gracePeriodMs, now })
+    // The grace period starts when the rotation is written, not before the
+    // (slow, Argon2) hashing of the new token: clients get all of it.
+    const at = Math.max(now, this.clock.now())
+    record.createdAt = at
+    const { previous, next } = await this.store.rotate({ oldKeyId: old.id, newKey: record, graceDeadline: at + gracePeriodMs, now: at })
     this.#cache?.invalidate(old.id)
-    const result = { token, key: toApiKey(next, now), previous: toApiKey(previous, now) }
-    this.#events.emit('key.rotated', { previous: result.previous, next: result.key, gracePeriodMs, at: now })
+    const result = { token, key: toApiKey(next, at), previous: toApiKey(previous, at) }
+    this.#events.emit('key.rotated', { previous: result.previous, next: result.key, gracePeriodMs, at })
     this.#audit('key.rotated', { keyId: old.id, newKeyId: next.id, tenantId: old.tenantId, gracePeriodMs, graceEndsAt: previous.expiresAt })
     return result
   }
@@ -572,10 +576,12 @@ export class Keyring {
     const old = await this.#mustGet(keyId)
     this.#assertRotatable(old, now, '; to stop a key that is in its grace period, revoke it')
     const { token, record } = await this.#mint(this.#successorDraft(old, options, now), newKeyId(old.familyId), old.id, now)
-    const { revoked, next } = await this.store.emergencyRotate({ oldKeyId: old.id, newKey: record, at: now, reason, incidentId })
+    const at = Math.max(now, this.clock.now())
+    record.createdAt = at
+    const { revoked, next } = await this.store.emergencyRotate({ oldKeyId: old.id, newKey: record, at, reason, incidentId })
     this.#cache?.invalidate(old.id)
-    const result = { token, key: toApiKey(next, now), revoked: toApiKey(revoked, now) }
-    this.#events.emit('key.emergency_rotated', { revoked: result.revoked, next: result.key, incidentId, at: now })
+    const result = { token, key: toApiKey(next, at), revoked: toApiKey(revoked, at) }
+    this.#events.emit('key.emergency_rotated', { revoked: result.revoked, next: result.key, incidentId, at })
     this.#audit('key.emergency_rotated', { keyId: old.id, newKeyId: next.id, tenantId: old.tenantId, incidentId, reason })
     return result
   }
@@ -667,6 +673,12 @@ export class Keyring {
   /** Keys of a tenant (or all), newest first, optionally of one state. */
   async list(query: { tenantId?: string; state?: ApiKey['state']; limit?: number } = {}): Promise<ApiKey[]> {
     if (query.tenantId !== undefined) checkTenantId(query.tenantId)
+    if (query.state !== undefined && !['active', 'grace', 'expired', 'revoked'].includes(query.state)) {
+      throw new InvalidInputError('state', 'must be one of active, grace, expired, revoked')
+    }
+    if (query.limit !== undefined && (!Number.isInteger(query.limit) || query.limit < 0)) {
+      throw new InvalidInputError('limit', 'must be a non-negative integer')
+    }
     const now = this.clock.now()
     const records = await this.store.list({ tenantId: query.tenantId })
     const keys = records.map((record) => toApiKey(record, now)).filter((key) => query.state === undefined || key.state === query.state)
