@@ -2,7 +2,7 @@ import { createKeyring, TOKEN_PATTERN, type Keyring } from '@keyrot/core'
 import { RedisStore } from '@keyrot/redis'
 import { Redis } from 'ioredis'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { freePort, startRedisServer, type RedisServer } from '../helpers/redis-server.js'
+import { freePort, startRedisCluster, startRedisServer, type RedisServer } from '../helpers/redis-server.js'
 import { ensureBuilt, ensureDemoBuilt, killChildren, runKeyrot } from './keyrot-bin.js'
 
 const COMMANDS = ['create', 'list', 'inspect', 'rotate', 'revoke', 'emergency-rotate', 'expiring', 'rewrap-secrets', 'demo', 'serve']
@@ -269,5 +269,38 @@ describe('keyrot demo', () => {
     const result = await runKeyrot(['demo', '--grace', 'soon'])
     expect(result.code).toBe(2)
     expect(result.stderr).toContain("'--grace <duration>' argument 'soon' is invalid")
+  })
+})
+
+describe('keyrot --cluster', () => {
+  it('creates, rotates and lists keys on a real 3-master Redis Cluster', async () => {
+    const cluster = await startRedisCluster(3)
+    try {
+      const seeds = ['--cluster', '--redis', cluster.ports.map((port) => `redis://127.0.0.1:${port}`).join(',')]
+      const created = await runKeyrot(['create', '--tenant', 'acme', '--name', 'ci', '--json', ...seeds])
+      expect(created.code, created.stderr).toBe(0)
+      const id = json(created.stdout).key.id as string
+      const rotated = await runKeyrot(['rotate', id, '--yes', '--json', ...seeds])
+      expect(rotated.code, rotated.stderr).toBe(0)
+      const next = json(rotated.stdout).key.id as string
+      const listed = await runKeyrot(['list', '--tenant', 'acme', '--json', ...seeds])
+      expect(json(listed.stdout).keys.map((key: { id: string; state: string }) => `${key.id} ${key.state}`)).toEqual([`${next} active`, `${id} grace`])
+    } finally {
+      await cluster.stop()
+    }
+  }, 120_000)
+})
+
+describe('keyrot output to a closed pipe', () => {
+  it('stops quietly when the reader goes away (EPIPE)', async () => {
+    const { spawn } = await import('node:child_process')
+    const { bin, childEnv, root } = await import('./keyrot-bin.js')
+    const child = spawn(process.execPath, [bin, '--help'], { cwd: root, env: childEnv(), stdio: ['ignore', 'pipe', 'pipe'] })
+    let stderr = ''
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
+    child.stdout.destroy()
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve))
+    expect(stderr).not.toContain('EPIPE')
+    expect(code).toBe(0)
   })
 })
