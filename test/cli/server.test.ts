@@ -374,6 +374,8 @@ describe('keyrot serve (spawned, real Redis)', () => {
       expect(JSON.parse(late.text).key.name).toBe('late')
       expect(await serve.exited).toBe(0)
       expect(serve.output()).toContain('"event":"server.stopped"')
+      expect(serve.output()).toContain(`"adminKeyId":"${admin.split('_')[2]}"`)
+      for (const token of [admin, worker.token, JSON.parse(late.text).token]) expect(serve.output()).not.toContain(token)
 
       // The five uses were counted and flushed before exit.
       const inspected = await runKeyrot(['inspect', worker.key.id, '--json', '--redis', redis.url])

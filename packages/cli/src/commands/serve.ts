@@ -15,12 +15,18 @@ interface ServeFlags extends StoreFlags {
   bodyLimit: string
   shutdownTimeout: number
   grace?: number
+  trustProxy?: number
 }
 
 function parsePort(value: string): number {
   const port = Number(value)
   if (!/^\d+$/.test(value) || !Number.isInteger(port) || port < 0 || port > 65_535) throw new InvalidArgumentError('expected a port number from 0 to 65535.')
   return port
+}
+
+function parseHops(value: string): number {
+  if (!/^\d{1,2}$/.test(value)) throw new InvalidArgumentError('expected a number of proxies from 0 to 99.')
+  return Number(value)
 }
 
 function parseBodyLimit(value: string): string {
@@ -37,6 +43,7 @@ export function registerServe(program: Command, io: CliIo): void {
     .option('--body-limit <size>', 'largest JSON body the admin API reads', parseBodyLimit, '16kb')
     .option('--shutdown-timeout <duration>', 'longest a shutdown waits for in-flight requests', parseDurationArg, 10_000)
     .option('--grace <duration>', 'default grace period of rotations made through the API (default: 24h)', parseDurationArg)
+    .option('--trust-proxy <hops>', 'number of proxies in front of the server whose X-Forwarded-For gives the client IP (default: none)', parseHops)
   withStoreOptions(command)
   command.addHelpText(
     'after',
@@ -59,6 +66,7 @@ requests, flush usage counts, close Redis, exit 0.`,
       logger,
       bodyLimit: flags.bodyLimit,
       health: () => opened.client.ping(),
+      ...(flags.trustProxy === undefined ? {} : { trustProxy: flags.trustProxy }),
     })
     let running
     try {

@@ -35,6 +35,12 @@ export interface ServerOptions {
   extend?: (app: Express) => void
   /** `info` of the OpenAPI document. */
   openapi?: { title?: string; version?: string }
+  /**
+   * Express's `trust proxy` setting: how many proxies in front of the server
+   * to trust for the client IP (`X-Forwarded-For`), which abuse limits and the
+   * audit log use. Default `false`: the socket's address.
+   */
+  trustProxy?: boolean | number | string
 }
 
 const DEFAULT_BODY_LIMIT = '16kb'
@@ -197,6 +203,7 @@ export function createServer(options: ServerOptions): Express {
   const app = express()
   app.disable('x-powered-by')
   app.set('query parser', 'simple')
+  app.set('trust proxy', options.trustProxy ?? false)
   const adminAuth = apiKeyAuth({ keyring, scopes: [adminScope], realm: 'keyrot-admin' })
   const keyAuth = apiKeyAuth({ keyring, realm: 'api' })
   const json = express.json({ limit: bodyLimit, strict: true })
