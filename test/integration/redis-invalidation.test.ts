@@ -62,7 +62,8 @@ describe('invalidation between replicas', () => {
     await expect.poll(() => b.events.filter((e) => e.type === 'reset').length, { timeout: 5_000 }).toBeGreaterThan(resetsBefore)
     const refused = await b.keyring.verify(token)
     expect(refused.ok === false && refused.error.code).toBe('KEYROT_KEY_REVOKED')
-    // The feed works again after the reset.
+    // Once subscribed again B says so with another reset, and changes reach it again.
+    await expect.poll(() => b.events.some((e) => e.type === 'reset' && /reconnected/.test(e.reason)), { timeout: 5_000 }).toBe(true)
     const second = await a.keyring.create({ tenantId: 'acme', name: 'after reconnect' })
     expect(await b.keyring.verify(second.token)).toMatchObject({ ok: true })
     await a.keyring.revoke(second.key.id)
