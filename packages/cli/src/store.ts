@@ -1,5 +1,5 @@
 import { createKeyring, type Keyring, type KeyringOptions, type Logger } from '@keyrot/core'
-import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis'
+import type { Cluster, ClusterOptions, Redis, RedisOptions } from 'ioredis'
 import { CliError, UsageError } from './exit-codes.js'
 import type { CliIo } from './io.js'
 
@@ -89,6 +89,8 @@ export async function openKeyring(url: string, flags: StoreFlags, options: Conne
     connectTimeout: 5_000,
     ...(options.reconnect ? {} : { retryStrategy: () => null, maxRetriesPerRequest: 1 }),
   }
+  // Loaded here, not at start-up: `keyrot --help` need not pay for ioredis.
+  const { Cluster: ClusterClient, Redis: RedisClient } = await import('ioredis')
   let client: Redis | Cluster
   if (flags.cluster) {
     const first = urls[0] as URL
@@ -102,13 +104,13 @@ export async function openKeyring(url: string, flags: StoreFlags, options: Conne
       },
       ...(options.reconnect ? {} : { clusterRetryStrategy: () => null, maxRedirections: 16 }),
     }
-    client = new Cluster(
+    client = new ClusterClient(
       urls.map((u) => ({ host: u.hostname, port: Number(u.port || 6379) })),
       clusterOptions,
     )
   } else {
     if (urls.length > 1) throw new UsageError('--redis takes one URL; pass --cluster for several Redis Cluster seed nodes')
-    client = new Redis(url, base)
+    client = new RedisClient(url, base)
   }
   // ioredis reports connection problems as 'error' events; without a listener
   // Node prints them as unhandled. Failures surface through connect() and commands.

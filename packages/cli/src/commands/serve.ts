@@ -1,8 +1,5 @@
 import type { Command } from 'commander'
 import { InvalidArgumentError } from 'commander'
-import { pino } from 'pino'
-import { createServer } from '../server/app.js'
-import { listen } from '../server/listen.js'
 import type { CliIo } from '../io.js'
 import { signingOptionsFromEnv } from '../master-keys.js'
 import { parseDurationArg } from '../parse.js'
@@ -55,6 +52,8 @@ requests, flush usage counts, close Redis, exit 0.`,
   )
   command.action(async (flags: ServeFlags) => {
     const url = resolveRedisUrl(flags, io, 'serve')
+    // The server's dependencies (Express, zod, pino) load only for `serve`, so other commands start faster.
+    const [{ pino }, { createServer }, { listen }] = await Promise.all([import('pino'), import('../server/app.js'), import('../server/listen.js')])
     const logger = pino({ base: { service: 'keyrot' } })
     const opened = await openKeyring(url, flags, {
       reconnect: true,

@@ -2,6 +2,7 @@ import { createMetrics, InvalidInputError, silentLogger, type Keyring, type Logg
 import { apiKeyAuth } from '@keyrot/express'
 import express, { type ErrorRequestHandler, type Express, type NextFunction, type Request, type RequestHandler, type Response } from 'express'
 import { collectDefaultMetrics, Registry } from 'prom-client'
+import { createDashboard, type DashboardOptions } from '../dashboard/index.js'
 import { adminRoutes } from './admin-routes.js'
 import { adminErrorResponse, BodyError, parseInput } from './errors.js'
 import { buildOpenApiDocument } from './openapi.js'
@@ -41,6 +42,8 @@ export interface ServerOptions {
    * audit log use. Default `false`: the socket's address.
    */
   trustProxy?: boolean | number | string
+  /** The operator dashboard at `/dashboard` (docs/dashboard.md) and its usage routes. `false` leaves them out. Default: on. */
+  dashboard?: false | DashboardOptions
 }
 
 const DEFAULT_BODY_LIMIT = '16kb'
@@ -188,6 +191,7 @@ export function createServer(options: ServerOptions): Express {
   }
   createMetrics({ keyring, registry })
 
+  const dashboard = options.dashboard === false ? null : createDashboard(keyring, options.dashboard)
   let document: unknown
   const routes = [
     ...serviceRoutes({
@@ -197,6 +201,7 @@ export function createServer(options: ServerOptions): Express {
       document: () => document,
     }),
     ...adminRoutes,
+    ...(dashboard?.routes ?? []),
   ]
   document = buildOpenApiDocument(routes, options.openapi)
 
@@ -216,6 +221,7 @@ export function createServer(options: ServerOptions): Express {
     chain.push(routeHandler(route, keyring, logger))
     app[route.method](route.path, ...chain)
   }
+  dashboard?.mount(app)
   options.extend?.(app)
 
   app.use((req: Request, res: Response) => {
