@@ -111,5 +111,33 @@ export { createMetrics, DEFAULT_DURATION_BUCKETS, DEFAULT_LAG_BUCKETS, OTHER_TEN
 export type { MetricsOptions, KeyrotMetrics } from './metrics/metrics.js'
 export { attachAuditLog } from './audit/audit-log.js'
 export type { AuditLogOptions, AuditKind } from './audit/audit-log.js'
+export { MemoryHistoryLog } from './audit/memory-history-log.js'
+export type { MemoryHistoryLogOptions, HistorySnapshot } from './audit/memory-history-log.js'
+export {
+  HistoryChainCheck,
+  historyEntryHash,
+  canonicalHistoryEntry,
+  checkHistoryInput,
+  matchesHistoryQuery,
+  resolveHistoryQuery,
+  unreadableReason,
+  GENESIS_HASH,
+  HISTORY_ACTIONS,
+  DEFAULT_HISTORY_READ_LIMIT,
+  MAX_REPORTED_PROBLEMS,
+} from './audit/history.js'
+export type {
+  HistoryLog,
+  HistoryEntry,
+  HistoryEntryInput,
+  HistoryAction,
+  HistoryQuery,
+  HistoryHead,
+  HistoryProblem,
+  HistoryProblemKind,
+  HistoryVerification,
+  UnreadableHistoryEntry,
+} from './audit/history.js'
+export { historyEntryOf } from './audit/history-recorder.js'
 export { watchExpiry } from './lifecycle/expiry-watcher.js'
 export type { ExpiryWatcherOptions, ExpiryWatcher } from './lifecycle/expiry-watcher.js'

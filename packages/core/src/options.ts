@@ -1,4 +1,5 @@
 import { systemClock, type Clock } from './clock.js'
+import type { HistoryLog } from './audit/history.js'
 import { parseDuration, type Duration } from './duration.js'
 import { Argon2Hasher, type Hasher } from './hash/hasher.js'
 import { silentLogger, type Logger } from './logger.js'
@@ -47,6 +48,14 @@ export interface KeyringOptions {
    * `false` turns it all off.
    */
   rateLimit?: RateLimitOptions | false
+  /**
+   * A shared admin history (`MemoryHistoryLog`, or `RedisHistoryLog` from
+   * `@keyrot/redis`): every successful create, rotate, revoke, emergency
+   * rotation and expiry change is appended to it as a hash-chained entry,
+   * read with `keyring.history(keyId)` and checked with
+   * `keyring.verifyHistory()`. Default: none.
+   */
+  history?: HistoryLog
 }
 
 export interface ResolvedKeyringOptions {
@@ -63,6 +72,8 @@ export interface ResolvedKeyringOptions {
   signing: SecretSealer | null
   /** `null` when `rateLimit: false`. */
   rateLimit: ResolvedRateLimitOptions | null
+  /** `null` when no history log is configured. */
+  history: HistoryLog | null
 }
 
 /** Resolves and validates options once; never mutates the caller's object. */
@@ -95,6 +106,14 @@ export function resolveKeyringOptions(options: KeyringOptions = {}): ResolvedKey
       throw new TypeError(`logger must have info(), warn() and error() methods (pino-compatible); missing ${level}()`)
     }
   }
+  const history = options.history ?? null
+  if (history !== null) {
+    for (const method of ['append', 'read', 'verify'] as const) {
+      if (typeof (history as unknown as Record<string, unknown>)[method] !== 'function') {
+        throw new TypeError(`history must implement HistoryLog: missing ${method}()`)
+      }
+    }
+  }
   return {
     store,
     hasher,
@@ -107,5 +126,6 @@ export function resolveKeyringOptions(options: KeyringOptions = {}): ResolvedKey
     logger,
     signing: options.signing === undefined ? null : new SecretSealer(options.signing),
     rateLimit: resolveRateLimitOptions(options.rateLimit),
+    history,
   }
 }

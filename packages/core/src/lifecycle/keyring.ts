@@ -1,4 +1,6 @@
 import { LRUCache } from 'lru-cache'
+import type { HistoryEntry, HistoryVerification } from '../audit/history.js'
+import { HistoryRecorder } from '../audit/history-recorder.js'
 import { VerificationCache } from '../cache/verification-cache.js'
 import type { Duration } from '../duration.js'
 import {
@@ -21,7 +23,7 @@ import type { RateLimitInfo } from '../rate-limit/headers.js'
 import { generateSigningSecret, SIGNING_PREFIX, type CreateSigningSecretInput, type IssuedSigningSecret } from '../signing/secret.js'
 import type { SecretSealer } from '../signing/sealer.js'
 import type { InvalidationEvent, KeyStore } from '../store/store.js'
-import { assertValidPrefix, generateToken, newKeyId, parseToken, familyOf } from '../token/format.js'
+import { assertValidPrefix, generateToken, newKeyId, parseToken, familyOf, isKeyId } from '../token/format.js'
 import { stateOf, toApiKey, type ApiKey, type KeyMetadata, type KeyRecord } from '../types.js'
 import {
   checkDuration,
@@ -109,6 +111,7 @@ export class Keyring {
   readonly #graceEventAt: LRUCache<string, number>
   readonly #unsubscribe: (() => void) | undefined
   readonly #guard: AttemptGuard | null
+  readonly #history: HistoryRecorder | null
   #closed = false
 
   constructor(options: KeyringOptions = {}) {
@@ -130,6 +133,8 @@ export class Keyring {
     const rateLimit = this.options.rateLimit
     this.#guard = rateLimit ? new AttemptGuard(rateLimit, this.options.clock, this.options.logger, this.#cache !== null) : null
     this.#unsubscribe = this.store.subscribe?.((event) => this.#onInvalidation(event))
+    // Recorded from the keyring's own admin events: no lifecycle method knows about the history.
+    this.#history = this.options.history ? new HistoryRecorder(this, this.options.history, this.options.logger) : null
   }
 
   get clock() {
@@ -712,12 +717,45 @@ export class Keyring {
     return this.#guard?.stats() ?? null
   }
 
-  /** Stops listening for invalidations, flushes usage counts and closes the store and the rate limiter. Idempotent. */
+  /**
+   * The shared admin history of `keyId`'s family (the key, the key it was
+   * rotated from and every key rotated from it), newest last, at most
+   * `limit` entries (default 1,000: the newest). Waits for this keyring's
+   * pending appends first. Needs the `history` option.
+   *
+   * @example
+   * const entries = await keyring.history(key.id)
+   * // [{ action: 'key.created', ... }, { action: 'key.rotated', newKeyId, gracePeriodMs, ... }]
+   */
+  async history(keyId: string, options: { limit?: number } = {}): Promise<HistoryEntry[]> {
+    const recorder = this.#historyRecorder()
+    if (!isKeyId(keyId)) throw new InvalidInputError('keyId', 'must be a key id string')
+    if (options.limit !== undefined && (!Number.isSafeInteger(options.limit) || options.limit < 0)) {
+      throw new InvalidInputError('limit', 'must be a non-negative integer')
+    }
+    await recorder.settled()
+    return recorder.log.read({ familyId: familyOf(keyId), limit: options.limit })
+  }
+
+  /** Checks every hash and link of the shared admin history (see `HistoryLog.verify`). Needs the `history` option. */
+  async verifyHistory(): Promise<HistoryVerification> {
+    const recorder = this.#historyRecorder()
+    await recorder.settled()
+    return recorder.log.verify()
+  }
+
+  #historyRecorder(): HistoryRecorder {
+    if (!this.#history) throw new TypeError('the admin history needs a history log: createKeyring({ history: new MemoryHistoryLog() })')
+    return this.#history
+  }
+
+  /** Stops listening for invalidations, flushes usage counts and closes the store, the rate limiter and the history log (after its pending appends). Idempotent. */
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
     this.#unsubscribe?.()
     this.#events.clear()
+    await this.#history?.close()
     await this.#guard?.close()
     await this.store.close()
   }
