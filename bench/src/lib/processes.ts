@@ -20,7 +20,7 @@ process.once('exit', killAllChildren)
 
 /** A message a worker sends to its parent over IPC. */
 export interface WorkerMessage {
-  type: 'ready' | 'result' | 'error'
+  type: 'ready' | 'result' | 'reply' | 'error'
   data?: unknown
   message?: string
 }
@@ -103,6 +103,12 @@ export class Worker {
       }
       this.#waiters.push(waiter)
     })
+  }
+
+  /** Sends a question to a serving worker and waits for its `reply`. */
+  ask<T>(question: unknown, timeoutMs = 10_000): Promise<T> {
+    this.child.send({ question })
+    return this.next<T>(timeoutMs, 'reply')
   }
 
   /** Stops the worker (SIGTERM, then SIGKILL after 3 s) and waits for its exit. */

@@ -53,3 +53,17 @@ export function exitWithParent(cleanup: () => Promise<void> = async () => {}): v
 export function reportFailure(error: unknown): void {
   void send({ type: 'error', message: error instanceof Error ? (error.stack ?? error.message) : String(error) }).then(() => process.exit(1))
 }
+
+/** For serving workers: answers the parent's `ask()` with `answer(question)`. */
+export function answerQuestions(answer: (question: unknown) => unknown): void {
+  process.on('message', (message: { question?: unknown }) => {
+    if (message && typeof message === 'object' && 'question' in message) {
+      void Promise.resolve()
+        .then(() => answer(message.question))
+        .then(
+          (data) => send({ type: 'reply', data }),
+          (error: unknown) => send({ type: 'error', message: error instanceof Error ? error.message : String(error) }),
+        )
+    }
+  })
+}

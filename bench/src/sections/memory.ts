@@ -18,8 +18,9 @@ export async function memorySection(context: RunContext): Promise<SectionReport>
     timeoutMs: 120_000,
   })
 
+  // --max-keys caps the levels; a cap between two levels becomes the last level.
   const levels = profile.scale.levels.filter((level) => level <= maxKeys)
-  if (levels.length === 0) levels.push(maxKeys)
+  if (levels.at(-1) !== maxKeys && maxKeys < Math.max(...profile.scale.levels)) levels.push(maxKeys)
   const scale: StoreScaleResult[] = []
   for (const store of ['memory', 'redis'] as const) {
     context.log(`memory: ${store} store at ${levels.map(count).join(', ')} keys`)

@@ -5,7 +5,7 @@ import { apiKeyAuth as koaAuth } from '@keyrot/koa'
 import express from 'express'
 import Koa from 'koa'
 import { benchKeyring, proveAll, type StoreKind } from '../lib/keyrings.js'
-import { exitWithParent, reportFailure, sendReady, workerConfig } from '../lib/worker-side.js'
+import { answerQuestions, exitWithParent, reportFailure, sendReady, workerConfig } from '../lib/worker-side.js'
 
 /**
  * Section 2's server: a hello-world app in its own process, bare or behind
@@ -50,6 +50,8 @@ async function start(): Promise<void> {
     server.once('listening', resolve)
     server.once('error', reject)
   })
+  // The parent reads this process's CPU time around a load run: CPU per request does not depend on how the cores were shared.
+  answerQuestions(() => process.cpuUsage())
   exitWithParent(async () => {
     server.close()
     await keyring.close()
