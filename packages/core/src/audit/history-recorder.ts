@@ -56,10 +56,12 @@ export function historyEntryOf<E extends HistoryAction>(action: E, payload: Keyr
 
 /**
  * Writes a keyring's admin actions to a `HistoryLog` by listening to its own
- * events, so no lifecycle method knows about the history.
+ * events; the admin methods only wait for `settled()` before returning.
  *
  * Appends run one at a time, in the order of the actions, after each action
- * succeeded. An append that fails is logged (`history.append_failed`, at
+ * succeeded, and the action returns once its entry is appended: an action
+ * started after another returned, on any replica, is recorded after it.
+ * An append that fails is logged (`history.append_failed`, at
  * `error`) and does not fail the action: the key change already happened in
  * the store, and reporting it as failed would make the caller retry an
  * action that succeeded (a second rotation, a second key). The history is

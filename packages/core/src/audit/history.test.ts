@@ -185,28 +185,33 @@ describe('keyring history', () => {
     ])
   })
 
-  it('appends in the order of the actions, and close() waits for pending appends then closes the log', async () => {
+  it('returns from an admin action once its entry is appended, in the order of the actions; close() closes the log', async () => {
     const appended: string[] = []
     let closed = false
-    const slow = new MemoryHistoryLog()
+    const inner = new MemoryHistoryLog()
     const log: HistoryLog = {
       append: async (entry) => {
         await new Promise((resolve) => setTimeout(resolve, entry.action === 'key.created' ? 20 : 1))
-        appended.push(entry.action)
-        return slow.append(entry)
+        appended.push(`${entry.action} ${entry.keyId}`)
+        return inner.append(entry)
       },
-      read: (query) => slow.read(query),
-      verify: () => slow.verify(),
+      read: (query) => inner.read(query),
+      verify: () => inner.verify(),
       close: async () => {
         closed = true
       },
     }
     const { keyring } = setup(log)
+    const emitted: string[] = []
+    keyring.on('key.created', (e) => emitted.push(`key.created ${e.key.id}`))
+    keyring.on('key.revoked', (e) => emitted.push(`key.revoked ${e.key.id}`))
     const { key } = await keyring.create({ tenantId: 'acme', name: 'ci' })
-    await keyring.revoke(key.id)
-    expect(appended).toEqual([])
+    expect(appended).toEqual([`key.created ${key.id}`])
+    const [second] = await Promise.all([keyring.create({ tenantId: 'acme', name: 'two' }), keyring.revoke(key.id)])
+    expect(appended).toHaveLength(3)
+    expect(appended).toContain(`key.created ${second.key.id}`)
+    expect(appended).toEqual(emitted)
     await keyring.close()
-    expect(appended).toEqual(['key.created', 'key.revoked'])
     expect(closed).toBe(true)
   })
 

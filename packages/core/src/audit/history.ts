@@ -316,7 +316,9 @@ export class HistoryChainCheck {
       if (head.seq > head.trimmedThrough) {
         this.#report({ kind: 'head_mismatch', seq: head.seq, detail: `the head names entry ${head.seq} but the log holds no entry: they were deleted` })
       }
-    } else if (last && (last.seq !== head.seq || last.hash !== head.hash)) {
+    } else if (!last) {
+      this.#report({ kind: 'head_mismatch', seq: head.seq, detail: `the newest entry cannot be read, so it cannot be matched with the head (entry ${head.seq})` })
+    } else if (last.seq !== head.seq || last.hash !== head.hash) {
       const detail =
         last.seq < head.seq
           ? `the newest entry is ${last.seq} but ${head.seq} was appended: entries were deleted at the end`

@@ -133,7 +133,7 @@ export class Keyring {
     const rateLimit = this.options.rateLimit
     this.#guard = rateLimit ? new AttemptGuard(rateLimit, this.options.clock, this.options.logger, this.#cache !== null) : null
     this.#unsubscribe = this.store.subscribe?.((event) => this.#onInvalidation(event))
-    // Recorded from the keyring's own admin events: no lifecycle method knows about the history.
+    // Recorded from the keyring's own admin events; admin methods only wait for the append to settle.
     this.#history = this.options.history ? new HistoryRecorder(this, this.options.history, this.options.logger) : null
   }
 
@@ -224,6 +224,9 @@ export class Keyring {
       const key = toApiKey(record, now)
       this.#events.emit('key.created', { key, at: now })
       this.#audit('key.created', { keyId: key.id, tenantId: key.tenantId })
+      // Returns once the action is in the shared history (or its failed append was logged): a
+      // later action, on any replica, is recorded after it.
+      await this.#history?.settled()
       return { token, key }
     }
   }
@@ -563,6 +566,7 @@ export class Keyring {
     const result = { token, key: toApiKey(next, at), previous: toApiKey(previous, at) }
     this.#events.emit('key.rotated', { previous: result.previous, next: result.key, gracePeriodMs, at })
     this.#audit('key.rotated', { keyId: old.id, newKeyId: next.id, tenantId: old.tenantId, gracePeriodMs, graceEndsAt: previous.expiresAt })
+    await this.#history?.settled()
     return result
   }
 
@@ -588,6 +592,7 @@ export class Keyring {
     const result = { token, key: toApiKey(next, at), revoked: toApiKey(revoked, at) }
     this.#events.emit('key.emergency_rotated', { revoked: result.revoked, next: result.key, incidentId, at })
     this.#audit('key.emergency_rotated', { keyId: old.id, newKeyId: next.id, tenantId: old.tenantId, incidentId, reason })
+    await this.#history?.settled()
     return result
   }
 
@@ -630,6 +635,7 @@ export class Keyring {
     const key = toApiKey(record, now)
     this.#events.emit('key.revoked', { key, reason: record.revokedReason, at: now })
     this.#audit('key.revoked', { keyId, tenantId: key.tenantId, reason: record.revokedReason })
+    await this.#history?.settled()
     return key
   }
 
@@ -651,6 +657,7 @@ export class Keyring {
     const key = toApiKey(record, now)
     this.#events.emit('key.expiry_changed', { key, previousExpiresAt: old.expiresAt, at: now })
     this.#audit('key.expiry_changed', { keyId, tenantId: key.tenantId, expiresAt: at, previousExpiresAt: old.expiresAt })
+    await this.#history?.settled()
     return key
   }
 
