@@ -133,6 +133,33 @@ describe('checkRotation', () => {
     expect(result.violations).toEqual([accepted])
   })
 
+  it('across replicas, leaves unjudged a leaked key accepted within revocationToleranceMs of the revocation, and fails it after', () => {
+    const early = req('intruder', K2, 12_050, { status: 200 })
+    const retry = req('intruder', K2, 12_200, revoked)
+    const tolerated = verdictOf([...goodTimeline(), early, retry], { revocationToleranceMs: 50 })
+    expect(tolerated.pass).toBe(true)
+    expect(tolerated.inFlightAcrossDeadline).toEqual([req('intruder', K2, 12_040, revoked), early])
+    expect(tolerated.checks.find((c) => c.id === 'leaked-key-refused')?.n).toBe(1)
+    expect(tolerated.revocationToleranceMs).toBe(50)
+
+    const late = req('intruder', K2, 12_090, { status: 200 })
+    const result = verdictOf([...goodTimeline(), late, retry], { revocationToleranceMs: 50 }).checks.find((c) => c.id === 'leaked-key-refused')
+    expect(result?.pass).toBe(false)
+    expect(result?.violations).toEqual([late])
+  })
+
+  it('fails when, with a revocation tolerance, no try of the leaked key came after it', () => {
+    // The intruder's only try falls in the window: nothing showed the key refused.
+    const result = verdictOf(goodTimeline(), { revocationToleranceMs: 50 }).checks.find((c) => c.id === 'leaked-key-refused')
+    expect(result?.pass).toBe(false)
+    expect(result?.reasons).toContain('no request was sent with a revoked key after its revocation')
+  })
+
+  it('refuses a negative or non-finite revocation tolerance', () => {
+    expect(() => verdictOf(goodTimeline(), { revocationToleranceMs: -1 })).toThrow(/revocationToleranceMs must be a non-negative number/)
+    expect(() => verdictOf(goodTimeline(), { revocationToleranceMs: Number.NaN })).toThrow(TypeError)
+  })
+
   it('fails when the leaked key was refused as expired instead of revoked', () => {
     expect(check([...goodTimeline(), req('intruder', K2, 12_100, expired)], 'leaked-key-refused').pass).toBe(false)
   })

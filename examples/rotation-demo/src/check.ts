@@ -11,8 +11,10 @@
  *   call that revoked it) → it must succeed (2xx);
  * - after its end: sent at least `toleranceMs` after its grace deadline →
  *   refused with 401 `KEYROT_KEY_EXPIRED`; sent once the revoking call has
- *   returned → refused with 401 `KEYROT_KEY_REVOKED` (a revocation promises
- *   that the very next request is refused, so no tolerance after it);
+ *   returned → refused with 401 `KEYROT_KEY_REVOKED` (in one process a
+ *   revocation promises that the very next request is refused, so no
+ *   tolerance after it; across replicas the others hear of it over pub/sub,
+ *   so requests sent within `revocationToleranceMs` of it are not judged);
  * - anything else was in flight across a deadline or a revocation: counted
  *   and reported, but held against neither rule. The server decides at some
  *   instant between send and answer, and several replicas read their own
@@ -91,6 +93,7 @@ export interface Verdict {
   inFlightAcrossDeadline: ObservedRequest[]
   stats: KeyStats[]
   toleranceMs: number
+  revocationToleranceMs: number
 }
 
 export interface CheckInput {
@@ -98,6 +101,14 @@ export interface CheckInput {
   requests: readonly ObservedRequest[]
   /** Width of the window around each deadline in which requests are not judged. ms, default 50. */
   toleranceMs?: number
+  /**
+   * How long after the revoking call returned a server may still accept the
+   * revoked key; requests sent in that window are not judged. ms, default 0:
+   * one process refuses the very next request. Across replicas the others
+   * drop their cached state when the invalidation message arrives over
+   * Redis pub/sub, a few milliseconds later.
+   */
+  revocationToleranceMs?: number
   /** Epoch ms shown as `t+0` in reasons. Default: the earliest key's `issuedAt`. */
   origin?: number
 }
@@ -116,12 +127,12 @@ interface KeyEnd {
 }
 
 /** The earliest way a key stopped working, its grace deadline or its revocation, with the tolerance applied. */
-function endOf(key: KeyHistory, toleranceMs: number): KeyEnd | null {
+function endOf(key: KeyHistory, toleranceMs: number, revocationToleranceMs: number): KeyEnd | null {
   const expiry: KeyEnd | null = key.rotation
     ? { validUntil: key.rotation.deadline - toleranceMs, refusedFrom: key.rotation.deadline + toleranceMs, code: 'KEYROT_KEY_EXPIRED' }
     : null
   const revocation: KeyEnd | null = key.revocation
-    ? { validUntil: key.revocation.startedAt - toleranceMs, refusedFrom: key.revocation.completedAt, code: 'KEYROT_KEY_REVOKED' }
+    ? { validUntil: key.revocation.startedAt - toleranceMs, refusedFrom: key.revocation.completedAt + revocationToleranceMs, code: 'KEYROT_KEY_REVOKED' }
     : null
   if (expiry && revocation) return revocation.validUntil < expiry.validUntil ? revocation : expiry
   return expiry ?? revocation
@@ -146,6 +157,10 @@ const ok = (request: ObservedRequest) => request.status >= 200 && request.status
 export function checkRotation(input: CheckInput): Verdict {
   const toleranceMs = input.toleranceMs ?? DEFAULT_TOLERANCE_MS
   if (!Number.isFinite(toleranceMs) || toleranceMs < 0) throw new TypeError(`toleranceMs must be a non-negative number; got ${String(toleranceMs)}`)
+  const revocationToleranceMs = input.revocationToleranceMs ?? 0
+  if (!Number.isFinite(revocationToleranceMs) || revocationToleranceMs < 0) {
+    throw new TypeError(`revocationToleranceMs must be a non-negative number; got ${String(revocationToleranceMs)}`)
+  }
   const byId = new Map(input.keys.map((key) => [key.keyId, key]))
   const origin = input.origin ?? Math.min(...input.keys.map((key) => key.issuedAt))
   const describe = (request: ObservedRequest) =>
@@ -160,7 +175,7 @@ export function checkRotation(input: CheckInput): Verdict {
     const key = byId.get(request.keyId)
     if (!key) throw new TypeError(`request from ${request.client} uses key ${request.keyId}, which is not in the key list`)
     if (!(request.answeredAt >= request.sentAt)) throw new TypeError(`request from ${request.client} was answered before it was sent`)
-    const verdict = classify(request, key, endOf(key, toleranceMs))
+    const verdict = classify(request, key, endOf(key, toleranceMs, revocationToleranceMs))
     if (verdict === 'inside') inside.push(request)
     else if (verdict === 'expired') expired.push(request)
     else if (verdict === 'revoked') revoked.push(request)
@@ -271,6 +286,7 @@ export function checkRotation(input: CheckInput): Verdict {
     inFlightAcrossDeadline: inFlight,
     stats: statsByKey(input.keys, input.requests),
     toleranceMs,
+    revocationToleranceMs,
   }
 }
 
