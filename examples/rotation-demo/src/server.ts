@@ -3,15 +3,23 @@ import type { AddressInfo } from 'node:net'
 import { createKeyring, MemoryStore, type Keyring } from '@keyrot/core'
 import { apiKeyAuth } from '@keyrot/express'
 import express from 'express'
+import type { PropagationAdmin } from './propagation.js'
 import type { KeyringAdmin } from './scenario.js'
 
 /** Servers to run the scenario against, and the handle that manages their keys. */
 export interface DemoTarget {
-  /** One line for the header, e.g. `in-memory store, 1 server`. */
+  /** For the header, e.g. `in-memory store, 1 Express server`. */
   description: string
+  /** More header lines, one per server; may be empty. */
+  details: string[]
   baseUrls: string[]
-  admin: KeyringAdmin
-  close(): Promise<void>
+  admin: KeyringAdmin & PropagationAdmin
+  /** Several processes share the keys: propagation between them is worth measuring. */
+  replicated: boolean
+  /** How long after a revocation returned a server may still accept the key, ms (the checker's `revocationToleranceMs`). */
+  revocationToleranceMs: number
+  /** Stops the servers and releases what the target created; resolves with a line saying what was cleaned up, if anything. */
+  close(): Promise<string | null>
 }
 
 /** The API the clients call: one route behind `apiKeyAuth`. */
@@ -43,12 +51,17 @@ export async function startMemoryTarget(options: { gracePeriodMs: number }): Pro
   const { port } = server.address() as AddressInfo
   return {
     description: 'in-memory store, 1 Express server',
+    details: [],
     baseUrls: [`http://127.0.0.1:${port}`],
     admin: keyring,
+    replicated: false,
+    // One process: the very next request is refused.
+    revocationToleranceMs: 0,
     async close() {
       server.closeAllConnections()
       await new Promise<void>((resolve) => server.close(() => resolve()))
       await keyring.close()
+      return null
     },
   }
 }
