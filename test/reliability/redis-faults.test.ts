@@ -96,8 +96,8 @@ describe('Redis faults under load', () => {
   it('Redis SIGKILLed and restarted mid-load: 503 within the timeout, no hang, no crash, recovery within seconds', async () => {
     const load = mixedLoad(replicas, 25)
     await sleep(1_500)
-    await redis.kill()
     const killedAt = Date.now()
+    await redis.kill()
     await sleep(3_000)
     await redis.restart()
     const restartedAt = Date.now()
@@ -105,7 +105,8 @@ describe('Redis faults under load', () => {
     await sleep(1_500)
     await load.stop()
 
-    const phase = (e: Tagged) => (e.sentAt < killedAt ? 'before' : e.sentAt < restartedAt ? 'down' : 'after')
+    // Before: answered before the kill. Down: sent before the restart. After: the rest.
+    const phase = (e: Tagged) => (e.receivedAt < killedAt ? 'before' : e.sentAt < restartedAt ? 'down' : 'after')
     const counts = countBy(load.exchanges, (e) => `${phase(e)} ${outcome(e)}`)
     const slowest = Math.max(...load.exchanges.map((e) => e.ms))
     console.log(`[redis-faults] Redis SIGKILL for 3 s under ${load.exchanges.length} requests: ${JSON.stringify(counts)}`)

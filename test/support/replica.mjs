@@ -66,6 +66,16 @@ const store = new RedisStore({
   },
   logger: logger.child({ component: 'keyrot-redis' }),
 })
+// Why a read failed (the 503 answer says only "unavailable"): logged for diagnosis, and scanned for secrets like every line.
+const readRecord = store.get.bind(store)
+store.get = async (keyId) => {
+  try {
+    return await readRecord(keyId)
+  } catch (error) {
+    logger.warn({ component: 'store', keyId, err: { name: error?.name, message: error?.message, cause: error?.cause?.message } }, 'store read failed')
+    throw error
+  }
+}
 const keyring = createKeyring({
   store,
   hasher: new Argon2Hasher({ memoryCost: 1024, timeCost: 1, parallelism: 1 }),
@@ -153,3 +163,8 @@ async function shutdown(signal) {
 }
 process.on('SIGTERM', () => void shutdown('SIGTERM'))
 process.on('SIGINT', () => void shutdown('SIGINT'))
+// A test process killed outright cannot stop its replicas: they notice they were orphaned and leave.
+const parent = process.ppid
+setInterval(() => {
+  if (process.ppid !== parent) void shutdown('orphaned')
+}, 1_000).unref()

@@ -239,8 +239,8 @@ describe('three replicas sharing one Redis, over HTTP', () => {
       }
     })
     await sleep(1_000)
-    redis.freeze()
     frozenAt = Date.now()
+    redis.freeze()
     await sleep(4_000)
     redis.thaw()
     thawedAt = Date.now()
@@ -257,7 +257,8 @@ describe('three replicas sharing one Redis, over HTTP', () => {
     stopAt = Math.max(Date.now(), thawedAt + 1_000) + 1_000
     await Promise.all(clients)
 
-    const phase = (e: Exchange) => (e.sentAt < frozenAt ? 'before' : e.sentAt < thawedAt ? 'frozen' : 'after')
+    // Before: answered before the freeze. Frozen: sent before the thaw. After: the rest.
+    const phase = (e: Exchange) => (e.receivedAt < frozenAt ? 'before' : e.sentAt < thawedAt ? 'frozen' : 'after')
     const counts: Record<string, Record<string, number>> = { before: {}, frozen: {}, after: {} }
     for (const exchange of seen) {
       const bucket = counts[phase(exchange)] as Record<string, number>
