@@ -119,12 +119,28 @@ describe('RedisHistoryLog on redis-server', () => {
     for (let i = 1; i < entries.length; i++) expect(entries[i]?.prevHash).toBe(entries[i - 1]?.hash)
   })
 
-  it('keeps one chain under concurrent appends from three logs (compare-and-set retried)', async () => {
+  it('keeps one chain when three logs append back to back, each getting its share (compare-and-set with turns)', async () => {
     const keyPrefix = prefix()
     const logs = [historyLog(keyPrefix), historyLog(keyPrefix), historyLog(keyPrefix)]
-    const appended = await Promise.all(logs.flatMap((log, l) => Array.from({ length: 40 }, (_, i) => log.append(entryOf(l * 100 + i)))))
-    expect(appended.map((e) => e.seq).sort((x, y) => x - y)).toEqual(Array.from({ length: 120 }, (_, i) => i + 1))
-    expect(await logs[2]?.verify()).toMatchObject({ ok: true, checked: 120, problems: [] })
+    await logs[0]?.append(entryOf(0))
+    // Each log appends the next entry as soon as its last returned, until 3,000 are in: a bare compare-and-set
+    // lets the winner of a round win the next one too (its reply comes first), and the others starve.
+    const TOTAL = 3_000
+    let next = 1
+    const counts = logs.map(() => 0)
+    await Promise.all(
+      logs.map(async (log, l) => {
+        while (next < TOTAL) {
+          await log.append(entryOf(next++))
+          counts[l] = (counts[l] ?? 0) + 1
+        }
+      }),
+    )
+    expect(counts.reduce((a, b) => a + b, 0)).toBe(TOTAL - 1)
+    for (const count of counts) expect(count).toBeGreaterThan(TOTAL / 3 / 3)
+    const entries = await logs[1]?.read({ limit: TOTAL })
+    expect(entries?.map((e) => e.seq)).toEqual(Array.from({ length: TOTAL }, (_, i) => i + 1))
+    expect(await logs[2]?.verify()).toMatchObject({ ok: true, checked: TOTAL, problems: [] })
   })
 
   it('detects a forged copy added with XADD', async () => {

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import {
   checkHistoryInput,
   GENESIS_HASH,
@@ -29,8 +30,8 @@ export interface RedisHistoryLogOptions {
    */
   client: RedisClient
   /**
-   * Prefix of the log's keys: `<prefix>:{history}:stream` and
-   * `<prefix>:{history}:head`. Letters, digits and `: . _ -`, at most 64.
+   * Prefix of the log's keys: `<prefix>:{history}:stream`,
+   * `<prefix>:{history}:head` and `<prefix>:{history}:turn`. Letters, digits and `: . _ -`, at most 64.
    * Default `'keyrot'`.
    */
   keyPrefix?: string
@@ -54,10 +55,11 @@ const KEY_PREFIX_PATTERN = /^[A-Za-z0-9:._-]{1,64}$/
 const PAGE = 500
 /**
  * Appends of one log run one at a time, so only replicas compete for the
- * head: each lost round means another replica appended. 50 rounds in a row
- * lost is a head that something keeps moving.
+ * head, and the first loser of a round takes the next turn: an append waits
+ * for about as many appends as there are competing replicas. 100 tries is a
+ * head that something keeps moving.
  */
-const MAX_APPEND_ATTEMPTS = 50
+const MAX_APPEND_ATTEMPTS = 100
 /** Reads of the stream's end with its head, when entries keep arriving while a verification reaches it. */
 const MAX_SNAPSHOTS = 100
 
@@ -99,9 +101,11 @@ function transactionResults(results: PipelineReply, length: number, what: string
  * - `<prefix>:{history}:stream`: the entries, `XADD ... MAXLEN ~ maxLength`.
  * - `<prefix>:{history}:head`: the newest entry's `hash`, `seq` and `id`,
  *   and `trimmedThrough` (the last seq the length bound removed).
+ * - `<prefix>:{history}:turn`: for a moment after a lost compare-and-set,
+ *   which appender goes next (fairness between replicas).
  *
- * Both keys share the `{history}` hash tag: one Cluster slot, so one script
- * updates both atomically. The SHA-256 of each entry is computed here; the
+ * The keys share the `{history}` hash tag: one Cluster slot, so one script
+ * updates them atomically. The SHA-256 of each entry is computed here; the
  * script appends only if the head is still the one the entry was chained to
  * (compare-and-set) and otherwise hands back the new head to chain to.
  *
@@ -115,12 +119,18 @@ export class RedisHistoryLog implements HistoryLog {
   readonly keyPrefix: string
   readonly streamKey: string
   readonly headKey: string
+  /** Short-lived: which appender goes next after losing a round (see the append script). */
+  readonly turnKey: string
   readonly maxLength: number
   readonly timeoutMs: number
   readonly #redis: RedisClient
   #connecting: Promise<void> | null = null
   /** The head after this log's last append or refusal: the first guess of the next append. */
   #head: { hash: string; seq: number } | null = null
+  /** Names this log when it holds the turn. */
+  readonly #token = randomBytes(9).toString('base64url')
+  /** How long a turn is held at most: an appender that stops after taking it delays others by this much. */
+  readonly #turnMs: number
   #queue: Promise<unknown> = Promise.resolve()
   #closed = false
 
@@ -141,8 +151,10 @@ export class RedisHistoryLog implements HistoryLog {
     this.keyPrefix = keyPrefix
     this.streamKey = `${keyPrefix}:{history}:stream`
     this.headKey = `${keyPrefix}:{history}:head`
+    this.turnKey = `${keyPrefix}:{history}:turn`
     this.maxLength = maxLength
     this.timeoutMs = timeoutMs
+    this.#turnMs = Math.round(Math.min(Math.max(timeoutMs / 4, 50), 1_000))
     this.#redis = duplicateForData(client, (client as { isCluster?: boolean }).isCluster === true, timeoutMs)
     // Failures surface on each call; this only keeps ioredis from reporting them as unhandled.
     this.#redis.on('error', () => {})
@@ -156,7 +168,7 @@ export class RedisHistoryLog implements HistoryLog {
   /**
    * Appends after the current head. This log's appends run one at a time in
    * call order; against other processes the head is taken by
-   * compare-and-set, retried (up to 50 times) when another appended first.
+   * compare-and-set, retried (up to 100 times) when another appended first.
    * Not retried after a timeout: the entry may have been written.
    */
   append(input: HistoryEntryInput): Promise<HistoryEntry> {
@@ -177,10 +189,12 @@ export class RedisHistoryLog implements HistoryLog {
     for (let attempt = 1; attempt <= MAX_APPEND_ATTEMPTS; attempt++) {
       const chained = { ...fields, seq: head.seq + 1, prevHash: head.hash === '' ? GENESIS_HASH : head.hash }
       const hash = historyEntryHash(chained)
-      const args = [head.hash, hash, chained.seq, this.maxLength, ...encodeHistoryEntry({ ...chained, hash })]
+      const args = [head.hash, hash, chained.seq, this.maxLength, this.#turnMs, this.#token, ...encodeHistoryEntry({ ...chained, hash })]
       let reply: unknown
       try {
-        reply = await this.#call('append to the admin history', (redis) => runScript(redis, HISTORY_SCRIPTS.append, [this.streamKey, this.headKey], args))
+        reply = await this.#call('append to the admin history', (redis) =>
+          runScript(redis, HISTORY_SCRIPTS.append, [this.streamKey, this.headKey, this.turnKey], args),
+        )
       } catch (error) {
         this.#head = null
         throw error
@@ -189,14 +203,15 @@ export class RedisHistoryLog implements HistoryLog {
         this.#head = { hash, seq: chained.seq }
         return { ...chained, id: reply[1], hash }
       }
-      if (!Array.isArray(reply) || reply[0] !== 'moved' || typeof reply[1] !== 'string' || !/^\d+$/.test(String(reply[2]))) {
+      const moved = Array.isArray(reply) && reply[0] === 'moved'
+      if (!Array.isArray(reply) || !(moved || reply[0] === 'wait') || typeof reply[1] !== 'string' || !/^\d+$/.test(String(reply[2]))) {
         this.#head = null
         throw unexpected('an append', reply)
       }
       head = { hash: reply[1], seq: Number(reply[2]) }
       this.#head = head
-      // Replicas that keep colliding spread out; the first retry goes at once.
-      if (attempt > 1) await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(attempt, 10)))
+      // 'moved': this log now holds the turn and retries at once. 'wait': another holds it, for about one round trip.
+      if (!moved) await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(attempt, 20)))
     }
     this.#head = null
     throw new StoreUnavailableError(`The Redis admin history could not append: the head moved ${MAX_APPEND_ATTEMPTS} times in a row.`)

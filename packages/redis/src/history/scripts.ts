@@ -3,7 +3,7 @@ import { normaliseLua, type LuaScript } from '../scripts.js'
 
 /**
  * The admin history's Lua script. Kept apart from the store's scripts: the
- * history is an independent component with its own keys, both in the
+ * history is an independent component with its own keys, all in the
  * `{history}` slot.
  *
  * Hashes are computed in Node (SHA-256; Redis's Lua has only SHA-1): the
@@ -12,13 +12,22 @@ import { normaliseLua, type LuaScript } from '../scripts.js'
  * head that moved, so the appender rechains and tries again. Of concurrent
  * appends from any number of replicas, exactly one wins each head: the
  * stream is one linear chain.
+ *
+ * Fairness: a bare compare-and-set starves a loser while another replica
+ * appends back to back (the winner's reply arrives first, so its next try
+ * does too). The first loser therefore takes the next turn (a short-lived
+ * `turn` key holding its token); until it has appended, or the turn expired,
+ * others are told to wait.
  */
 
 /**
- * KEYS: stream, head (hash: hash, seq, id, trimmedThrough).
+ * KEYS: stream, head (hash: hash, seq, id, trimmedThrough), turn.
  * ARGV: expected head hash ('' when the log is empty), new entry's hash,
- *       new entry's seq, maxLength, then the entry's field/value pairs.
- * Reply: {'ok', id} or {'moved', head hash, head seq}.
+ *       new entry's seq, maxLength, turn ms, appender's token, then the
+ *       entry's field/value pairs.
+ * Reply: {'ok', id}, {'moved', head hash, head seq} (the turn is now the
+ * caller's: retry at once) or {'wait', head hash, head seq} (another
+ * appender's turn: retry a little later).
  *
  * `trimmedThrough` is the last seq the length bound removed, measured across
  * this script's own XADD: what disappears in it is trimming; whatever else is
@@ -36,17 +45,22 @@ local function firstSeq(stream)
 end
 local head = redis.call('HMGET', KEYS[2], 'hash', 'seq')
 local current = head[1] or ''
-local currentSeq = tonumber(head[2] or '0') or 0
-if current ~= ARGV[1] or tonumber(ARGV[3]) ~= currentSeq + 1 then
-  return {'moved', current, string.format('%.0f', currentSeq)}
+local seq = tonumber(head[2] or '0') or 0
+local seqText = string.format('%.0f', seq)
+local turn = redis.call('GET', KEYS[3])
+if turn and turn ~= ARGV[6] then return {'wait', current, seqText} end
+if current ~= ARGV[1] or tonumber(ARGV[3]) ~= seq + 1 then
+  redis.call('SET', KEYS[3], ARGV[6], 'PX', ARGV[5])
+  return {'moved', current, seqText}
 end
 local before = firstSeq(KEYS[1])
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[4], '*', unpack(ARGV, 5))
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[4], '*', unpack(ARGV, 7))
 local after = firstSeq(KEYS[1])
 if before and after and after ~= before then
   redis.call('HSET', KEYS[2], 'trimmedThrough', string.format('%.0f', after - 1))
 end
 redis.call('HSET', KEYS[2], 'hash', ARGV[2], 'seq', ARGV[3], 'id', id)
+if turn then redis.call('DEL', KEYS[3]) end
 return {'ok', id}
 `
 
@@ -56,5 +70,5 @@ function script(name: string, body: string, numberOfKeys: number): LuaScript {
 }
 
 export const HISTORY_SCRIPTS = Object.freeze({
-  append: script('historyAppend', APPEND, 2),
+  append: script('historyAppend', APPEND, 3),
 })
