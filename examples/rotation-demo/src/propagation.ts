@@ -60,6 +60,8 @@ export interface PropagationResult {
   /** Per watched rotation: latest minus earliest first 401 across replicas, ms. */
   deadlineSpreadMs: number[]
   deadlineGraceMs: number
+  /** Round trip of every poll request, ms: the resolution of the figures above. */
+  roundTripsMs: number[]
   /** What went wrong, one line each; empty when every replica refused every key within the bounds. */
   failures: string[]
 }
@@ -133,6 +135,7 @@ export async function measurePropagation(options: PropagationOptions): Promise<P
     requests: 0,
   }))
   const deadlineSpreadMs: number[] = []
+  const roundTripsMs: number[] = []
   const failures: string[] = []
 
   async function send(baseUrl: string, token: string): Promise<Answer> {
@@ -175,6 +178,7 @@ export async function measurePropagation(options: PropagationOptions): Promise<P
       const answer = await send(replica.baseUrl, token)
       outcome.requests++
       replica.requests++
+      roundTripsMs.push(answer.answeredAt - answer.sentAt)
       if (answer.status === 401 && answer.code === code) {
         outcome.refusedAt = answer.answeredAt
         break
@@ -235,5 +239,5 @@ export async function measurePropagation(options: PropagationOptions): Promise<P
     if (refusedAt.length === replicas.length) deadlineSpreadMs.push(Math.max(...refusedAt) - Math.min(...refusedAt))
   }
 
-  return { replicas, deadlineSpreadMs, deadlineGraceMs, failures }
+  return { replicas, deadlineSpreadMs, deadlineGraceMs, roundTripsMs, failures }
 }

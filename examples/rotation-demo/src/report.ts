@@ -104,6 +104,7 @@ function printPropagation(write: Write, propagation: PropagationResult): void {
   const rotations = Math.max(0, ...replicas.map((replica) => replica.expiredAfterMs.length))
   write('')
   write(`propagation across ${replicas.length} replicas (every replica had the key cached; each figure includes one HTTP round trip):`)
+  if (propagation.roundTripsMs.length > 0) write(`  one poll request's round trip: ${spread(propagation.roundTripsMs)}   (n=${propagation.roundTripsMs.length})`)
   write(`  revocation: revoke call returned → first 401 KEYROT_KEY_REVOKED from the replica (${keys} keys)`)
   for (const [index, replica] of replicas.entries()) {
     if (replica.revokedAfterMs.length === 0) continue
