@@ -91,7 +91,10 @@ export function whenReady(connection: RedisClient): Promise<void> {
   const status = connection.status
   if (status === 'ready') return Promise.resolve()
   if (DOWN.has(status)) return Promise.reject(new Error(`Redis connection is ${status}`))
-  return new Promise((resolve, reject) => {
+  // Callers waiting for the same first connection share one set of listeners.
+  const shared = pendingReady.get(connection)
+  if (shared) return shared
+  const waiting = new Promise<void>((resolve, reject) => {
     const cleanup = () => {
       connection.off('ready', onReady)
       connection.off('close', onDown)
@@ -109,7 +112,15 @@ export function whenReady(connection: RedisClient): Promise<void> {
     connection.once('close', onDown)
     connection.once('end', onDown)
   })
+  pendingReady.set(connection, waiting)
+  const forget = () => {
+    if (pendingReady.get(connection) === waiting) pendingReady.delete(connection)
+  }
+  waiting.then(forget, forget)
+  return waiting
 }
+
+const pendingReady = new WeakMap<RedisClient, Promise<void>>()
 
 /** Runs `work` and fails with `StoreUnavailableError` if it takes longer than `ms`. */
 export async function withDeadline<T>(ms: number, what: string, keyId: string | undefined, work: () => Promise<T>): Promise<T> {
