@@ -1,7 +1,6 @@
 import type { Keyring } from '@keyrot/core'
-import type { Express } from 'express'
 import type { RouteSpec } from '../server/route-spec.js'
-import { mountDashboardPage } from './page.js'
+import { pageRoutes } from './page.js'
 import { usageRoutes } from './routes.js'
 import { UsageTracker, type UsageTrackerOptions } from './usage-tracker.js'
 
@@ -11,10 +10,11 @@ export type DashboardOptions = UsageTrackerOptions
 export interface Dashboard {
   /** Per-minute counts and grace-period clients, fed by the keyring's events. */
   tracker: UsageTracker
-  /** Admin routes the page reads besides the admin API (`/v1/keys/:id/usage`, `/v1/keys/:id/grace-clients`). */
+  /**
+   * The page (`/dashboard/`, public: it holds no data) and the admin routes
+   * it reads besides the admin API (`/v1/keys/:id/usage`, `/v1/keys/:id/grace-clients`).
+   */
   routes: RouteSpec[]
-  /** Serves the page at `/dashboard/`. */
-  mount(app: Express): void
 }
 
 /**
@@ -25,11 +25,7 @@ export interface Dashboard {
 export function createDashboard(keyring: Keyring, options: DashboardOptions = {}): Dashboard {
   const tracker = new UsageTracker(keyring.clock.now(), options)
   tracker.attach(keyring)
-  return {
-    tracker,
-    routes: usageRoutes(tracker),
-    mount: (app) => mountDashboardPage(app),
-  }
+  return { tracker, routes: [...pageRoutes(), ...usageRoutes(tracker)] }
 }
 
 export { UsageTracker } from './usage-tracker.js'

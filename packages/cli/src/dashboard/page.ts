@@ -2,7 +2,10 @@ import { createHash } from 'node:crypto'
 import { existsSync, readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import type { Express, NextFunction, Request, Response } from 'express'
+import type { Request, Response } from 'express'
+import { z } from 'zod'
+import { defineRoute, type RouteSpec } from '../server/route-spec.js'
+import { errorSchema } from '../server/schemas.js'
 
 /**
  * Everything the page loads comes from this server: no inline script or
@@ -77,24 +80,56 @@ function send(file: PageFile, req: Request, res: Response): void {
 }
 
 /**
- * Serves the dashboard page at `/dashboard/` (and `/dashboard` redirects
- * there, so the page's relative links work behind a path prefix). Files are
- * read once, here; unknown names fall through to the JSON 404.
+ * The dashboard page as routes: `/dashboard/` serves index.html (and
+ * `/dashboard` redirects there, so the page's relative links work behind a
+ * path prefix); `/dashboard/{file}` serves its script, stylesheet and icon.
+ * Files are read once, here. Being routes, they are in the OpenAPI document
+ * like everything else the server answers.
  */
-export function mountDashboardPage(app: Express, directory = dashboardDirectory()): void {
+export function pageRoutes(directory = dashboardDirectory()): RouteSpec[] {
   const files = loadFiles(directory)
   const index = files.get('index.html') as PageFile
-  app.get('/dashboard', function dashboardIndex(req: Request, res: Response) {
-    if (!req.path.endsWith('/')) {
-      res.setHeader('cache-control', 'no-cache')
-      res.redirect(302, 'dashboard/')
-      return
-    }
-    send(index, req, res)
-  })
-  app.get('/dashboard/:file', function dashboardFile(req: Request, res: Response, next: NextFunction) {
-    const file = files.get(String(req.params['file']))
-    if (!file) return next()
-    send(file, req, res)
-  })
+  return [
+    defineRoute({
+      method: 'get',
+      path: '/dashboard',
+      operationId: 'dashboard',
+      summary: 'The operator dashboard (HTML). `/dashboard` redirects to `/dashboard/`. Sign in there with an admin key.',
+      auth: 'none',
+      responses: {
+        200: { description: 'The page.', contentType: 'text/html' },
+        302: { description: 'From `/dashboard` to `/dashboard/`.' },
+      },
+      handler({ req, res }) {
+        if (!req.path.endsWith('/')) {
+          res.setHeader('cache-control', 'no-cache')
+          res.redirect(302, 'dashboard/')
+          return
+        }
+        send(index, req, res)
+      },
+    }),
+    defineRoute({
+      method: 'get',
+      path: '/dashboard/:file',
+      operationId: 'dashboardFile',
+      summary: "The dashboard's files: `app.js`, `style.css`, `favicon.svg`.",
+      auth: 'none',
+      params: z.object({ file: z.string().describe('app.js, style.css, favicon.svg or index.html') }),
+      responses: {
+        200: { description: 'The file.', contentType: 'text/plain' },
+        304: { description: 'Not modified (ETag).' },
+        404: { description: 'KEYROT_ROUTE_NOT_FOUND: not a file of the dashboard.', schema: errorSchema },
+      },
+      handler({ req, res, params }) {
+        const file = files.get(params.file)
+        if (!file) {
+          // The same answer as the server's catch-all 404.
+          res.status(404).json({ error: { code: 'KEYROT_ROUTE_NOT_FOUND', message: `No route ${req.method} ${req.path}.` } })
+          return
+        }
+        send(file, req, res)
+      },
+    }),
+  ]
 }

@@ -221,7 +221,6 @@ export function createServer(options: ServerOptions): Express {
     chain.push(routeHandler(route, keyring, logger))
     app[route.method](route.path, ...chain)
   }
-  dashboard?.mount(app)
   options.extend?.(app)
 
   app.use((req: Request, res: Response) => {
