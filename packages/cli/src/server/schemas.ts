@@ -9,9 +9,12 @@ import { z } from 'zod'
 
 const DURATION_PATTERN = '^\\d+(\\.\\d+)?\\s*(ms|s|m|h|d|w)$'
 
+const DURATION_ERROR = "must be milliseconds or a duration such as '30s', '24h' or '7d'"
+
+// The string branch repeats the message: a string that fails the pattern is reported by that branch, not by the union.
 export const durationSchema = z.union(
-  [z.number().int().nonnegative().max(8.64e15), z.string().max(32).regex(new RegExp(DURATION_PATTERN))],
-  { error: "must be milliseconds or a duration such as '30s', '24h' or '7d'" },
+  [z.number().int().nonnegative().max(8.64e15), z.string().max(32, DURATION_ERROR).regex(new RegExp(DURATION_PATTERN), DURATION_ERROR)],
+  { error: DURATION_ERROR },
 )
 
 const durationQuery = z
