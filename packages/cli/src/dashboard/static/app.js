@@ -556,7 +556,9 @@ function formError(form, error) {
   const slot = form.querySelector('.form-error')
   slot.textContent = error instanceof Error ? error.message : String(error)
   slot.hidden = false
-  const name = error instanceof ApiError ? error.field : error instanceof FormInputError ? error.field : undefined
+  const field = error instanceof ApiError || error instanceof FormInputError ? error.field : undefined
+  // The API names its fields; the rotate form types a custom grace period into `custom`.
+  const name = field === 'gracePeriod' ? 'custom' : field
   const input = name ? form.querySelector(`[name="${CSS.escape(name)}"]`) : null
   input?.setAttribute('aria-invalid', 'true')
   input?.focus()
@@ -960,7 +962,10 @@ function wire() {
     if (form && event.target.name === 'custom') form.elements.grace.value = 'custom'
   })
   $('#token-copy').addEventListener('click', () => void copyToken())
-  $('#token-done').addEventListener('click', () => $('#token-dialog').close())
+  $('#token-done').addEventListener('click', () => {
+    forgetToken()
+    $('#token-dialog').close()
+  })
   $('#token-dialog').addEventListener('close', forgetToken)
   setInterval(tick, 1000)
 }
