@@ -182,6 +182,7 @@ describe('examples/rotation-demo --store redis', () => {
     }
     expect(stdout).toMatch(new RegExp(`^ {4}all {2}${figures} {3}\\(n=60\\)$`, 'm'))
     expect(stdout).toMatch(new RegExp(`^ {4}all {2}${signed} {3}\\(n=15\\)$`, 'm'))
+    expect(stdout).toMatch(new RegExp(`^ {2}one poll request's round trip: ${figures} {3}\\(n=\\d+\\)$`, 'm'))
     expect(stdout).toMatch(/^ {2}skew across replicas \(latest minus earliest first 401 per deadline\): p50 [\d.]+ ms {2}p99 [\d.]+ ms {2}max [\d.]+ ms$/m)
     expect(stdout).toMatch(
       /^info propagation: revoked key refused by every replica within p50 [\d.]+ ms, p99 [\d.]+ ms, max [\d.]+ ms of the revoke \(n=60\); grace deadline skew across replicas p50 [\d.]+ ms, max [\d.]+ ms$/m,

@@ -17,10 +17,11 @@ checks what zero-downtime rotation promises. Exits 0 only if every check passed.
 With --store redis, three replicas of the API run as separate processes, each
 with its own keyring, RedisStore, cache and invalidation subscriber; the demo
 process is the operator (its own keyring on Redis) and spreads the clients'
-requests over the replicas. The same checks run, then the demo measures how
-fast a revocation and a grace deadline reach every replica (20 revocations,
-5 deadlines: about 10 s more). Everything it writes to Redis is under its own
-key prefix, removed at the end.
+requests over the replicas. The same checks run, except that requests sent
+within 50 ms after the emergency rotation are not judged (other replicas hear
+of it over pub/sub); then the demo measures how fast a revocation and a grace
+deadline reach every replica (20 revocations, 5 deadlines: about 10 s more).
+Everything it writes to Redis is under its own key prefix, removed at the end.
 
 Options:
   --grace <duration>  grace period of the rotation, e.g. 3s, 10s, 1m (default 10s, at least 1s);
@@ -32,8 +33,8 @@ Options:
   -h, --help          show this help
 
 Exit codes: 0 every check passed, 1 a check failed, Redis was unreachable or
-the demo broke, 2 bad usage, 130 interrupted (the replicas are stopped and the
-Redis keys removed first).
+the demo broke, 2 bad usage, 130 on SIGINT and 143 on SIGTERM (the replicas
+are stopped and the Redis keys removed first).
 `
 
 const MIN_GRACE_MS = 1000
