@@ -20,12 +20,13 @@ const USAGE = `Usage: npm run bench -- [--quick] [--only ${SECTION_IDS.join(',')
 
   --quick       smaller counts: a smoke run in under a minute (figures are rough)
   --only        run only these sections (comma-separated)
-  --out         also write the JSON report here (default: bench/results/latest.json)
+  --out         also write the JSON report here
   --max-keys    largest key count of the scale runs (default 1000000; quick: 10000)
 
 Starts its own redis-server on a free loopback port (no persistence) and stops
 it at the end. Prints one table per section and the targets met or missed,
-then writes bench/results/<timestamp>.json and the --out file.`
+then writes bench/results/<timestamp>.json, and bench/results/latest.json
+after a complete full run (a --quick run writes bench/results/quick-latest.json).`
 
 const SECTIONS: Record<SectionId, (context: RunContext) => Promise<SectionReport>> = {
   verify: verifySection,
@@ -126,10 +127,11 @@ async function main(): Promise<void> {
   }
   const resultsDir = fileURLToPath(new URL('../results/', import.meta.url))
   const stamp = finishedAt.toISOString().replace(/:/g, '-').replace(/\.\d+Z$/, 'Z')
-  const targets = profile.name === 'quick'
-    ? [resolve(resultsDir, 'quick-latest.json')]
-    : [resolve(resultsDir, `${stamp}.json`), resolve(out ?? resolve(resultsDir, 'latest.json'))]
-  if (profile.name === 'quick' && out) targets.push(resolve(out))
+  // latest.json holds the last complete full run; quick and partial runs never replace it.
+  const complete = profile.name === 'full' && only.length === SECTION_IDS.length && failures.length === 0
+  const targets = profile.name === 'quick' ? [resolve(resultsDir, 'quick-latest.json')] : [resolve(resultsDir, `${stamp}.json`)]
+  if (complete) targets.push(resolve(resultsDir, 'latest.json'))
+  if (out) targets.push(resolve(out))
   for (const target of targets) {
     mkdirSync(dirname(target), { recursive: true })
     writeFileSync(target, `${JSON.stringify(document, null, 2)}\n`)
