@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import { generateToken, newKeyId } from '@keyrot/core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ensureBuilt } from '../../support/build.js'
 import { ControlledRedis } from '../../support/redis-process.js'
@@ -15,7 +16,6 @@ import {
   type IssuedKeyBody,
   type Replica,
 } from '../../support/replicas.js'
-import { withChecksum } from '../../http/hostile-credentials.js'
 import { corpusBytes, SecretLedger, suiteArtefacts } from '../../support/secret-scan.js'
 
 /**
@@ -227,7 +227,7 @@ describe('three replicas sharing one Redis, over HTTP', () => {
     const issued = await createKey(A)
     for (const replica of replicas) await expectAccepted(replica, issued.token, issued.key.id)
     // Well-formed tokens of unknown key ids: each one needs a store read.
-    const unknownToken = () => withChecksum(`sk_live_${randomBase62(16)}_${randomBase62(43)}`)
+    const unknownToken = () => generateToken('sk_live', newKeyId())
     const seen: Exchange[] = []
     let frozenAt = Number.POSITIVE_INFINITY
     let thawedAt = Number.POSITIVE_INFINITY
@@ -306,11 +306,6 @@ describe('three replicas sharing one Redis, over HTTP', () => {
     expect(hits).toEqual([])
   }, 60_000)
 })
-
-const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz'
-function randomBase62(length: number): string {
-  return Array.from(randomBytes(length), (byte) => BASE62[byte % 62]).join('')
-}
 
 function signed(values: number[]): string {
   const fmt = (n: number) => (n >= 0 ? `+${n}` : String(n))
