@@ -16,6 +16,7 @@ import { corpusBytes, SecretLedger, suiteArtefacts } from '../support/secret-sca
 
 const STATE_TTL_MS = 1_000
 const FLUSH_INTERVAL_MS = 1_000
+const FLUSH_SLACK_MS = 250
 
 let redis: RedisServer
 let replicas: Replica[]
@@ -98,12 +99,13 @@ describe('replica faults under load', () => {
     const onC = load.exchanges.filter((e) => e.replica === 'C')
     const servedByC = onC.filter((e) => e.status === 200)
     const unansweredOnC = onC.filter((e) => e.status === 0).length
-    // What C had counted but not yet written: its successes within one flush interval (plus slack for the write) before it died.
-    const atRisk = servedByC.filter((e) => e.receivedAt > killedAt - FLUSH_INTERVAL_MS - 100).length
+    // What C had counted but not yet written: its successes within one flush interval before it died, plus
+    // slack for a flush timer firing late on a busy event loop and for the write in flight.
+    const atRisk = servedByC.filter((e) => e.receivedAt > killedAt - FLUSH_INTERVAL_MS - FLUSH_SLACK_MS).length
     const lost = served.length - stored
     console.log(`[replica-faults] SIGKILL of C mid-load: ${JSON.stringify(countBy(load.exchanges, (e) => `${e.replica} ${outcome(e)}`))}`)
     console.log(
-      `[replica-faults] usage: ${served.length} requests served (C ${servedByC.length}), ${stored} counted in Redis, ${lost} lost; bound: C's ${atRisk} successes in the last ${FLUSH_INTERVAL_MS} ms (+100 ms) before the kill`,
+      `[replica-faults] usage: ${served.length} requests served (C ${servedByC.length}), ${stored} counted in Redis, ${lost} lost; bound: C's ${atRisk} successes in the last ${FLUSH_INTERVAL_MS} ms (+${FLUSH_SLACK_MS} ms) before the kill`,
     )
 
     for (const survivor of ['A', 'B']) {
