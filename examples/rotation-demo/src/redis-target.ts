@@ -59,29 +59,38 @@ export function checkRedisUrl(url: string): void {
   }
 }
 
+/**
+ * Runs `work` on a fresh connection that never retries, then closes it. A
+ * failure is rethrown with its cause: the `error` event carries it
+ * (ECONNREFUSED, ETIMEDOUT, a TLS error), `connect()` only says the
+ * connection closed.
+ */
+async function withConnection<T>(url: string, timeoutMs: number, work: (redis: Redis) => Promise<T>): Promise<T> {
+  const redis = new Redis(url, { lazyConnect: true, connectTimeout: timeoutMs, commandTimeout: timeoutMs, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null })
+  let cause: Error | null = null
+  redis.on('error', (error: Error) => (cause ??= error))
+  try {
+    await redis.connect()
+    return await work(redis)
+  } catch (error) {
+    throw new Error((cause ?? (error as Error)).message || String(error))
+  } finally {
+    redis.disconnect()
+  }
+}
+
 /** Fails with `RedisUnreachableError` unless Redis at `url` answers PING within `timeoutMs`. */
 async function assertReachable(url: string, timeoutMs: number): Promise<void> {
-  const probe = new Redis(url, { lazyConnect: true, connectTimeout: timeoutMs, commandTimeout: timeoutMs, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null })
-  // The event carries the cause (ECONNREFUSED, ETIMEDOUT, a TLS error); connect() only says the connection closed.
-  let cause: Error | null = null
-  probe.on('error', (error: Error) => (cause ??= error))
   try {
-    await probe.connect()
-    await probe.ping()
+    await withConnection(url, timeoutMs, (redis) => redis.ping())
   } catch (error) {
-    const reason = (cause ?? (error as Error)).message || String(error)
-    throw new RedisUnreachableError(`cannot reach Redis at ${displayRedisUrl(url)}: ${reason}`)
-  } finally {
-    probe.disconnect()
+    throw new RedisUnreachableError(`cannot reach Redis at ${displayRedisUrl(url)}: ${(error as Error).message}`)
   }
 }
 
 /** Deletes every key under `keyPrefix:`, with SCAN and UNLINK (never KEYS); returns how many. */
-async function removeKeys(url: string, keyPrefix: string): Promise<number> {
-  const redis = new Redis(url, { lazyConnect: true, connectTimeout: 3_000, commandTimeout: 5_000, maxRetriesPerRequest: 0, retryStrategy: () => null })
-  redis.on('error', () => {})
-  try {
-    await redis.connect()
+function removeKeys(url: string, keyPrefix: string): Promise<number> {
+  return withConnection(url, 5_000, async (redis) => {
     let removed = 0
     let cursor = '0'
     // Bounded: a few SCAN passes cover the few hundred keys a run writes.
@@ -92,9 +101,7 @@ async function removeKeys(url: string, keyPrefix: string): Promise<number> {
       if (cursor === '0') break
     }
     return removed
-  } finally {
-    redis.disconnect()
-  }
+  })
 }
 
 interface RunningReplica {
