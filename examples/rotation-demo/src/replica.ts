@@ -13,7 +13,7 @@ import { createApp } from './server.js'
  * Started by the demo with an IPC channel (`fork`). The Redis URL arrives as
  * a message, not in argv or the environment, so a password in it never shows
  * in the process list. Exits when the demo disconnects (even if the demo was
- * killed) or on SIGTERM/SIGINT, after closing its server and keyring.
+ * killed) or on SIGTERM, after closing its server and keyring.
  */
 
 /** demo → replica */
@@ -83,7 +83,9 @@ if (!process.send) {
 }
 process.on('disconnect', () => stop(0))
 process.on('SIGTERM', () => stop(0))
-process.on('SIGINT', () => stop(0))
+// Ctrl-C reaches the whole process group: the demo stops its replicas itself
+// (SIGTERM), after which it removes the run's keys.
+process.on('SIGINT', () => {})
 process.once('message', (message: ReplicaConfig) => {
   start(message).catch(async (error: unknown) => {
     await send({ type: 'failed', message: error instanceof Error ? error.message : String(error) })
