@@ -30,8 +30,12 @@ export function parseFeedMessage(message: string): FeedMessage | null {
 
 /** How the feed reaches Redis: subscribe on one connection, publish on another. */
 export interface FeedTransport {
-  /** Starts listening; calls `onMessage` per message and `onReconnect` whenever messages may have been lost. */
-  start(onMessage: (message: string) => void, onReconnect: (reason: string) => void): void
+  /**
+   * Starts listening; calls `onMessage` per message and `onReconnect` whenever
+   * messages may have been lost. `down: true` means messages are being lost
+   * from now on (the subscriber is gone) until a later call with `down: false`.
+   */
+  start(onMessage: (message: string) => void, onReconnect: (reason: string, down?: boolean) => void): void
   /** Resolves once the first subscription is confirmed. */
   ready(): Promise<void>
   /** Subscribes again (after a missed heartbeat): the subscription may be gone (slot migration). */
@@ -66,6 +70,8 @@ export class InvalidationFeed {
   readonly #outstanding = new Map<number, number>()
   #seq = 0
   #healthy = true
+  /** The subscription is confirmed and no disconnect was seen since. */
+  #subscribed = false
   #timer: NodeJS.Timeout | undefined
   #started = false
   #closed = false
@@ -78,6 +84,15 @@ export class InvalidationFeed {
   /** Whether heartbeats currently come back in time. */
   get healthy(): boolean {
     return this.#healthy
+  }
+
+  /**
+   * Whether a change published now would reach this replica: subscribed, not
+   * disconnected, heartbeats coming back. While it is false, keyrings do not
+   * cache key states (every verify reads the store).
+   */
+  get live(): boolean {
+    return this.#subscribed && this.#healthy && !this.#closed
   }
 
   subscribe(listener: InvalidationListener): () => void {
@@ -99,7 +114,16 @@ export class InvalidationFeed {
     this.#started = true
     this.#transport.start(
       (message) => this.#onMessage(message),
-      (reason) => this.#emit({ type: 'reset', reason }),
+      (reason, down = false) => {
+        this.#subscribed = !down
+        this.#emit({ type: 'reset', reason })
+      },
+    )
+    this.#transport.ready().then(
+      () => {
+        this.#subscribed = true
+      },
+      () => {},
     )
     this.#timer = setInterval(() => this.#tick(), this.#options.heartbeatIntervalMs)
     this.#timer.unref()
@@ -180,7 +204,7 @@ export class StandaloneTransport implements FeedTransport {
     this.#channel = channel
   }
 
-  start(onMessage: (message: string) => void, onReconnect: (reason: string) => void): void {
+  start(onMessage: (message: string) => void, onReconnect: (reason: string, down?: boolean) => void): void {
     const subscriber = this.#subscriber
     subscriber.on('message', (channel: string, message: string) => {
       if (channel === this.#channel) onMessage(message)
@@ -209,7 +233,7 @@ export class StandaloneTransport implements FeedTransport {
     // Messages published from now until the next subscription are lost:
     // listeners drop cached states at once, not only when the subscriber is back.
     subscriber.on('close', () => {
-      if (this.#connections > 0) onReconnect('invalidation subscriber disconnected')
+      if (this.#connections > 0) onReconnect('invalidation subscriber disconnected', true)
     })
   }
 
@@ -248,7 +272,7 @@ export class ClusterTransport implements FeedTransport {
     this.#channel = channel
   }
 
-  start(onMessage: (message: string) => void, onReconnect: (reason: string) => void): void {
+  start(onMessage: (message: string) => void, onReconnect: (reason: string, down?: boolean) => void): void {
     const subscriber = this.#subscriber
     subscriber.on('smessage', (channel: string, message: string) => {
       if (channel === this.#channel) onMessage(message)

@@ -205,6 +205,18 @@ export class RedisStore implements KeyStore {
     return feed ? feed.subscribe(listener) : () => {}
   }
 
+  /**
+   * Whether this replica would hear of a change made elsewhere now. `false`
+   * while the invalidation subscriber is disconnected, not yet subscribed or
+   * missing heartbeats: keyrings then cache no key state they read (states
+   * cached before stay trusted for at most `cache.stateTtl`). Always `true` with
+   * `invalidation: false` (then `cache.stateTtl` alone bounds staleness).
+   */
+  invalidationLive(): boolean {
+    if (this.options.invalidation === null) return true
+    return this.#invalidationFeed()?.live ?? false
+  }
+
   /** Resolves once the invalidation subscription is live (no-op when `invalidation: false`). */
   async invalidationReady(timeoutMs = 5_000): Promise<void> {
     const feed = this.#invalidationFeed()

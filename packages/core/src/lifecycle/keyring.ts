@@ -346,10 +346,16 @@ export class Keyring {
       if (cache) {
         const hit = cache.cachedState(keyId)
         if (hit !== undefined) {
+          // Trusted for at most cache.stateTtl, even while the feed is down.
           record = hit
           cached = true
-        } else {
+        } else if (this.#liveFeed()) {
           record = await cache.state(keyId, (id) => this.store.get(id))
+        } else {
+          // The invalidation feed is down (subscriber reconnecting, heartbeats
+          // missed): a change published now would not reach us, so a state
+          // read now is used once and not cached.
+          record = await this.store.get(keyId)
         }
       } else {
         record = await this.store.get(keyId)
@@ -768,6 +774,11 @@ export class Keyring {
   }
 
   // ---------------------------------------------------------------- internals
+
+  #liveFeed(): boolean {
+    const live = this.store.invalidationLive
+    return live === undefined || live.call(this.store) !== false
+  }
 
   #onInvalidation(event: InvalidationEvent): void {
     if (event.type === 'key') {

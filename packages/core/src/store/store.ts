@@ -78,6 +78,14 @@ export interface KeyStore {
    * one process only may omit it. Returns an unsubscribe function.
    */
   subscribe?(listener: InvalidationListener): () => void
+  /**
+   * Whether changes made by other processes reach `subscribe()` listeners
+   * right now. While it returns `false` (feed disconnected, heartbeats missed)
+   * keyrings cache no key state they read: a state read during the gap could
+   * miss a change published in it. States cached before the gap stay trusted
+   * for at most `cache.stateTtl`. Omit it for stores used by one process.
+   */
+  invalidationLive?(): boolean
   /** Flushes pending usage counts and releases resources the store opened. */
   close(): Promise<void>
 }
