@@ -201,6 +201,11 @@ describe('dashboard in headless Chromium', () => {
     await expect.poll(() => page.locator('#keys-body tr[data-id]').count()).toBe(1)
     await row(page, victim.key.id).click()
     await page.fill('form[data-action="revoke"] input[name="reason"]', 'laptop stolen')
+    // A refresh (also the one every 30 s) redraws the key, never the form being filled in.
+    const reread = page.waitForResponse((response) => response.url() === `${server.base}/v1/keys/${victim.key.id}`)
+    await page.click('#refresh')
+    await reread
+    expect(await page.inputValue('form[data-action="revoke"] input[name="reason"]')).toBe('laptop stolen')
     await page.click('form[data-action="revoke"] button[type="submit"]')
     await page.locator('#confirm-dialog').waitFor({ state: 'visible' })
     await page.click('#confirm-cancel')
@@ -210,7 +215,7 @@ describe('dashboard in headless Chromium', () => {
     await page.click('form[data-action="revoke"] button[type="submit"]')
     await confirm(page, new RegExp(`^Revoke key ${victim.key.id}\\?$`))
     await expect.poll(() => row(page, victim.key.id).locator('.badge').textContent()).toBe('revoked')
-    expect(await page.locator('#detail dl').textContent()).toContain('laptop stolen')
+    await expect.poll(() => page.locator('#detail dl').textContent()).toContain('laptop stolen')
     const refused = await whoami(server, victim.token)
     expect(refused.status).toBe(401)
     expect(refused.body.error?.code).toBe('KEYROT_KEY_REVOKED')

@@ -33,6 +33,7 @@ const state = {
   countdowns: [],
   rotation: null,
   notice: null,
+  detailShape: null,
   lastEndedReload: 0,
   firstPaintDone: false,
   listTimer: 0,
@@ -229,6 +230,8 @@ function signOut(message) {
   state.known.clear()
   state.selectedId = null
   state.rotation = null
+  state.detailShape = null
+  state.notice = null
   try {
     sessionStorage.removeItem(STORAGE_KEY)
   } catch {
@@ -289,6 +292,7 @@ async function loadView(options = {}) {
     renderNote()
     renderTable()
     if (state.selectedId) await refreshSelected()
+    if (state.rotation) void loadRotation()
     hideBanner()
   } catch (error) {
     if (handleSessionError(error)) return
@@ -430,18 +434,14 @@ function field(label, value, attributes = '') {
   return `<dt>${label}</dt><dd ${attributes}>${value}</dd>`
 }
 
-function renderDetail() {
-  const panel = $('#detail')
-  const key = state.known.get(state.selectedId)
-  clearInterval(state.rotationTimer)
-  state.rotation = null
-  if (!key) {
-    panel.hidden = true
-    panel.innerHTML = ''
-    collectCountdowns()
-    return
-  }
-  const now = serverNow()
+function headHtml(key) {
+  return (
+    `<h2>Key <code>${esc(key.id)}</code></h2><span class="badge badge-${esc(key.state)}">${STATE_LABELS[key.state]}</span>` +
+    '<button type="button" class="quiet close" data-close aria-label="Close">×</button>'
+  )
+}
+
+function fieldsHtml(key, now) {
   const rows = [
     field('Tenant', esc(key.tenantId)),
     field('Name', esc(key.name)),
@@ -459,23 +459,58 @@ function renderDetail() {
     rows.push(field('Revoked', `${relative(key.revokedAt, now)}${key.revokedReason ? `: ${esc(key.revokedReason)}` : ''}`))
     if (key.incidentId) rows.push(field('Incident', esc(key.incidentId)))
   }
-  panel.innerHTML =
-    `<div class="detail-head"><h2>Key <code>${esc(key.id)}</code></h2><span class="badge badge-${esc(key.state)}">${STATE_LABELS[key.state]}</span>` +
-    '<button type="button" class="quiet close" data-close aria-label="Close">×</button></div>' +
-    '<p class="notice" role="status" hidden></p>' +
-    `<dl class="fields">${rows.join('')}</dl>` +
-    '<section id="rotation" class="rotation" hidden></section>' +
-    `<section class="actions">${actionsHtml(key)}</section>`
-  if (state.notice && state.notice.keyId === key.id) showNotice(state.notice.text)
+  return rows.join('')
+}
+
+/**
+ * Draws the selected key's panel. The forms are rebuilt only when the key's
+ * state changes (so a refresh never wipes what the operator is typing); the
+ * fields are redrawn every time.
+ */
+function renderDetail() {
+  const panel = $('#detail')
+  const key = state.known.get(state.selectedId)
+  if (!key) {
+    stopRotation()
+    state.detailShape = null
+    panel.hidden = true
+    panel.innerHTML = ''
+    collectCountdowns()
+    return
+  }
+  const shape = `${key.id}|${key.state}|${key.expiresAt !== null}`
+  if (shape !== state.detailShape) {
+    state.detailShape = shape
+    stopRotation()
+    panel.innerHTML =
+      '<div class="detail-head"></div><p class="notice" role="status" hidden></p><dl class="fields"></dl>' +
+      `<section id="rotation" class="rotation" hidden></section><section class="actions">${actionsHtml(key)}</section>`
+    if (state.notice && state.notice.keyId === key.id) showNotice(state.notice.text)
+  }
+  panel.querySelector('.detail-head').innerHTML = headHtml(key)
+  panel.querySelector('dl.fields').innerHTML = fieldsHtml(key, serverNow())
   panel.hidden = false
   collectCountdowns()
   const pair = rotationPair(key)
-  if (pair) {
-    state.rotation = pair
-    void loadRotation()
-    state.rotationTimer = setInterval(() => {
-      if (document.visibilityState === 'visible') void loadRotation()
-    }, ROTATION_REFRESH_MS)
+  if ((pair && `${pair.oldId}>${pair.newId}`) !== (state.rotation && `${state.rotation.oldId}>${state.rotation.newId}`)) {
+    stopRotation()
+    if (pair) {
+      state.rotation = pair
+      void loadRotation()
+      state.rotationTimer = setInterval(() => {
+        if (document.visibilityState === 'visible') void loadRotation()
+      }, ROTATION_REFRESH_MS)
+    }
+  }
+}
+
+function stopRotation() {
+  clearInterval(state.rotationTimer)
+  state.rotation = null
+  const section = $('#rotation')
+  if (section) {
+    section.hidden = true
+    section.innerHTML = ''
   }
 }
 
@@ -604,6 +639,20 @@ function ownKeyWarning(key) {
   return state.whoami && state.whoami.keyId === key.id ? 'This is the admin key you are signed in with.' : undefined
 }
 
+/** Shows what an action answered at once (the list reloads after). */
+function applyChange(keys, selectId, notice) {
+  for (const changed of keys) {
+    state.known.set(changed.id, changed)
+    const index = state.keys.findIndex((key) => key.id === changed.id)
+    if (index >= 0) state.keys[index] = changed
+  }
+  state.selectedId = selectId
+  state.notice = { keyId: selectId, text: notice }
+  renderDetail()
+  showNotice(notice)
+  renderTable()
+}
+
 async function runAction(action, form, key) {
   const path = `v1/keys/${encodeURIComponent(key.id)}`
   switch (action) {
@@ -618,12 +667,9 @@ async function runAction(action, form, key) {
       })
       if (!ok) return
       const result = await api('POST', `${path}/rotate`, { gracePeriod })
-      state.known.set(result.previous.id, result.previous)
-      state.known.set(result.key.id, result.key)
       showToken(result.token, `Successor of ${key.id}: key ${result.key.id} (${result.key.tenantId}, ${result.key.name}).`)
-      state.selectedId = result.previous.id
+      applyChange([result.previous, result.key], result.previous.id, `Rotated: ${result.key.id} is the new key; ${key.id} keeps working for ${gracePeriod}.`)
       await loadView()
-      showNotice(`Rotated: ${result.key.id} is the new key; ${key.id} keeps working for ${gracePeriod}.`)
       return
     }
     case 'end-grace': {
@@ -634,17 +680,17 @@ async function runAction(action, form, key) {
         warning: ownKeyWarning(key),
       })
       if (!ok) return
-      await api('POST', `${path}/expiry`, { endNow: true })
+      const { key: ended } = await api('POST', `${path}/expiry`, { endNow: true })
+      applyChange([ended], ended.id, `Grace ended: ${key.id} no longer works.`)
       await loadView()
-      showNotice(`Grace ended: ${key.id} no longer works.`)
       return
     }
     case 'extend': {
       const extendBy = required(form, 'extendBy', 'Enter how much longer, such as 1h, 24h or 7d.')
       const { key: updated } = await api('POST', `${path}/expiry`, { extendBy })
-      state.known.set(updated.id, updated)
+      form.reset()
+      applyChange([updated], updated.id, `Extended by ${extendBy}: ${key.id} now works until ${iso(updated.expiresAt)}.`)
       await loadView()
-      showNotice(`Extended by ${extendBy}: ${key.id} now works until ${iso(updated.expiresAt)}.`)
       return
     }
     case 'revoke': {
@@ -656,9 +702,9 @@ async function runAction(action, form, key) {
         warning: ownKeyWarning(key),
       })
       if (!ok) return
-      await api('POST', `${path}/revoke`, { reason })
+      const { key: revoked } = await api('POST', `${path}/revoke`, { reason })
+      applyChange([revoked], revoked.id, `Revoked: ${key.id} no longer works.`)
       await loadView()
-      showNotice(`Revoked: ${key.id} no longer works.`)
       return
     }
     case 'emergency': {
@@ -672,12 +718,9 @@ async function runAction(action, form, key) {
       })
       if (!ok) return
       const result = await api('POST', `${path}/emergency-rotate`, reason === '' ? { incidentId } : { incidentId, reason })
-      state.known.set(result.revoked.id, result.revoked)
-      state.known.set(result.key.id, result.key)
       showToken(result.token, `Replaces revoked key ${key.id} (incident ${incidentId}): key ${result.key.id}.`)
-      state.selectedId = result.key.id
+      applyChange([result.revoked, result.key], result.key.id, `Emergency rotation done: ${key.id} is revoked, ${result.key.id} replaces it.`)
       await loadView()
-      showNotice(`Emergency rotation done: ${key.id} is revoked, ${result.key.id} replaces it.`)
       return
     }
     default:
@@ -821,7 +864,7 @@ function chartSvg(oldCounts, newCounts, from, rotatedAt) {
   }
   const labels =
     `<text class="axis" x="${left}" y="${height - 6}">${clock(from)}</text>` +
-    `<text class="axis" x="${width - right}" y="${height - 6}" text-anchor="end">now</text>`
+    `<text class="axis" x="${width - right}" y="${height - 6}" text-anchor="end">${clock(from + (n - 1) * MINUTE)}</text>`
   return (
     `<svg class="chart" viewBox="0 0 ${width} ${height}" role="img" aria-label="Requests per minute on the old and the new key">` +
     `${grid}<polygon class="area-old" points="${area(oldCounts)}"></polygon><polygon class="area-new" points="${area(newCounts)}"></polygon>` +
@@ -843,8 +886,10 @@ function renderRotation(pair, old, oldUsage, newUsage, graceClients) {
   const deadline = old?.expiresAt ?? null
   const total = deadline !== null ? deadline - rotatedAt : 0
   const elapsed = Math.min(total, Math.max(0, now - rotatedAt))
-  const lastMinuteOld = oldCounts[length - 1] ?? 0
-  const lastMinuteNew = newCounts[length - 1] ?? 0
+  // The current minute is still filling: the chart and "last minute" use finished minutes only.
+  const finished = Math.max(1, length - 1)
+  const lastMinuteOld = oldCounts[finished - 1] ?? 0
+  const lastMinuteNew = newCounts[finished - 1] ?? 0
   const clients = graceClients.clients
   const clientRows = clients
     .map(
@@ -867,10 +912,11 @@ function renderRotation(pair, old, oldUsage, newUsage, graceClients) {
         `<svg class="grace-bar" viewBox="0 0 100 4" preserveAspectRatio="none" role="img" aria-label="${Math.round((elapsed / Math.max(1, total)) * 100)}% of the grace period elapsed">` +
         `<rect class="bar-bg" width="100" height="4"></rect><rect class="bar-fill" width="${((elapsed / Math.max(1, total)) * 100).toFixed(2)}" height="4"></rect></svg>`
       : '') +
-    chartSvg(oldCounts, newCounts, from, rotatedAt) +
+    '<h4>Requests per minute</h4>' +
+    chartSvg(oldCounts.slice(0, finished), newCounts.slice(0, finished), from, rotatedAt) +
     '<p class="legend">' +
-    `<span><i class="swatch swatch-old"></i>old key: ${numberFormat.format(sum(oldCounts))} requests, ${lastMinuteOld} this minute</span>` +
-    `<span><i class="swatch swatch-new"></i>new key: ${numberFormat.format(sum(newCounts))} requests, ${lastMinuteNew} this minute</span></p>` +
+    `<span><i class="swatch swatch-old"></i>old key: ${numberFormat.format(sum(oldCounts))} requests, ${lastMinuteOld} in the last minute</span>` +
+    `<span><i class="swatch swatch-new"></i>new key: ${numberFormat.format(sum(newCounts))} requests, ${lastMinuteNew} in the last minute</span></p>` +
     `<h4>Clients still on the old key (${clients.length + graceClients.omittedClients})</h4>${clientsBlock}` +
     `<p class="hint">Requests per minute counted by this server process since ${esc(iso(oldUsage.trackedSince))}; each replica counts its own.</p>`
   section.hidden = false
