@@ -198,9 +198,18 @@ export function normaliseLua(source: string): string {
     .join('\n')
 }
 
+/**
+ * A script ready for `runScript`: its source normalised and its SHA1 computed
+ * once. Every module's scripts (store, rate limiter, admin history) are made
+ * here, so they are all normalised and hashed alike.
+ */
+export function defineLuaScript(name: string, source: string, numberOfKeys: number): LuaScript {
+  const normalised = normaliseLua(source)
+  return Object.freeze({ name, source: normalised, sha: createHash('sha1').update(normalised).digest('hex'), numberOfKeys })
+}
+
 function script(name: string, body: string, numberOfKeys: number): LuaScript {
-  const source = normaliseLua(PRELUDE + body)
-  return Object.freeze({ name, source, sha: createHash('sha1').update(source).digest('hex'), numberOfKeys })
+  return defineLuaScript(name, PRELUDE + body, numberOfKeys)
 }
 
 export const SCRIPTS = Object.freeze({

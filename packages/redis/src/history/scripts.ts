@@ -1,5 +1,4 @@
-import { createHash } from 'node:crypto'
-import { normaliseLua, type LuaScript } from '../scripts.js'
+import { defineLuaScript } from '../scripts.js'
 
 /**
  * The admin history's Lua script. Kept apart from the store's scripts: the
@@ -64,11 +63,6 @@ if turn then redis.call('DEL', KEYS[3]) end
 return {'ok', id}
 `
 
-function script(name: string, body: string, numberOfKeys: number): LuaScript {
-  const source = normaliseLua(body)
-  return Object.freeze({ name, source, sha: createHash('sha1').update(source).digest('hex'), numberOfKeys })
-}
-
 export const HISTORY_SCRIPTS = Object.freeze({
-  append: script('historyAppend', APPEND, 3),
+  append: defineLuaScript('historyAppend', APPEND, 3),
 })

@@ -1,5 +1,4 @@
-import { createHash } from 'node:crypto'
-import { normaliseLua, type LuaScript } from '../scripts.js'
+import { defineLuaScript, type LuaScript } from '../scripts.js'
 
 /**
  * The rate limiter's Lua scripts: the rules of `decideAdmission`,
@@ -148,8 +147,7 @@ return {'ok', remaining, fmt(math.ceil(nextAt - now))}
 `
 
 function script(name: string, body: string, numberOfKeys: number): LuaScript {
-  const source = normaliseLua(PRELUDE + body)
-  return Object.freeze({ name, source, sha: createHash('sha1').update(source).digest('hex'), numberOfKeys })
+  return defineLuaScript(name, PRELUDE + body, numberOfKeys)
 }
 
 export const RATE_LIMIT_SCRIPTS = Object.freeze({
