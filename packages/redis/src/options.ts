@@ -104,23 +104,40 @@ export interface ResolvedRedisStoreOptions {
 const KEY_PREFIX_PATTERN = /^[A-Za-z0-9:._-]{1,64}$/
 const DURABLE_OPERATIONS: readonly DurableOperation[] = ['insert', 'rotate', 'revoke', 'emergencyRotate', 'setExpiry']
 
-function positive(value: Duration, name: string): number {
+/** A duration in ms that must be greater than 0; throws a `TypeError` naming the option otherwise. */
+export function positiveDuration(value: Duration, name: string): number {
   const ms = parseDuration(value, name)
   if (ms <= 0) throw new TypeError(`${name} must be greater than 0; got ${JSON.stringify(value)}`)
   return ms
 }
 
-/** Resolves and validates options once; never mutates the caller's object. */
-export function resolveRedisStoreOptions(options: RedisStoreOptions): ResolvedRedisStoreOptions {
-  if (options === null || typeof options !== 'object') throw new TypeError('RedisStore options must be an object')
-  const client = options.client as RedisClient | undefined
+/** The application's client, checked to be something the store and its companions can `duplicate()`. */
+export function requireClient(client: unknown): RedisClient {
   if (!client || typeof (client as { duplicate?: unknown }).duplicate !== 'function') {
     throw new TypeError('client must be an ioredis Redis or Cluster instance (it needs duplicate())')
   }
-  const keyPrefix = options.keyPrefix ?? 'keyrot'
+  return client as RedisClient
+}
+
+/** Whether the client is a `Cluster` (ioredis marks it with `isCluster`). */
+export function isClusterClient(client: RedisClient): boolean {
+  return (client as { isCluster?: boolean }).isCluster === true
+}
+
+/** The key prefix, `'keyrot'` when omitted; throws a `TypeError` when it is not 1-64 of `A-Z a-z 0-9 : . _ -`. */
+export function resolveKeyPrefix(value: string | undefined): string {
+  const keyPrefix = value ?? 'keyrot'
   if (typeof keyPrefix !== 'string' || !KEY_PREFIX_PATTERN.test(keyPrefix)) {
     throw new TypeError(`keyPrefix must be 1-64 letters, digits or : . _ -; got ${JSON.stringify(keyPrefix)}`)
   }
+  return keyPrefix
+}
+
+/** Resolves and validates options once; never mutates the caller's object. */
+export function resolveRedisStoreOptions(options: RedisStoreOptions): ResolvedRedisStoreOptions {
+  if (options === null || typeof options !== 'object') throw new TypeError('RedisStore options must be an object')
+  const client = requireClient(options.client)
+  const keyPrefix = resolveKeyPrefix(options.keyPrefix)
   const usageMaxPendingKeys = options.usage?.maxPendingKeys ?? 10_000
   if (!Number.isInteger(usageMaxPendingKeys) || usageMaxPendingKeys < 1) {
     throw new TypeError(`usage.maxPendingKeys must be a positive integer; got ${String(usageMaxPendingKeys)}`)
@@ -128,8 +145,8 @@ export function resolveRedisStoreOptions(options: RedisStoreOptions): ResolvedRe
 
   let invalidation: ResolvedRedisStoreOptions['invalidation'] = null
   if (options.invalidation !== false) {
-    const heartbeatIntervalMs = positive(options.invalidation?.heartbeatInterval ?? '1s', 'invalidation.heartbeatInterval')
-    const heartbeatTimeoutMs = positive(options.invalidation?.heartbeatTimeout ?? '3s', 'invalidation.heartbeatTimeout')
+    const heartbeatIntervalMs = positiveDuration(options.invalidation?.heartbeatInterval ?? '1s', 'invalidation.heartbeatInterval')
+    const heartbeatTimeoutMs = positiveDuration(options.invalidation?.heartbeatTimeout ?? '3s', 'invalidation.heartbeatTimeout')
     if (heartbeatTimeoutMs < heartbeatIntervalMs) {
       throw new TypeError('invalidation.heartbeatTimeout must be at least invalidation.heartbeatInterval')
     }
@@ -148,7 +165,7 @@ export function resolveRedisStoreOptions(options: RedisStoreOptions): ResolvedRe
     }
     durability = {
       replicas,
-      timeoutMs: positive(options.durability?.timeout ?? '500ms', 'durability.timeout'),
+      timeoutMs: positiveDuration(options.durability?.timeout ?? '500ms', 'durability.timeout'),
       operations: new Set(replicas === 0 ? [] : operations),
     }
   }
@@ -157,11 +174,11 @@ export function resolveRedisStoreOptions(options: RedisStoreOptions): ResolvedRe
   if (typeof clock.now !== 'function') throw new TypeError('clock must have a now() method returning epoch milliseconds')
   return {
     client,
-    cluster: (client as { isCluster?: boolean }).isCluster === true,
+    cluster: isClusterClient(client),
     keyPrefix,
-    timeoutMs: positive(options.timeout ?? '500ms', 'timeout'),
+    timeoutMs: positiveDuration(options.timeout ?? '500ms', 'timeout'),
     retentionMs: parseDuration(options.retention ?? '30d', 'retention'),
-    usageFlushIntervalMs: positive(options.usage?.flushInterval ?? '1s', 'usage.flushInterval'),
+    usageFlushIntervalMs: positiveDuration(options.usage?.flushInterval ?? '1s', 'usage.flushInterval'),
     usageMaxPendingKeys,
     invalidation,
     durability,

@@ -1,5 +1,5 @@
-import { parseDuration, StoreUnavailableError, type Duration, type ReplayStore } from '@keyrot/core'
-import { duplicateForData, whenReady, withDeadline } from './connection.js'
+import { StoreUnavailableError, type Duration, type ReplayStore } from '@keyrot/core'
+import { FailFastConnection, resolveCompanionOptions } from './companion.js'
 import type { RedisClient } from './options.js'
 import type { RedisStore } from './redis-store.js'
 
@@ -20,8 +20,6 @@ export interface RedisReplayStoreOptions {
   timeout?: Duration
 }
 
-const KEY_PREFIX_PATTERN = /^[A-Za-z0-9:._-]{1,64}$/
-
 /**
  * Replay protection shared by every replica: each nonce is written with
  * `SET <prefix>:nonce:<key> 1 NX PX <ttl>`. Redis runs it atomically, so of
@@ -36,28 +34,13 @@ const KEY_PREFIX_PATTERN = /^[A-Za-z0-9:._-]{1,64}$/
 export class RedisReplayStore implements ReplayStore {
   readonly keyPrefix: string
   readonly timeoutMs: number
-  readonly #redis: RedisClient
-  /** One wait for the connection shared by every check made while it connects. */
-  #connecting: Promise<void> | null = null
-  #closed = false
+  readonly #connection: FailFastConnection
 
   constructor(options: RedisReplayStoreOptions) {
-    if (options === null || typeof options !== 'object') throw new TypeError('RedisReplayStore options must be an object: { client }')
-    const client = options.client as RedisClient | undefined
-    if (!client || typeof (client as { duplicate?: unknown }).duplicate !== 'function') {
-      throw new TypeError('client must be an ioredis Redis or Cluster instance (it needs duplicate())')
-    }
-    const keyPrefix = options.keyPrefix ?? 'keyrot'
-    if (typeof keyPrefix !== 'string' || !KEY_PREFIX_PATTERN.test(keyPrefix)) {
-      throw new TypeError(`keyPrefix must be 1-64 letters, digits or : . _ -; got ${JSON.stringify(keyPrefix)}`)
-    }
-    const timeoutMs = parseDuration(options.timeout ?? '500ms', 'timeout')
-    if (timeoutMs <= 0) throw new TypeError(`timeout must be greater than 0; got ${JSON.stringify(options.timeout)}`)
-    this.keyPrefix = keyPrefix
-    this.timeoutMs = timeoutMs
-    this.#redis = duplicateForData(client, (client as { isCluster?: boolean }).isCluster === true, timeoutMs)
-    // Failures surface on each call as StoreUnavailableError; this only keeps ioredis from reporting them as unhandled.
-    this.#redis.on('error', () => {})
+    const resolved = resolveCompanionOptions('RedisReplayStore', options, '500ms')
+    this.keyPrefix = resolved.keyPrefix
+    this.timeoutMs = resolved.timeoutMs
+    this.#connection = new FailFastConnection(resolved, 'The replay store is closed.')
   }
 
   /** A replay store on the same Redis (client, key prefix and timeout) as a `RedisStore`. */
@@ -71,34 +54,15 @@ export class RedisReplayStore implements ReplayStore {
   }
 
   async remember(key: string, ttlMs: number): Promise<boolean> {
-    if (this.#closed) throw new StoreUnavailableError('The replay store is closed.')
     const ttl = Math.max(1, Math.ceil(ttlMs))
-    const reply = await withDeadline(this.timeoutMs, 'check a request nonce', undefined, async () => {
-      await this.#ready()
-      return this.#redis.set(this.keyOf(key), '1', 'PX', ttl, 'NX')
-    })
+    const reply = await this.#connection.call('check a request nonce', undefined, (redis) => redis.set(this.keyOf(key), '1', 'PX', ttl, 'NX'))
     if (reply === 'OK') return true
     if (reply === null) return false
     throw new StoreUnavailableError(`The Redis replay store gave an unexpected reply to SET NX: ${JSON.stringify(reply).slice(0, 60)}`)
   }
 
-  #ready(): Promise<void> {
-    if (this.#redis.status === 'ready') return Promise.resolve()
-    if (!this.#connecting) {
-      const connecting = whenReady(this.#redis)
-      this.#connecting = connecting
-      const clear = () => {
-        if (this.#connecting === connecting) this.#connecting = null
-      }
-      connecting.then(clear, clear)
-    }
-    return this.#connecting
-  }
-
   /** Closes the replay store's own connection (never the application's client). Idempotent. */
   async close(): Promise<void> {
-    if (this.#closed) return
-    this.#closed = true
-    this.#redis.disconnect()
+    this.#connection.close()
   }
 }

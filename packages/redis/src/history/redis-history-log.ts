@@ -5,7 +5,6 @@ import {
   HistoryChainCheck,
   historyEntryHash,
   matchesHistoryQuery,
-  parseDuration,
   resolveHistoryQuery,
   StoreUnavailableError,
   type Duration,
@@ -16,7 +15,8 @@ import {
   type HistoryQuery,
   type HistoryVerification,
 } from '@keyrot/core'
-import { duplicateForData, runScript, whenReady, withDeadline } from '../connection.js'
+import { FailFastConnection, resolveCompanionOptions } from '../companion.js'
+import { runScript } from '../connection.js'
 import type { RedisClient } from '../options.js'
 import type { RedisStore } from '../redis-store.js'
 import { decodeHistoryItem, encodeHistoryEntry } from './codec.js'
@@ -50,7 +50,6 @@ export interface RedisHistoryLogOptions {
   timeout?: Duration
 }
 
-const KEY_PREFIX_PATTERN = /^[A-Za-z0-9:._-]{1,64}$/
 /** Entries per `XRANGE`/`XREVRANGE` page. */
 const PAGE = 500
 /**
@@ -123,8 +122,7 @@ export class RedisHistoryLog implements HistoryLog {
   readonly turnKey: string
   readonly maxLength: number
   readonly timeoutMs: number
-  readonly #redis: RedisClient
-  #connecting: Promise<void> | null = null
+  readonly #connection: FailFastConnection
   /** The head after this log's last append or refusal: the first guess of the next append. */
   #head: { hash: string; seq: number } | null = null
   /** Names this log when it holds the turn. */
@@ -132,22 +130,12 @@ export class RedisHistoryLog implements HistoryLog {
   /** How long a turn is held at most: an appender that stops after taking it delays others by this much. */
   readonly #turnMs: number
   #queue: Promise<unknown> = Promise.resolve()
-  #closed = false
 
   constructor(options: RedisHistoryLogOptions) {
-    if (options === null || typeof options !== 'object') throw new TypeError('RedisHistoryLog options must be an object: { client }')
-    const client = options.client as RedisClient | undefined
-    if (!client || typeof (client as { duplicate?: unknown }).duplicate !== 'function') {
-      throw new TypeError('client must be an ioredis Redis or Cluster instance (it needs duplicate())')
-    }
-    const keyPrefix = options.keyPrefix ?? 'keyrot'
-    if (typeof keyPrefix !== 'string' || !KEY_PREFIX_PATTERN.test(keyPrefix)) {
-      throw new TypeError(`keyPrefix must be 1-64 letters, digits or : . _ -; got ${JSON.stringify(keyPrefix)}`)
-    }
+    const resolved = resolveCompanionOptions('RedisHistoryLog', options, '1s')
+    const { keyPrefix, timeoutMs } = resolved
     const maxLength = options.maxLength ?? 100_000
     if (!Number.isSafeInteger(maxLength) || maxLength < 1) throw new TypeError(`maxLength must be a positive integer; got ${String(maxLength)}`)
-    const timeoutMs = parseDuration(options.timeout ?? '1s', 'timeout')
-    if (timeoutMs <= 0) throw new TypeError(`timeout must be greater than 0; got ${JSON.stringify(options.timeout)}`)
     this.keyPrefix = keyPrefix
     this.streamKey = `${keyPrefix}:{history}:stream`
     this.headKey = `${keyPrefix}:{history}:head`
@@ -155,9 +143,7 @@ export class RedisHistoryLog implements HistoryLog {
     this.maxLength = maxLength
     this.timeoutMs = timeoutMs
     this.#turnMs = Math.round(Math.min(Math.max(timeoutMs / 4, 50), 1_000))
-    this.#redis = duplicateForData(client, (client as { isCluster?: boolean }).isCluster === true, timeoutMs)
-    // Failures surface on each call; this only keeps ioredis from reporting them as unhandled.
-    this.#redis.on('error', () => {})
+    this.#connection = new FailFastConnection(resolved, 'The Redis admin history is closed.')
   }
 
   /** A history log on the same Redis (client and key prefix) as a `RedisStore`. */
@@ -293,33 +279,16 @@ export class RedisHistoryLog implements HistoryLog {
 
   /** Waits for pending appends, then closes the log's own connection (never the application's client). Idempotent. */
   async close(): Promise<void> {
-    if (this.#closed) return
+    if (this.#connection.closed) return
     await this.#queue
-    this.#closed = true
-    this.#redis.disconnect()
+    this.#connection.close()
   }
 
   #call<T>(what: string, work: (redis: RedisClient) => Promise<T>): Promise<T> {
-    return withDeadline(this.timeoutMs, what, undefined, async () => {
-      await this.#ready()
-      return work(this.#redis)
-    })
-  }
-
-  #ready(): Promise<void> {
-    if (this.#redis.status === 'ready') return Promise.resolve()
-    if (!this.#connecting) {
-      const connecting = whenReady(this.#redis)
-      this.#connecting = connecting
-      const clear = () => {
-        if (this.#connecting === connecting) this.#connecting = null
-      }
-      connecting.then(clear, clear)
-    }
-    return this.#connecting
+    return this.#connection.call(what, undefined, work)
   }
 
   #assertOpen(): void {
-    if (this.#closed) throw new StoreUnavailableError('The Redis admin history is closed.')
+    this.#connection.assertOpen()
   }
 }

@@ -1,6 +1,5 @@
 import {
   familyOf,
-  parseDuration,
   StoreUnavailableError,
   type Admission,
   type Attempt,
@@ -11,9 +10,11 @@ import {
   type QuotaDecision,
   type RateLimiter,
 } from '@keyrot/core'
-import { duplicateForData, runScript, whenReady, withDeadline } from '../connection.js'
+import { FailFastConnection, resolveCompanionOptions } from '../companion.js'
+import { runScript } from '../connection.js'
 import type { RedisClient } from '../options.js'
 import type { RedisStore } from '../redis-store.js'
+import type { LuaScript } from '../scripts.js'
 import { RATE_LIMIT_SCRIPTS } from './scripts.js'
 
 export interface RedisRateLimiterOptions {
@@ -33,7 +34,6 @@ export interface RedisRateLimiterOptions {
   timeout?: Duration
 }
 
-const KEY_PREFIX_PATTERN = /^[A-Za-z0-9:._-]{1,64}$/
 const POLICIES = new Set(['ip-block', 'ip-failures', 'key-failures'])
 
 function flag(value: boolean): string {
@@ -77,27 +77,13 @@ function unexpected(reply: unknown, script: string): StoreUnavailableError {
 export class RedisRateLimiter implements RateLimiter {
   readonly keyPrefix: string
   readonly timeoutMs: number
-  readonly #redis: RedisClient
-  #connecting: Promise<void> | null = null
-  #closed = false
+  readonly #connection: FailFastConnection
 
   constructor(options: RedisRateLimiterOptions) {
-    if (options === null || typeof options !== 'object') throw new TypeError('RedisRateLimiter options must be an object: { client }')
-    const client = options.client as RedisClient | undefined
-    if (!client || typeof (client as { duplicate?: unknown }).duplicate !== 'function') {
-      throw new TypeError('client must be an ioredis Redis or Cluster instance (it needs duplicate())')
-    }
-    const keyPrefix = options.keyPrefix ?? 'keyrot'
-    if (typeof keyPrefix !== 'string' || !KEY_PREFIX_PATTERN.test(keyPrefix)) {
-      throw new TypeError(`keyPrefix must be 1-64 letters, digits or : . _ -; got ${JSON.stringify(keyPrefix)}`)
-    }
-    const timeoutMs = parseDuration(options.timeout ?? '500ms', 'timeout')
-    if (timeoutMs <= 0) throw new TypeError(`timeout must be greater than 0; got ${JSON.stringify(options.timeout)}`)
-    this.keyPrefix = keyPrefix
-    this.timeoutMs = timeoutMs
-    this.#redis = duplicateForData(client, (client as { isCluster?: boolean }).isCluster === true, timeoutMs)
-    // Failures surface on each call; this only keeps ioredis from reporting them as unhandled.
-    this.#redis.on('error', () => {})
+    const resolved = resolveCompanionOptions('RedisRateLimiter', options, '500ms')
+    this.keyPrefix = resolved.keyPrefix
+    this.timeoutMs = resolved.timeoutMs
+    this.#connection = new FailFastConnection(resolved, 'The Redis rate limiter is closed.')
   }
 
   /** A limiter on the same Redis (client, key prefix and timeout) as a `RedisStore`. */
@@ -172,31 +158,12 @@ export class RedisRateLimiter implements RateLimiter {
     throw unexpected(reply, 'consume')
   }
 
-  #run(what: string, keyId: string | undefined, script: (typeof RATE_LIMIT_SCRIPTS)[keyof typeof RATE_LIMIT_SCRIPTS], keys: string[], args: (string | number)[]): Promise<unknown> {
-    if (this.#closed) return Promise.reject(new StoreUnavailableError('The Redis rate limiter is closed.'))
-    return withDeadline(this.timeoutMs, what, keyId, async () => {
-      await this.#ready()
-      return runScript(this.#redis, script, keys, args)
-    })
-  }
-
-  #ready(): Promise<void> {
-    if (this.#redis.status === 'ready') return Promise.resolve()
-    if (!this.#connecting) {
-      const connecting = whenReady(this.#redis)
-      this.#connecting = connecting
-      const clear = () => {
-        if (this.#connecting === connecting) this.#connecting = null
-      }
-      connecting.then(clear, clear)
-    }
-    return this.#connecting
+  #run(what: string, keyId: string | undefined, script: LuaScript, keys: string[], args: (string | number)[]): Promise<unknown> {
+    return this.#connection.call(what, keyId, (redis) => runScript(redis, script, keys, args))
   }
 
   /** Closes the limiter's own connection (never the application's client). Idempotent. */
   async close(): Promise<void> {
-    if (this.#closed) return
-    this.#closed = true
-    this.#redis.disconnect()
+    this.#connection.close()
   }
 }
