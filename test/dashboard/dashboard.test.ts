@@ -96,6 +96,8 @@ describe('dashboard in headless Chromium', () => {
   it('signs in with an admin key and shows the keys; the key stays in this tab only, out of URLs, local storage and cookies', async () => {
     const { page } = watched
     const billing = await server.keyring.create({ tenantId: 'acme', name: 'billing', scopes: ['read'] })
+    const hostile = '<img src=x onerror="window.__xss=1">'
+    const odd = await server.keyring.create({ tenantId: 'acme', name: hostile })
     await whoami(server, billing.token)
     await signIn(page)
 
@@ -107,6 +109,10 @@ describe('dashboard in headless Chromium', () => {
     await expect.poll(() => billingRow.locator('td').nth(7).textContent()).toBe('1')
     // Grouped per tenant.
     expect(await page.locator('#keys-body tr.group th').allTextContents()).toEqual(['acme', 'ops'])
+    // Names are text, never markup.
+    expect(await row(page, odd.key.id).locator('td').nth(2).textContent()).toBe(hostile)
+    expect(await page.locator('#keys-body img').count()).toBe(0)
+    expect(await page.evaluate<unknown>('window.__xss')).toBeUndefined()
     expect(await page.locator('#whoami').textContent()).toContain(server.adminKeyId)
 
     expect(await page.evaluate<string | null>("sessionStorage.getItem('keyrot.dashboard.adminKey')")).toBe(server.adminToken)
@@ -172,13 +178,16 @@ describe('dashboard in headless Chromium', () => {
     // The rotation at a glance: per-minute traffic on both keys and the client still on the old one.
     expect(await page.locator('#detail .notice').textContent()).toContain(`${newId} is the new key`)
     expect((await whoami(server, billing.token, 'legacy-billing/0.9')).status).toBe(200)
+    expect((await whoami(server, billing.token, '<script>window.__xss=1</script>')).status).toBe(200)
     await page.click('#refresh')
     const rotation = page.locator('#rotation')
     await expect.poll(() => rotation.locator('table.clients').textContent()).toContain('legacy-billing/0.9')
+    expect(await rotation.locator('table.clients').textContent()).toContain('<script>window.__xss=1</script>')
+    expect(await page.evaluate<unknown>('window.__xss')).toBeUndefined()
     expect(await rotation.locator('h3').textContent()).toBe(`Rotation ${billing.key.id} → ${newId}`)
     expect(await rotation.locator('svg.chart polyline').count()).toBe(2)
     expect(await rotation.locator('.grace-line').textContent()).toMatch(/^Grace ends in 59m \d{1,2}s \(1h 0m grace, /)
-    expect(await rotation.locator('.legend').textContent()).toMatch(/old key: 4 requests.*new key: 1 requests/)
+    expect(await rotation.locator('.legend').textContent()).toMatch(/old key: 5 requests.*new key: 1 requests/)
 
     // End the grace: the old key stops at once.
     await page.click('form[data-action="end-grace"] button[type="submit"]')
