@@ -14,8 +14,9 @@ import {
   type IssuedKey,
   type Keyring,
 } from '@keyrot/core'
+import { rawRequest } from '../support/raw-http.js'
 import { frameworks, type RunningApp } from './apps.js'
-import { get, headerLine, jsonOf, rawGet, type TestResponse } from './client.js'
+import { get, headerLine, jsonOf, type TestResponse } from './client.js'
 import { FlakyStore } from './flaky-store.js'
 import { hostileHeaders, nodeVerdict } from './hostile-credentials.js'
 
@@ -227,7 +228,7 @@ describe.each(frameworks)('HTTP behaviour on $framework', ({ start }) => {
       ['UTF-8 bytes in X-API-Key', headerLine('X-API-Key', 'ключ-доступа')],
       ['a raw 0xFF byte in a Bearer token', Buffer.concat([headerLine('Authorization', 'Bearer abc'), Buffer.from([0xff])])],
     ])('for %s sent over a raw socket', async (_name, line) => {
-      const response = await rawGet(port, '/whoami', [line])
+      const response = await rawRequest(port, '/whoami', [line])
       expectError(response, 400, 'KEYROT_INVALID_REQUEST')
       expectChallenge(response, 'invalid_request')
     })
@@ -235,12 +236,12 @@ describe.each(frameworks)('HTTP behaviour on $framework', ({ start }) => {
 
   describe('requests Node refuses before the framework', () => {
     it('a control character in a header gets a bare 400 from Node', async () => {
-      const response = await rawGet(port, '/whoami', [headerLine('X-API-Key', 'abc\u0001def')])
+      const response = await rawRequest(port, '/whoami', [headerLine('X-API-Key', 'abc\u0001def')])
       expect({ status: response.status, body: response.body }).toEqual({ status: 400, body: '' })
     })
 
     it("a header over Node's max header size gets 431", async () => {
-      const response = await rawGet(port, '/whoami', [headerLine('Authorization', `Bearer ${'a'.repeat(http.maxHeaderSize + 1024)}`)])
+      const response = await rawRequest(port, '/whoami', [headerLine('Authorization', `Bearer ${'a'.repeat(http.maxHeaderSize + 1024)}`)])
       expect(response.status).toBe(431)
     })
   })
@@ -324,7 +325,7 @@ describe.each(frameworks)('HTTP behaviour on $framework', ({ start }) => {
     const known = new Set(Object.keys(ERROR_CODES))
     await fc.assert(
       fc.asyncProperty(hostileHeaders(world.reader.token), async (lines) => {
-        const response = await rawGet(port, '/whoami', lines)
+        const response = await rawRequest(port, '/whoami', lines)
         const node = nodeVerdict(lines)
         if (node.tooLarge === true && !node.refusesBytes) {
           expect(response.status).toBe(431)
