@@ -6,10 +6,11 @@ import {
   type Clock,
   type Keyring,
 } from '@keyrot/core'
-import type { RedisStore } from '@keyrot/redis'
+import { randomBytes } from 'node:crypto'
+import { RedisStore, type RedisStoreOptions } from '@keyrot/redis'
 import type { Cluster, Redis } from 'ioredis'
 import { describe, expect, it } from 'vitest'
-import { eventually } from './store-contract.js'
+import { describeStoreContract, eventually } from './store-contract.js'
 
 /**
  * Checks shared by the standalone and Cluster test files: the keyring end to
@@ -24,6 +25,82 @@ export interface RedisCheckContext {
   /** `SCRIPT FLUSH` on every primary. */
   flushScripts(): Promise<void>
   onToken(token: string): void
+}
+
+/**
+ * The stores one test file opens, each on a new lazy application client (as
+ * an application passes its own) unless one is given; `close()` in the
+ * file's `afterAll` closes stores and clients.
+ */
+export class RedisTestStores<C extends Redis | Cluster> {
+  /** Every token minted on these stores: none may be found in Redis at the end. */
+  readonly tokens: string[] = []
+  readonly #newClient: () => C
+  readonly #prefixLetter: string
+  readonly #clients: C[] = []
+  readonly #stores: RedisStore[] = []
+
+  /** `prefixLetter` starts every fresh key prefix, telling the files' keys apart. */
+  constructor(newClient: () => C, prefixLetter: string) {
+    this.#newClient = newClient
+    this.#prefixLetter = prefixLetter
+  }
+
+  freshPrefix(): string {
+    return `${this.#prefixLetter}${randomBytes(6).toString('hex')}`
+  }
+
+  make(keyPrefix = this.freshPrefix(), extra: Partial<RedisStoreOptions> = {}, client: C = this.#newClient()): RedisStore {
+    this.#clients.push(client)
+    const store = new RedisStore({ client, keyPrefix, ...extra })
+    this.#stores.push(store)
+    return store
+  }
+
+  async close(): Promise<void> {
+    for (const store of this.#stores) await store.close()
+    for (const client of this.#clients) client.disconnect()
+  }
+}
+
+/**
+ * The store contract and the keyring checks on one Redis deployment: the
+ * suites the standalone and Cluster files share. Test names say
+ * `KeyStore contract: RedisStore (<name>)` and `keyring end to end on <name>`.
+ */
+export function describeRedisStoreSuites(
+  names: { contract: string; keyring: string },
+  stores: RedisTestStores<Redis> | RedisTestStores<Cluster>,
+  context: Pick<RedisCheckContext, 'raw' | 'flushScripts'>,
+): void {
+  const onToken = (token: string) => stores.tokens.push(token)
+  describeStoreContract(
+    names.contract,
+    async () => {
+      const keyPrefix = stores.freshPrefix()
+      const store = stores.make(keyPrefix)
+      return {
+        store,
+        peer: stores.make(keyPrefix),
+        reopen: async () => {
+          await store.flushUsage()
+          return stores.make(keyPrefix, { invalidation: false })
+        },
+      }
+    },
+    { onToken },
+  )
+
+  describeKeyringOnRedis(names.keyring, () => ({
+    makeStore: (options = {}) =>
+      stores.make(options.keyPrefix, {
+        ...(options.clock ? { clock: options.clock } : {}),
+        ...(options.retention !== undefined ? { retention: options.retention } : {}),
+      }),
+    raw: context.raw,
+    flushScripts: context.flushScripts,
+    onToken,
+  }))
 }
 
 export function describeKeyringOnRedis(name: string, context: () => RedisCheckContext): void {

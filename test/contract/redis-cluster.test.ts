@@ -1,17 +1,11 @@
-import { randomBytes } from 'node:crypto'
-import { RedisStore, type RedisStoreOptions } from '@keyrot/redis'
 import { Cluster } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startRedisCluster, type RedisCluster } from '../helpers/redis-server.js'
-import { describeKeyringOnRedis, dumpRedis, expectNoTokens } from './redis-checks.js'
-import { describeStoreContract } from './store-contract.js'
+import { describeRedisStoreSuites, dumpRedis, expectNoTokens, RedisTestStores } from './redis-checks.js'
 
 let cluster: RedisCluster
 let raw: Cluster
-const clients: Cluster[] = []
-const stores: RedisStore[] = []
-/** Every token minted in this file: none may be found on any master at the end. */
-const tokens: string[] = []
+const stores = new RedisTestStores(() => new Cluster(cluster.nodes, { lazyConnect: true }), 'c')
 
 beforeAll(async () => {
   cluster = await startRedisCluster(3)
@@ -20,67 +14,29 @@ beforeAll(async () => {
 })
 
 afterAll(async () => {
-  for (const store of stores) await store.close()
-  for (const client of clients) client.disconnect()
+  await stores.close()
   raw?.disconnect()
   await cluster?.stop()
 })
 
-function appClient(): Cluster {
-  const client = new Cluster(cluster.nodes, { lazyConnect: true })
-  clients.push(client)
-  return client
-}
-
-function makeStore(keyPrefix: string, extra: Partial<RedisStoreOptions> = {}): RedisStore {
-  const store = new RedisStore({ client: appClient(), keyPrefix, ...extra })
-  stores.push(store)
-  return store
-}
-
-const freshPrefix = () => `c${randomBytes(6).toString('hex')}`
-
-describeStoreContract(
-  'RedisStore (3-master Redis Cluster)',
-  async () => {
-    const keyPrefix = freshPrefix()
-    const store = makeStore(keyPrefix)
-    return {
-      store,
-      peer: makeStore(keyPrefix),
-      reopen: async () => {
-        await store.flushUsage()
-        return makeStore(keyPrefix, { invalidation: false })
-      },
-    }
-  },
-  { onToken: (token) => tokens.push(token) },
-)
-
-describeKeyringOnRedis('a 3-master Redis Cluster', () => ({
-  makeStore: (options = {}) =>
-    makeStore(options.keyPrefix ?? freshPrefix(), {
-      ...(options.clock ? { clock: options.clock } : {}),
-      ...(options.retention !== undefined ? { retention: options.retention } : {}),
-    }),
+describeRedisStoreSuites({ contract: 'RedisStore (3-master Redis Cluster)', keyring: 'a 3-master Redis Cluster' }, stores, {
   raw: () => raw,
   flushScripts: async () => {
     await Promise.all(raw.nodes('master').map((node) => node.script('FLUSH')))
   },
-  onToken: (token) => tokens.push(token),
-}))
+})
 
 describe('cluster layout', () => {
   it('keeps a rotation in one slot and spreads families over every master', async () => {
-    const store = makeStore(freshPrefix())
+    const store = stores.make()
     const { createKeyring, FastTestHasher } = await import('@keyrot/core')
     const keyring = createKeyring({ store, hasher: new FastTestHasher(), prefix: 'sk_test' })
     const owners = new Set<string>()
     for (let i = 0; i < 12; i++) {
       const { token, key } = await keyring.create({ tenantId: 'spread', name: `key ${i}` })
-      tokens.push(token)
+      stores.tokens.push(token)
       const rotated = await keyring.rotate(key.id)
-      tokens.push(rotated.token)
+      stores.tokens.push(rotated.token)
       const slots = await Promise.all(
         [store.layout.record(key.id), store.layout.credential(key.id), store.layout.record(rotated.key.id), store.layout.credential(rotated.key.id)].map(
           (name) => raw.cluster('KEYSLOT', name) as Promise<number>,
@@ -102,6 +58,6 @@ describe('cluster layout', () => {
 
 describe('after every suite above', () => {
   it('finds no token and no secret in any key or value on any master, only hashes', async () => {
-    expectNoTokens(await dumpRedis(raw.nodes('master')), tokens)
+    expectNoTokens(await dumpRedis(raw.nodes('master')), stores.tokens)
   })
 })
