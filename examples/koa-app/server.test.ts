@@ -1,46 +1,19 @@
-import { spawn, type ChildProcess } from 'node:child_process'
-import { once } from 'node:events'
-import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startExample, type RunningExample } from '../../test/support/example-server.js'
 
 // Runs the example as users do: `node server.mjs` on the built packages.
 
-let child: ChildProcess
+let example: RunningExample
 let url: string
 let token: string
 
 beforeAll(async () => {
-  child = spawn(process.execPath, ['server.mjs'], {
-    cwd: fileURLToPath(new URL('.', import.meta.url)),
-    env: { ...process.env, PORT: '0' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  let output = ''
-  let errors = ''
-  child.stderr?.on('data', (chunk: Buffer) => (errors += chunk))
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`the example did not start in 10s: ${errors}`)), 10_000)
-    child.once('exit', (code) => reject(new Error(`the example exited with ${code}: ${errors}`)))
-    child.stdout?.on('data', (chunk: Buffer) => {
-      output += chunk
-      const address = /on (http:\/\/127\.0\.0\.1:\d+)/.exec(output)
-      const key = /demo key: (\S+)/.exec(output)
-      if (address && key) {
-        clearTimeout(timer)
-        url = address[1] as string
-        token = key[1] as string
-        resolve()
-      }
-    })
-  })
+  example = await startExample(new URL('.', import.meta.url), { banner: 'stdout' })
+  url = example.url
+  token = example.token
 })
 
-afterAll(async () => {
-  if (!child || child.exitCode !== null) return
-  const exited = once(child, 'exit')
-  child.kill('SIGTERM')
-  await exited
-})
+afterAll(() => example?.stop())
 
 describe('the Koa example', () => {
   it('serves the demo key and refuses a request without one', async () => {

@@ -1,50 +1,24 @@
-import { spawn, type ChildProcess } from 'node:child_process'
-import { once } from 'node:events'
-import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startExample, type RunningExample } from '../../test/support/example-server.js'
 
 // Runs the example as users do: `node server.mjs` on the built packages.
 
-let child: ChildProcess
+let example: RunningExample
 let url: string
 let token: string
-let stdout = ''
 
 beforeAll(async () => {
-  child = spawn(process.execPath, ['server.mjs'], {
-    cwd: fileURLToPath(new URL('.', import.meta.url)),
-    env: { ...process.env, PORT: '0' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk))
-  let banner = ''
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`the example did not start in 10s: ${banner}`)), 10_000)
-    child.once('exit', (code) => reject(new Error(`the example exited with ${code}: ${banner}`)))
-    child.stderr?.on('data', (chunk: Buffer) => {
-      banner += chunk
-      const address = /on (http:\/\/127\.0\.0\.1:\d+)/.exec(banner)
-      const key = /demo key: (\S+)/.exec(banner)
-      if (address && key) {
-        clearTimeout(timer)
-        url = address[1] as string
-        token = key[1] as string
-        resolve()
-      }
-    })
-  })
+  // The example logs its banner on stderr: stdout carries only the audit's JSON lines.
+  example = await startExample(new URL('.', import.meta.url), { banner: 'stderr' })
+  url = example.url
+  token = example.token
 })
 
-afterAll(async () => {
-  if (!child || child.exitCode !== null) return
-  const exited = once(child, 'exit')
-  child.kill('SIGTERM')
-  await exited
-})
+afterAll(() => example?.stop())
 
 /** The JSON lines the example logged so far. */
 function auditLines(): Array<Record<string, unknown>> {
-  return stdout
+  return example.stdout()
     .trim()
     .split('\n')
     .filter(Boolean)
@@ -57,7 +31,7 @@ async function waitForLine(predicate: (line: Record<string, unknown>) => boolean
     if (found) return found
     await new Promise((resolve) => setTimeout(resolve, 20))
   }
-  throw new Error(`no such log line in:\n${stdout}`)
+  throw new Error(`no such log line in:\n${example.stdout()}`)
 }
 
 describe('the pino audit example', () => {
@@ -88,6 +62,7 @@ describe('the pino audit example', () => {
     expect(await waitForLine((line) => line['event'] === 'verification.failed')).toMatchObject({ level: 40, code: 'KEYROT_MISSING_KEY' })
     expect(auditLines().filter((line) => line['event'] === 'key.created')).toHaveLength(1) // once: not also from the keyring's own logger
 
+    const stdout = example.stdout()
     expect(stdout).not.toContain(token)
     expect(stdout).not.toContain(next)
     expect(text).not.toContain(token)
