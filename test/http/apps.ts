@@ -1,5 +1,3 @@
-import http from 'node:http'
-import type { AddressInfo } from 'node:net'
 import type { ApiKey, Keyring } from '@keyrot/core'
 import { apiKeyAuth as expressApiKeyAuth } from '@keyrot/express'
 import { apiKeyAuth as koaApiKeyAuth } from '@keyrot/koa'
@@ -10,6 +8,7 @@ import Koa3 from 'koa'
 import Koa2 from 'koa2'
 import type { Middleware } from 'koa'
 import { expectTypeOf } from 'vitest'
+import { listen, type RunningApp } from '../support/listen.js'
 
 /**
  * What every test app serves, whatever the framework:
@@ -25,39 +24,17 @@ export interface AppKeyrings {
   guarded: Keyring
 }
 
-export interface RunningApp {
-  port: number
-  /** Errors the framework's own error handling received. */
-  errors: unknown[]
-  close(): Promise<void>
-}
-
 export interface AppOptions {
   /** Trust `X-Forwarded-For` from loopback: Express's `trust proxy`, Koa's `app.proxy`. Default `false`. */
   trustProxy?: boolean
 }
 
+export type { RunningApp }
+
 export type AppFactory = (keyrings: AppKeyrings, options?: AppOptions) => Promise<RunningApp>
 
 const throwingClientIp = (): string => {
   throw new Error('clientIp failed')
-}
-
-async function listen(handler: http.RequestListener, errors: unknown[]): Promise<RunningApp> {
-  const server = http.createServer(handler)
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => resolve())
-  })
-  return {
-    port: (server.address() as AddressInfo).port,
-    errors,
-    close: () =>
-      new Promise<void>((resolve, reject) => {
-        server.closeAllConnections()
-        server.close((error) => (error ? reject(error) : resolve()))
-      }),
-  }
 }
 
 function expressApp(createApp: typeof express5): AppFactory {

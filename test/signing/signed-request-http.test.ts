@@ -1,5 +1,3 @@
-import http from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { randomBytes } from 'node:crypto'
 import { createKeyring, FastTestHasher, ManualClock, MemoryReplayStore, MemoryStore, signRequest, type Keyring } from '@keyrot/core'
 import { signedRequest as expressSignedRequest } from '@keyrot/express'
@@ -10,12 +8,7 @@ import type { ErrorRequestHandler } from 'express'
 import Koa3 from 'koa'
 import Koa2 from 'koa2'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-
-interface RunningApp {
-  port: number
-  errors: unknown[]
-  close(): Promise<void>
-}
+import { listen, type RunningApp } from '../support/listen.js'
 
 /**
  * Every app serves:
@@ -24,23 +17,6 @@ interface RunningApp {
  * - `POST /consumed`: (Express) `express.json()` runs first and keeps nothing: a setup error.
  */
 type AppFactory = (keyring: Keyring) => Promise<RunningApp>
-
-async function listen(handler: http.RequestListener, errors: unknown[]): Promise<RunningApp> {
-  const server = http.createServer(handler)
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => resolve())
-  })
-  return {
-    port: (server.address() as AddressInfo).port,
-    errors,
-    close: () =>
-      new Promise<void>((resolve, reject) => {
-        server.closeAllConnections()
-        server.close((error) => (error ? reject(error) : resolve()))
-      }),
-  }
-}
 
 function expressApp(createApp: typeof express5): AppFactory {
   return async (keyring) => {
