@@ -208,19 +208,15 @@ export function defineLuaScript(name: string, source: string, numberOfKeys: numb
   return Object.freeze({ name, source: normalised, sha: createHash('sha1').update(normalised).digest('hex'), numberOfKeys })
 }
 
-function script(name: string, body: string, numberOfKeys: number): LuaScript {
-  return defineLuaScript(name, PRELUDE + body, numberOfKeys)
-}
-
 export const SCRIPTS = Object.freeze({
-  insert: script('insert', INSERT, 2),
-  read: script('read', READ, 2),
-  rotate: script('rotate', ROTATE, 4),
-  revoke: script('revoke', REVOKE, 2),
-  emergencyRotate: script('emergencyRotate', EMERGENCY_ROTATE, 4),
-  setExpiry: script('setExpiry', SET_EXPIRY, 2),
-  updateHash: script('updateHash', UPDATE_HASH, 2),
-  recordUsage: script('recordUsage', RECORD_USAGE, 1),
+  insert: defineLuaScript('insert', PRELUDE + INSERT, 2),
+  read: defineLuaScript('read', PRELUDE + READ, 2),
+  rotate: defineLuaScript('rotate', PRELUDE + ROTATE, 4),
+  revoke: defineLuaScript('revoke', PRELUDE + REVOKE, 2),
+  emergencyRotate: defineLuaScript('emergencyRotate', PRELUDE + EMERGENCY_ROTATE, 4),
+  setExpiry: defineLuaScript('setExpiry', PRELUDE + SET_EXPIRY, 2),
+  updateHash: defineLuaScript('updateHash', PRELUDE + UPDATE_HASH, 2),
+  recordUsage: defineLuaScript('recordUsage', PRELUDE + RECORD_USAGE, 1),
 })
 
 /** Whether Redis answered that it does not have the script cached (the only error retried with `EVAL`). */

@@ -1,4 +1,4 @@
-import { defineLuaScript, type LuaScript } from '../scripts.js'
+import { defineLuaScript } from '../scripts.js'
 
 /**
  * The rate limiter's Lua scripts: the rules of `decideAdmission`,
@@ -146,12 +146,8 @@ if remaining < 0 then remaining = 0 end
 return {'ok', remaining, fmt(math.ceil(nextAt - now))}
 `
 
-function script(name: string, body: string, numberOfKeys: number): LuaScript {
-  return defineLuaScript(name, PRELUDE + body, numberOfKeys)
-}
-
 export const RATE_LIMIT_SCRIPTS = Object.freeze({
-  admit: script('rateLimitAdmit', ADMIT, 2),
-  release: script('rateLimitRelease', RELEASE, 2),
-  consume: script('rateLimitConsume', CONSUME, 1),
+  admit: defineLuaScript('rateLimitAdmit', PRELUDE + ADMIT, 2),
+  release: defineLuaScript('rateLimitRelease', PRELUDE + RELEASE, 2),
+  consume: defineLuaScript('rateLimitConsume', PRELUDE + CONSUME, 1),
 })
