@@ -566,7 +566,7 @@ export class Keyring {
     // The grace period starts when the rotation is written, not before the
     // (slow, Argon2) hashing of the new token: clients get all of it.
     const at = Math.max(now, this.clock.now())
-    record.createdAt = at
+    this.#restamp(record, now, at, options.expiresAt === undefined)
     const { previous, next } = await this.store.rotate({ oldKeyId: old.id, newKey: record, graceDeadline: at + gracePeriodMs, now: at })
     this.#cache?.invalidate(old.id)
     const result = { token, key: toApiKey(next, at), previous: toApiKey(previous, at) }
@@ -592,7 +592,7 @@ export class Keyring {
     this.#assertRotatable(old, now, '; to stop a key that is in its grace period, revoke it')
     const { token, record } = await this.#mint(this.#successorDraft(old, options, now), newKeyId(old.familyId), old.id, now)
     const at = Math.max(now, this.clock.now())
-    record.createdAt = at
+    this.#restamp(record, now, at, options.expiresAt === undefined)
     const { revoked, next } = await this.store.emergencyRotate({ oldKeyId: old.id, newKey: record, at, reason, incidentId })
     this.#cache?.invalidate(old.id)
     const result = { token, key: toApiKey(next, at), revoked: toApiKey(revoked, at) }
@@ -600,6 +600,12 @@ export class Keyring {
     this.#audit('key.emergency_rotated', { keyId: old.id, newKeyId: next.id, tenantId: old.tenantId, incidentId, reason })
     await this.#history?.settled()
     return result
+  }
+
+  /** Moves a successor's creation (and an inherited lifetime) to the moment it is written. */
+  #restamp(record: KeyRecord, mintedAt: number, at: number, inheritedLifetime: boolean): void {
+    record.createdAt = at
+    if (inheritedLifetime && record.expiresAt !== null) record.expiresAt += at - mintedAt
   }
 
   #successorDraft(old: KeyRecord, options: RotateOptions, now: number) {
