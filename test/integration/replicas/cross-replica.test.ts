@@ -143,6 +143,7 @@ describe('three replicas sharing one Redis, over HTTP', () => {
   it(`at the grace deadline all three refuse the old key, cached or not, within ${BOUND_MS} ms`, async () => {
     const lastAcceptedSent: number[] = []
     const firstRefusedSent: number[] = []
+    const firstRefusedAnswered: number[] = []
     const uncachedAnswers: number[] = []
     for (let trial = 0; trial < 5; trial++) {
       const original = await createKey(A)
@@ -177,6 +178,9 @@ describe('three replicas sharing one Redis, over HTTP', () => {
         expect(refused.length).toBeGreaterThan(0)
         lastAcceptedSent.push(Math.max(...accepted.map((exchange) => exchange.sentAt)) - deadline)
         firstRefusedSent.push(Math.min(...refused.map((exchange) => exchange.sentAt)) - deadline)
+        // A loaded machine can hold a request sent before the deadline until after it: judge
+        // an early refusal by when its answer came back, which is after the replica decided.
+        firstRefusedAnswered.push(Math.min(...refused.map((exchange) => exchange.receivedAt)) - deadline)
         // No flapping: once refused, every later request is refused.
         const firstRefusal = seen.findIndex((exchange) => exchange.status === 401)
         expect(seen.slice(firstRefusal).every((exchange) => exchange.status === 401)).toBe(true)
@@ -187,7 +191,7 @@ describe('three replicas sharing one Redis, over HTTP', () => {
     )
     console.log(`[cross-replica] grace deadline, uncached replica: refused a first request sent at deadline ${signed(uncachedAnswers)} ms`)
     expect(Math.max(...lastAcceptedSent)).toBeLessThan(BOUND_MS)
-    expect(Math.min(...firstRefusedSent)).toBeGreaterThan(-BOUND_MS)
+    expect(Math.min(...firstRefusedAnswered)).toBeGreaterThan(-BOUND_MS)
   }, 60_000)
 
   it('after the pub/sub connections are killed (CLIENT KILL TYPE pubsub) no replica accepts a revoked key', async () => {
