@@ -4,6 +4,7 @@ import { apiKeyAuth as expressAuth } from '@keyrot/express'
 import { apiKeyAuth as koaAuth } from '@keyrot/koa'
 import express from 'express'
 import Koa from 'koa'
+import { spin } from '../lib/calibration.js'
 import { benchKeyring, proveAll, type StoreKind } from '../lib/keyrings.js'
 import { answerQuestions, exitWithParent, reportFailure, sendReady, workerConfig } from '../lib/worker-side.js'
 
@@ -14,9 +15,15 @@ import { answerQuestions, exitWithParent, reportFailure, sendReady, workerConfig
 
 export interface HttpAppConfig {
   framework: 'express' | 'koa'
-  /** `none`: the bare app. */
-  auth: 'none' | StoreKind
+  /**
+   * `none`: the bare app. `spin`: the bare app plus one async middleware
+   * that burns `SPIN_US` µs of CPU and does nothing else (see
+   * lib/calibration.ts).
+   */
+  auth: 'none' | 'spin' | StoreKind
   redisUrl: string
+  /** Abuse protection of the keyring (default: the benchmark's, with a per-key quota that never refuses). */
+  rateLimit?: false
 }
 
 export interface HttpAppReady {
@@ -27,20 +34,29 @@ export interface HttpAppReady {
 const config = workerConfig<HttpAppConfig>()
 
 async function start(): Promise<void> {
-  const keyring = await benchKeyring({ store: config.auth === 'redis' ? 'redis' : 'memory', redisUrl: config.redisUrl, keyPrefix: 'bench-http' })
+  const keyring = await benchKeyring({ store: config.auth === 'redis' ? 'redis' : 'memory', redisUrl: config.redisUrl, keyPrefix: 'bench-http', ...(config.rateLimit === false ? { rateLimit: false } : {}) })
   const { token } = await keyring.create({ tenantId: 'acme', name: 'load test' })
   await proveAll(keyring, [token])
   let server: Server
   if (config.framework === 'express') {
     const app = express()
-    if (config.auth !== 'none') app.use(expressAuth({ keyring }))
+    if (config.auth === 'spin') {
+      app.use(function calibration(_req, _res, next) {
+        void spin().then(() => next())
+      })
+    } else if (config.auth !== 'none') app.use(expressAuth({ keyring }))
     app.get('/hello', (_req, res) => {
       res.send('hello world')
     })
     server = app.listen(0, '127.0.0.1')
   } else {
     const app = new Koa()
-    if (config.auth !== 'none') app.use(koaAuth({ keyring }))
+    if (config.auth === 'spin') {
+      app.use(async function calibration(_ctx, next) {
+        await spin()
+        await next()
+      })
+    } else if (config.auth !== 'none') app.use(koaAuth({ keyring }))
     app.use((ctx) => {
       ctx.body = 'hello world'
     })

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { Argon2Hasher, parseToken, systemClock, VerificationCache, type Keyring } from '@keyrot/core'
+import { Argon2Hasher, authenticate, parseToken, systemClock, VerificationCache, type Keyring } from '@keyrot/core'
 import { benchKeyring, createKeys, proveAll, type StoreKind } from '../lib/keyrings.js'
 import { roundSummary, summarize, type Summary } from '../lib/stats.js'
 import { throughput, throughputSync, timeEach, timeEachSync } from '../lib/timing.js'
@@ -69,6 +69,20 @@ async function keyringSeries(
   return series(name, store, path, latencies, perSecond, Math.round(share * 10_000) / 10_000)
 }
 
+/** What the HTTP adapters run per request: credential header parse, verify, outcome (status, headers, body). */
+async function authenticateSeries(keyring: Keyring, tokens: string[]): Promise<VerifySeries> {
+  const requests = tokens.map((token) => ({ authorization: `Bearer ${token}`, clientIp: '127.0.0.1', userAgent: 'bench' }))
+  let refused = 0
+  const op = async (i: number) => {
+    if (!(await authenticate(keyring, requests[i % requests.length]!)).ok) refused++
+  }
+  await throughput(config.warmupOps, 2_000, op)
+  const latencies = await timeEach(config.latencySamples, op, 20_000)
+  const perSecond = await throughput(config.throughputOps, config.throughputMaxMs, op)
+  if (refused > 0) throw new Error(`authenticate: ${refused} requests refused`)
+  return series('hit via authenticate() (the adapters\' path), memory store', 'memory', 'hit', latencies, perSecond)
+}
+
 async function run(): Promise<VerifyResult> {
   const out: VerifySeries[] = []
   const k = config.keys
@@ -110,6 +124,7 @@ async function run(): Promise<VerifyResult> {
     const { tokens } = await createKeys(keyring, k)
     await proveAll(keyring, tokens)
     out.push(await keyringSeries(setup.name, 'hit', setup.store, keyring, tokens, config.latencySamples))
+    if (setup.name === 'hit, memory store') out.push(await authenticateSeries(keyring, tokens))
     await keyring.close()
   }
 
