@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process'
-import { existsSync, mkdirSync, readdirSync } from 'node:fs'
-import { join } from 'node:path'
+import { cpSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs'
+import { isAbsolute, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url))
@@ -108,4 +108,48 @@ export interface Manifest {
 export async function tarballManifest(tarball: string): Promise<Manifest> {
   const { stdout } = await run('tar', ['-xzOf', tarball, 'package/package.json'], { cwd: ROOT, timeoutMs: 10_000 })
   return JSON.parse(stdout) as Manifest
+}
+
+/**
+ * Makes a consumer project in `directory` (outside the workspace): a bare
+ * package.json, the scripts of ./consumer, and `npm install` of the given
+ * tarballs and registry packages.
+ */
+export async function installConsumer(directory: string, name: string, installs: string[]): Promise<void> {
+  mkdirSync(directory)
+  writeFileSync(join(directory, 'package.json'), JSON.stringify({ name, version: '0.0.0', private: true }, null, 2))
+  cpSync(fileURLToPath(new URL('./consumer/', import.meta.url)), directory, { recursive: true })
+  await run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error', ...installs], { cwd: directory, timeoutMs: 150_000 })
+}
+
+/** Every file TypeScript read and every error it reported, type-checking `sources` (written into `directory`) with strict NodeNext settings. */
+export async function typeCheck(directory: string, sources: Record<string, string>): Promise<{ files: string[]; errors: string[]; code: number | null }> {
+  writeFileSync(
+    join(directory, 'tsconfig.json'),
+    JSON.stringify({
+      compilerOptions: {
+        target: 'ES2022',
+        module: 'NodeNext',
+        moduleResolution: 'NodeNext',
+        lib: ['ES2023', 'DOM'],
+        strict: true,
+        noEmit: true,
+        // Our published declarations are checked like the consumer's own code.
+        skipLibCheck: false,
+        types: ['node'],
+        // @types/koa 3.0.3 reads contentDisposition.Options from @types/content-disposition,
+        // but express 5.3 brings content-disposition 2, whose own types (hoisted, so found
+        // first) have no Options. Third-party clash, not ours: point @types/koa at the types
+        // it was written for rather than turn on skipLibCheck and stop checking ours.
+        paths: { 'content-disposition': ['./node_modules/@types/content-disposition'] },
+      },
+      files: Object.keys(sources),
+    }),
+  )
+  for (const [file, source] of Object.entries(sources)) writeFileSync(join(directory, file), source)
+  const tsc = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc')
+  const { stdout, code } = await run(process.execPath, [tsc, '-p', 'tsconfig.json', '--listFiles'], { cwd: directory, timeoutMs: 60_000, allowFailure: true })
+  // --listFiles prints absolute paths; anything else is a diagnostic (or the rest of one).
+  const lines = stdout.split('\n').filter(Boolean)
+  return { files: lines.filter((line) => isAbsolute(line)), errors: lines.filter((line) => !isAbsolute(line)), code }
 }
