@@ -27,8 +27,9 @@ import {
  * lints the tarballs with publint and attw, installs them into a consumer
  * project outside the workspace and uses them from ESM, CommonJS,
  * type-checked TypeScript and the `keyrot` command, against a real
- * redis-server for @keyrot/redis. Nothing here resolves to the workspace's
- * sources. The consumer scripts are in ./consumer.
+ * redis-server for @keyrot/redis; a second project runs and type-checks the
+ * adapters under Express 4 and Koa 2. Nothing here resolves to the
+ * workspace's sources. The consumer scripts are in ./consumer.
  */
 
 const ATTW = join(ROOT, 'node_modules', '.bin', 'attw')
