@@ -16,7 +16,7 @@ interface Report {
   elapsedSec: number
   machine: Machine
   checks: Check[]
-  sections: Record<string, { title: string; tables: Table[]; notes: string[] }>
+  sections: Record<string, { title: string; tables: Table[]; notes: string[]; loadAverage?: { before: number; after: number } }>
 }
 
 const file = process.argv[2]
@@ -26,18 +26,22 @@ if (!file) {
 }
 const report = JSON.parse(readFileSync(file, 'utf8')) as Report
 const m = report.machine
+const loads = Object.values(report.sections).flatMap((s) => (s.loadAverage ? [s.loadAverage.before] : []))
 const out: string[] = [
   `Measured on ${m.cpuModel}, ${m.cores} cores, ${m.memoryGiB} GiB, Node ${m.node.replace(/^v/, '')}, redis-server ${m.redis}, Linux ${m.kernel}; ` +
-    `\`${report.command}\`, ${report.startedAt.slice(0, 10)}, ${Math.round(report.elapsedSec / 60)} min.`,
+    `\`${report.command}\`, ${report.startedAt.slice(0, 10)}, ${Math.round(report.elapsedSec / 60)} min` +
+    (loads.length ? `; 1-minute load average before each section ${Math.min(...loads)}-${Math.max(...loads)} (the benchmark's own earlier processes count too).` : '.'),
   '',
-  '**Targets**',
-  '',
-  ...report.checks.map((c) => `- ${c.met ? 'met' : '**missed**'}: ${c.name}: ${c.measured} (target ${c.target})${c.met || !c.explanation ? '' : `. ${c.explanation}`}`),
+  markdownTable({
+    title: 'Targets',
+    columns: ['target', 'goal', 'measured', ''],
+    rows: report.checks.map((c) => [c.name, c.target, c.measured, c.met ? 'met' : '**missed**']),
+  }),
 ]
 for (const section of Object.values(report.sections)) {
   for (const table of section.tables) {
     out.push('', `**${table.title}**`, '', markdownTable(table))
-    if (table.notes?.length) out.push('', ...table.notes.map((note) => `<sub>${note.trim()}</sub><br>`))
+    if (table.notes?.length) out.push('', table.notes.map((note) => note.trim()).join(' '))
   }
   if (section.notes.length) out.push('', ...section.notes.map((note) => `- ${note}`))
 }
