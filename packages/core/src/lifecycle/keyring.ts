@@ -4,7 +4,6 @@ import { HistoryRecorder } from '../audit/history-recorder.js'
 import { VerificationCache } from '../cache/verification-cache.js'
 import type { Duration } from '../duration.js'
 import {
-  AlreadyRotatedError,
   InsufficientScopeError,
   InvalidInputError,
   InvalidSecretError,
@@ -24,7 +23,8 @@ import { generateSigningSecret, SIGNING_PREFIX, type CreateSigningSecretInput, t
 import type { SecretSealer } from '../signing/sealer.js'
 import type { InvalidationEvent, KeyStore } from '../store/store.js'
 import { assertValidPrefix, generateToken, newKeyId, parseToken, familyOf, isKeyId } from '../token/format.js'
-import { stateOf, toApiKey, type ApiKey, type KeyMetadata, type KeyRecord } from '../types.js'
+import { stateOf, toApiKey, type ApiKey, type KeyRecord } from '../types.js'
+import { assertRotatable, restamp, successorDraft } from './succession.js'
 import {
   checkDuration,
   checkMetadata,
@@ -33,59 +33,10 @@ import {
   checkScopes,
   checkTenantId,
   checkTimestamp,
-  type RateLimitInput,
 } from './validate.js'
 
-export interface CreateKeyInput {
-  tenantId: string
-  name: string
-  scopes?: string[]
-  /** When the key stops working: epoch ms, Date or ISO string. Default: never. */
-  expiresAt?: number | Date | string | null
-  metadata?: KeyMetadata
-  /** Token prefix, e.g. `'sk_test'`. Default: the keyring's. */
-  prefix?: string
-  /** Per-key request limit, kept across rotations. Default: the limiter's. */
-  rateLimit?: RateLimitInput
-}
-
-export interface RotateOptions {
-  /** How long the old key keeps working. Default: the keyring's `gracePeriod`. `0`: it stops now. */
-  gracePeriod?: Duration
-  /** Overrides for the new key; by default it inherits the old key's. */
-  name?: string
-  scopes?: string[]
-  metadata?: KeyMetadata
-  /** Expiry of the new key. Default: the old key's lifetime again, from now (none if it had none). */
-  expiresAt?: number | Date | string | null
-}
-
-export interface VerifyOptions extends RequestContext {
-  /** Every one of these scopes must be on the key. */
-  scopes?: readonly string[]
-}
-
-export type VerifyResult =
-  | {
-      ok: true
-      key: ApiKey
-      /** True when no store read and no hashing was needed. */
-      cached: boolean
-      /** The key's quota after this request (for `RateLimit` headers); absent when the key has none. */
-      rateLimit?: RateLimitInfo
-    }
-  | {
-      ok: false
-      error: KeyrotError
-      /** The key id from the token, when it was well-formed. */
-      keyId: string | undefined
-    }
-
-export interface IssuedKey {
-  /** The plaintext token. Shown once: keyrot keeps only its hash. */
-  token: string
-  key: ApiKey
-}
+import type { CreateKeyInput, IssuedKey, RotateOptions, VerifyOptions, VerifyResult } from './keyring-types.js'
+export type { CreateKeyInput, IssuedKey, RotateOptions, VerifyOptions, VerifyResult } from './keyring-types.js'
 
 const EMPTY: readonly string[] = Object.freeze([])
 
@@ -561,12 +512,12 @@ export class Keyring {
     const now = this.clock.now()
     const gracePeriodMs = options.gracePeriod === undefined ? this.options.gracePeriodMs : checkDuration(options.gracePeriod, 'gracePeriod')
     const old = await this.#mustGet(keyId)
-    this.#assertRotatable(old, now)
-    const { token, record } = await this.#mint(this.#successorDraft(old, options, now), newKeyId(old.familyId), old.id, now)
+    assertRotatable(old, now)
+    const { token, record } = await this.#mint(successorDraft(old, options, now), newKeyId(old.familyId), old.id, now)
     // The grace period starts when the rotation is written, not before the
     // (slow, Argon2) hashing of the new token: clients get all of it.
     const at = Math.max(now, this.clock.now())
-    this.#restamp(record, now, at, options.expiresAt === undefined)
+    restamp(record, now, at, options.expiresAt === undefined)
     const { previous, next } = await this.store.rotate({ oldKeyId: old.id, newKey: record, graceDeadline: at + gracePeriodMs, now: at })
     this.#cache?.invalidate(old.id)
     const result = { token, key: toApiKey(next, at), previous: toApiKey(previous, at) }
@@ -589,10 +540,10 @@ export class Keyring {
     const incidentId = checkName(options?.incidentId, 'incidentId')
     const reason = options.reason === undefined ? `emergency rotation (${incidentId})` : checkName(options.reason, 'reason')
     const old = await this.#mustGet(keyId)
-    this.#assertRotatable(old, now, '; to stop a key that is in its grace period, revoke it')
-    const { token, record } = await this.#mint(this.#successorDraft(old, options, now), newKeyId(old.familyId), old.id, now)
+    assertRotatable(old, now, '; to stop a key that is in its grace period, revoke it')
+    const { token, record } = await this.#mint(successorDraft(old, options, now), newKeyId(old.familyId), old.id, now)
     const at = Math.max(now, this.clock.now())
-    this.#restamp(record, now, at, options.expiresAt === undefined)
+    restamp(record, now, at, options.expiresAt === undefined)
     const { revoked, next } = await this.store.emergencyRotate({ oldKeyId: old.id, newKey: record, at, reason, incidentId })
     this.#cache?.invalidate(old.id)
     const result = { token, key: toApiKey(next, at), revoked: toApiKey(revoked, at) }
@@ -600,38 +551,6 @@ export class Keyring {
     this.#audit('key.emergency_rotated', { keyId: old.id, newKeyId: next.id, tenantId: old.tenantId, incidentId, reason })
     await this.#history?.settled()
     return result
-  }
-
-  /** Moves a successor's creation (and an inherited lifetime) to the moment it is written. */
-  #restamp(record: KeyRecord, mintedAt: number, at: number, inheritedLifetime: boolean): void {
-    record.createdAt = at
-    if (inheritedLifetime && record.expiresAt !== null) record.expiresAt += at - mintedAt
-  }
-
-  #successorDraft(old: KeyRecord, options: RotateOptions, now: number) {
-    let expiresAt: number | null
-    if (options.expiresAt !== undefined) {
-      expiresAt = checkTimestamp(options.expiresAt, 'expiresAt')
-      if (expiresAt !== null && expiresAt <= now) throw new InvalidInputError('expiresAt', 'must be in the future')
-    } else {
-      // A key issued with a lifetime (say 90 days) rotates into a key with the same lifetime.
-      expiresAt = old.expiresAt === null ? null : now + Math.max(0, old.expiresAt - old.createdAt)
-    }
-    return {
-      tenantId: old.tenantId,
-      name: options.name === undefined ? old.name : checkName(options.name),
-      scopes: options.scopes === undefined ? old.scopes : checkScopes(options.scopes),
-      metadata: options.metadata === undefined ? old.metadata : checkMetadata(options.metadata),
-      rateLimit: old.rateLimit,
-      prefix: old.prefix,
-      expiresAt,
-    }
-  }
-
-  #assertRotatable(old: KeyRecord, now: number, hint = ''): void {
-    if (old.revokedAt !== null) throw new KeyRevokedError(old.id, old.revokedAt, old.revokedReason)
-    if (old.rotatedTo !== null) throw new AlreadyRotatedError(old.id, old.rotatedTo, hint)
-    if (old.expiresAt !== null && old.expiresAt <= now) throw new KeyExpiredError(old.id, old.expiresAt)
   }
 
   // ---------------------------------------------------------------- revoke & expiry

@@ -1,4 +1,5 @@
-import { AlreadyRotatedError, InvalidInputError, KeyExpiredError, KeyNotFoundError, KeyRevokedError } from '../errors.js'
+import { InvalidInputError, KeyNotFoundError } from '../errors.js'
+import { assertRotatable } from '../lifecycle/succession.js'
 import type { KeyRecord } from '../types.js'
 import type {
   EmergencyRotateInput,
@@ -51,15 +52,9 @@ export class MemoryStore implements KeyStore {
     return record
   }
 
-  #assertRotatable(old: KeyRecord, now: number): void {
-    if (old.revokedAt !== null) throw new KeyRevokedError(old.id, old.revokedAt, old.revokedReason)
-    if (old.rotatedTo !== null) throw new AlreadyRotatedError(old.id, old.rotatedTo)
-    if (old.expiresAt !== null && old.expiresAt <= now) throw new KeyExpiredError(old.id, old.expiresAt)
-  }
-
   async rotate(input: RotateInput): Promise<{ previous: KeyRecord; next: KeyRecord }> {
     const old = this.#mustGet(input.oldKeyId)
-    this.#assertRotatable(old, input.now)
+    assertRotatable(old, input.now)
     if (this.#keys.has(input.newKey.id)) throw new InvalidInputError('id', `key ${input.newKey.id} already exists`)
     old.rotatedTo = input.newKey.id
     old.rotatedAt = input.now
@@ -82,7 +77,7 @@ export class MemoryStore implements KeyStore {
 
   async emergencyRotate(input: EmergencyRotateInput): Promise<{ revoked: KeyRecord; next: KeyRecord }> {
     const old = this.#mustGet(input.oldKeyId)
-    this.#assertRotatable(old, input.at)
+    assertRotatable(old, input.at)
     if (this.#keys.has(input.newKey.id)) throw new InvalidInputError('id', `key ${input.newKey.id} already exists`)
     old.revokedAt = input.at
     old.revokedReason = input.reason

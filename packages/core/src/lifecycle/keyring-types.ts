@@ -1,0 +1,57 @@
+import type { Duration } from '../duration.js'
+import type { KeyrotError } from '../errors.js'
+import type { RequestContext } from '../events.js'
+import type { RateLimitInfo } from '../rate-limit/headers.js'
+import type { ApiKey, KeyMetadata } from '../types.js'
+import type { RateLimitInput } from './validate.js'
+
+export interface CreateKeyInput {
+  tenantId: string
+  name: string
+  scopes?: string[]
+  /** When the key stops working: epoch ms, Date or ISO string. Default: never. */
+  expiresAt?: number | Date | string | null
+  metadata?: KeyMetadata
+  /** Token prefix, e.g. `'sk_test'`. Default: the keyring's. */
+  prefix?: string
+  /** Per-key request limit, kept across rotations. Default: the limiter's. */
+  rateLimit?: RateLimitInput
+}
+
+export interface RotateOptions {
+  /** How long the old key keeps working. Default: the keyring's `gracePeriod`. `0`: it stops now. */
+  gracePeriod?: Duration
+  /** Overrides for the new key; by default it inherits the old key's. */
+  name?: string
+  scopes?: string[]
+  metadata?: KeyMetadata
+  /** Expiry of the new key. Default: the old key's lifetime again, from now (none if it had none). */
+  expiresAt?: number | Date | string | null
+}
+
+export interface VerifyOptions extends RequestContext {
+  /** Every one of these scopes must be on the key. */
+  scopes?: readonly string[]
+}
+
+export type VerifyResult =
+  | {
+      ok: true
+      key: ApiKey
+      /** True when no store read and no hashing was needed. */
+      cached: boolean
+      /** The key's quota after this request (for `RateLimit` headers); absent when the key has none. */
+      rateLimit?: RateLimitInfo
+    }
+  | {
+      ok: false
+      error: KeyrotError
+      /** The key id from the token, when it was well-formed. */
+      keyId: string | undefined
+    }
+
+export interface IssuedKey {
+  /** The plaintext token. Shown once: keyrot keeps only its hash. */
+  token: string
+  key: ApiKey
+}

@@ -1,0 +1,38 @@
+import { AlreadyRotatedError, InvalidInputError, KeyExpiredError, KeyRevokedError } from '../errors.js'
+import type { KeyRecord } from '../types.js'
+import type { RotateOptions } from './keyring-types.js'
+import { checkMetadata, checkName, checkScopes, checkTimestamp } from './validate.js'
+
+/** Moves a successor's creation (and an inherited lifetime) to the moment it is written. */
+export function restamp(record: KeyRecord, mintedAt: number, at: number, inheritedLifetime: boolean): void {
+  record.createdAt = at
+  if (inheritedLifetime && record.expiresAt !== null) record.expiresAt += at - mintedAt
+}
+
+/** What a rotation's successor inherits from the old key, with the caller's overrides applied. */
+export function successorDraft(old: KeyRecord, options: RotateOptions, now: number) {
+  let expiresAt: number | null
+  if (options.expiresAt !== undefined) {
+    expiresAt = checkTimestamp(options.expiresAt, 'expiresAt')
+    if (expiresAt !== null && expiresAt <= now) throw new InvalidInputError('expiresAt', 'must be in the future')
+  } else {
+    // A key issued with a lifetime (say 90 days) rotates into a key with the same lifetime.
+    expiresAt = old.expiresAt === null ? null : now + Math.max(0, old.expiresAt - old.createdAt)
+  }
+  return {
+    tenantId: old.tenantId,
+    name: options.name === undefined ? old.name : checkName(options.name),
+    scopes: options.scopes === undefined ? old.scopes : checkScopes(options.scopes),
+    metadata: options.metadata === undefined ? old.metadata : checkMetadata(options.metadata),
+    rateLimit: old.rateLimit,
+    prefix: old.prefix,
+    expiresAt,
+  }
+}
+
+/** Throws unless `old` can be rotated at `now`: not revoked, not rotated already, not expired. */
+export function assertRotatable(old: KeyRecord, now: number, hint = ''): void {
+  if (old.revokedAt !== null) throw new KeyRevokedError(old.id, old.revokedAt, old.revokedReason)
+  if (old.rotatedTo !== null) throw new AlreadyRotatedError(old.id, old.rotatedTo, hint)
+  if (old.expiresAt !== null && old.expiresAt <= now) throw new KeyExpiredError(old.id, old.expiresAt)
+}
