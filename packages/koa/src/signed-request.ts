@@ -2,28 +2,16 @@ import {
   createSignedRequestVerifier,
   readRawBody,
   type ApiKey,
-  type Duration,
-  type Keyring,
-  type ReplayStore,
+  type SignedRequestVerifierOptions,
 } from '@keyrot/core'
 import type { Context, Middleware, Next } from 'koa'
 
-export interface SignedRequestOptions {
-  /** The keyring holding the signing secrets, configured with `signing.masterKeys`. */
-  keyring: Keyring
-  /**
-   * Where seen nonces are kept. Default: a `MemoryReplayStore` (this process
-   * only). With several replicas use `RedisReplayStore` from `@keyrot/redis`.
-   */
-  replayStore?: ReplayStore
-  /** Largest accepted distance between the signed timestamp and now, either way. ms or `'5m'`. Default `'5m'`. */
-  tolerance?: Duration
+/** Options of `signedRequest()`: the verifier's (keyring, replay store, tolerance, realm) plus the body limit and client IP. */
+export interface SignedRequestOptions extends SignedRequestVerifierOptions {
   /** Largest body read and verified, in bytes. Default 1 MiB (1,048,576). Larger bodies get 413. Must be a positive integer. */
   limit?: number
   /** The client's IP for events and logs. Default: `ctx.ip` (see `apiKeyAuth` about `app.proxy`). */
   clientIp?: (ctx: Context) => string | undefined
-  /** `realm` of the `WWW-Authenticate` challenge. Default `'api'`. */
-  realm?: string
 }
 
 declare module 'koa' {
