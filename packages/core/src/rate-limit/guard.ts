@@ -1,4 +1,5 @@
-import { createHash, randomBytes, type Hash } from 'node:crypto'
+import { createHash } from 'node:crypto'
+import { createTokenDigester } from '../cache/token-digest.js'
 import type { Clock } from '../clock.js'
 import { RateLimitedError, StoreUnavailableError } from '../errors.js'
 import { errorFields, type Logger } from '../logger.js'
@@ -65,7 +66,7 @@ export class AttemptGuard {
   readonly #negative: NegativeCache | null
   readonly #inFlight = new Set<string>()
   readonly #refused: Record<RateLimitPolicy, number> = { 'ip-block': 0, 'ip-failures': 0, 'key-failures': 0, 'per-key': 0 }
-  #pepper: Hash | undefined
+  #digest: ((token: string) => string) | undefined
 
   readonly #sharesInFlight: boolean
 
@@ -81,8 +82,8 @@ export class AttemptGuard {
 
   /** A salted digest of a token, for keyrings without a verification cache (which has its own). */
   digest(token: string): string {
-    this.#pepper ??= createHash('sha256').update(randomBytes(32))
-    return this.#pepper.copy().update(token).digest('base64')
+    this.#digest ??= createTokenDigester()
+    return this.#digest(token)
   }
 
   /**
