@@ -74,6 +74,20 @@ export interface KeyringEvents {
    * hosts), `undefined` when the store does not stamp its messages.
    */
   'invalidation.received': { keyId: string; lagMs: number | undefined; at: number }
+  /**
+   * The key store stopped answering key reads (once per outage). Keys this
+   * replica confirmed keep verifying for `cache.staleIfError`; others get 503.
+   * `code` is the failure's error code (`KEYROT_STORE_UNAVAILABLE`...).
+   */
+  'store.down': { code: string; at: number }
+  /** The key store answers again (once per outage): `downtimeMs` since `store.down`. */
+  'store.up': { downtimeMs: number; at: number }
+  /**
+   * The shared rate limiter stopped answering and limits fell back to this
+   * replica's own counters (`phase: 'start'`), or it answers again and limits
+   * are shared again (`phase: 'end'`, with `downtimeMs`). Once per outage.
+   */
+  'ratelimit.fallback': { phase: 'start' | 'end'; downtimeMs: number | undefined; at: number }
   /** A rotated key's grace period ends within the watcher's `graceEndingWithin` (see `watchExpiry`). Once per key and deadline. */
   'key.grace_ending_soon': {
     keyId: string

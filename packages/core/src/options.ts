@@ -29,6 +29,18 @@ export interface KeyringOptions {
      * ms or `'5s'`. Default `'5s'`. `0` reads the store on every verify.
      */
     stateTtl?: Duration
+    /**
+     * How long a key this replica confirmed keeps verifying while the store
+     * cannot answer (stale-if-error), counted from the last confirmation: a
+     * store read, or a cache hit while the invalidation feed was live. Only
+     * tokens already proven here; never past the key's `expiresAt`; never
+     * after this replica received the key's revocation or expiry change. A
+     * change written just before an outage whose invalidation was lost can
+     * be missed for at most this long. ms or `'30s'`. Default `'30s'` (rides
+     * out a Sentinel failover or a Redis restart). `0`: fail closed (503
+     * while the store is down).
+     */
+    staleIfError?: Duration
   }
   /** Least time between two `key.used_in_grace` events for one key. Default `'1m'`. */
   graceUsageEventInterval?: Duration
@@ -66,6 +78,8 @@ export interface ResolvedKeyringOptions {
   clock: Clock
   cacheMaxEntries: number
   stateTtlMs: number
+  /** `0`: no stale-if-error (fail closed while the store is down). */
+  staleIfErrorMs: number
   graceUsageEventIntervalMs: number
   logger: Logger
   /** Encrypts and decrypts signing secrets; `null` when no master keys are configured. */
@@ -82,7 +96,7 @@ export function resolveKeyringOptions(options: KeyringOptions = {}): ResolvedKey
   const prefix = options.prefix ?? DEFAULT_PREFIX
   assertValidPrefix(prefix, 'prefix')
   if (options.cache !== undefined && (options.cache === null || typeof options.cache !== 'object')) {
-    throw new TypeError('cache must be an object: { maxEntries?, stateTtl? }')
+    throw new TypeError('cache must be an object: { maxEntries?, stateTtl?, staleIfError? }')
   }
   const cacheMaxEntries = options.cache?.maxEntries ?? 10_000
   if (!Number.isInteger(cacheMaxEntries) || cacheMaxEntries < 0) {
@@ -122,6 +136,7 @@ export function resolveKeyringOptions(options: KeyringOptions = {}): ResolvedKey
     clock,
     cacheMaxEntries,
     stateTtlMs: parseDuration(options.cache?.stateTtl ?? '5s', 'cache.stateTtl'),
+    staleIfErrorMs: parseDuration(options.cache?.staleIfError ?? '30s', 'cache.staleIfError'),
     graceUsageEventIntervalMs: parseDuration(options.graceUsageEventInterval ?? '1m', 'graceUsageEventInterval'),
     logger,
     signing: options.signing === undefined ? null : new SecretSealer(options.signing),

@@ -1,3 +1,4 @@
+import { StaleStates } from './stale-states.js'
 import { createTokenDigester } from './token-digest.js'
 import { LRUCache } from 'lru-cache'
 import type { Clock } from '../clock.js'
@@ -11,6 +12,13 @@ export interface VerificationCacheOptions {
   /** Longest a key's state is trusted before it is read from the store again (ms). */
   stateTtlMs: number
   clock: Clock
+  /**
+   * Longest a confirmed state may answer while the store cannot (ms); `0`
+   * keeps none. See {@link StaleStates}. Default 0.
+   */
+  staleIfErrorMs?: number
+  /** Whether the invalidation feed is live: a cache hit then confirms its state again. Default: always. */
+  feedLive?: () => boolean
 }
 
 interface PendingLoad {
@@ -43,6 +51,8 @@ export class VerificationCache {
   readonly #digest = createTokenDigester()
   readonly #stateTtlMs: number
   readonly #clock: Clock
+  readonly #stale: StaleStates | null
+  readonly #feedLive: () => boolean
   #hits = 0
   #misses = 0
 
@@ -50,6 +60,9 @@ export class VerificationCache {
     this.#clock = options.clock
     this.#stateTtlMs = options.stateTtlMs
     this.#proofs = new LRUCache({ max: options.maxProofs })
+    const staleIfErrorMs = options.staleIfErrorMs ?? 0
+    this.#stale = staleIfErrorMs > 0 ? new StaleStates({ maxEntries: options.maxStates, maxAgeMs: staleIfErrorMs }) : null
+    this.#feedLive = options.feedLive ?? (() => true)
     this.#states = new LRUCache({
       max: options.maxStates,
       ttl: Math.max(1, options.stateTtlMs),
@@ -80,16 +93,21 @@ export class VerificationCache {
   cachedState(keyId: string): KeyRecord | undefined {
     const state = this.#states.get(keyId)
     if (state === undefined) this.#misses++
-    else this.#hits++
+    else {
+      this.#hits++
+      // Trusted and unchanged as far as a live feed can tell: confirmed as of now.
+      if (this.#stale !== null && this.#feedLive()) this.#stale.reconfirm(keyId, state, this.#clock.now())
+    }
     return state
   }
 
   /**
    * The key's state from the cache, or from `load` (one load per key at a
    * time, shared by concurrent callers). A loaded state is cached unless the
-   * key was invalidated meanwhile.
+   * key was invalidated meanwhile, or `keep` is false (the feed is down: the
+   * state is used once, and only confirmed for stale-if-error).
    */
-  async state(keyId: string, load: (keyId: string) => Promise<KeyRecord | null>): Promise<KeyRecord | null> {
+  async state(keyId: string, load: (keyId: string) => Promise<KeyRecord | null>, keep = true): Promise<KeyRecord | null> {
     // Callers count the hit or miss through cachedState() first; look again silently.
     const cached = this.#states.get(keyId)
     if (cached !== undefined) return cached
@@ -99,7 +117,10 @@ export class VerificationCache {
     entry.promise = (async () => {
       try {
         const record = await load(keyId)
-        if (record && !entry.stale) this.#store(record)
+        if (record && !entry.stale) {
+          this.#stale?.confirm(record, this.#clock.now())
+          if (keep) this.#store(record)
+        }
         return record
       } finally {
         if (this.#pending.get(keyId) === entry) this.#pending.delete(keyId)
@@ -123,12 +144,23 @@ export class VerificationCache {
       pending.stale = true
       this.#pending.delete(record.id)
     }
+    this.#stale?.confirm(record, this.#clock.now())
     this.#store(record)
   }
 
-  /** Drops a key's state and poisons any load of it in flight. */
+  /**
+   * The last confirmed state of a key, for answering while the store cannot:
+   * `undefined` when there is none younger than `staleIfErrorMs` (or the key
+   * was invalidated since). See {@link StaleStates}.
+   */
+  staleState(keyId: string): KeyRecord | undefined {
+    return this.#stale?.get(keyId, this.#clock.now())
+  }
+
+  /** Drops a key's state (and its stale copy) and poisons any load of it in flight. */
   invalidate(keyId: string): void {
     this.#states.delete(keyId)
+    this.#stale?.drop(keyId)
     const pending = this.#pending.get(keyId)
     if (pending) {
       pending.stale = true
@@ -136,7 +168,11 @@ export class VerificationCache {
     }
   }
 
-  /** Drops every cached state (not the proofs) and poisons every load in flight. */
+  /**
+   * Drops every cached state (not the proofs, nor the stale copies: the feed
+   * may have lost messages, which is the risk `staleIfErrorMs` bounds) and
+   * poisons every load in flight.
+   */
   invalidateAll(): void {
     this.#states.clear()
     for (const pending of this.#pending.values()) pending.stale = true
@@ -146,6 +182,7 @@ export class VerificationCache {
   /** Drops everything, proofs included. */
   clear(): void {
     this.invalidateAll()
+    this.#stale?.clear()
     this.#proofs.clear()
   }
 

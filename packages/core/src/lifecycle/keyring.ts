@@ -17,8 +17,12 @@ import {
 import { TypedEmitter, type KeyringEventName, type KeyringListener, type RequestContext } from '../events.js'
 import { errorFields } from '../logger.js'
 import { resolveKeyringOptions, type KeyringOptions, type ResolvedKeyringOptions } from '../options.js'
+import { FallbackRateLimiter } from '../rate-limit/fallback-limiter.js'
+import { MemoryRateLimiter } from '../rate-limit/memory-limiter.js'
+import { Circuit } from '../store/circuit.js'
 import { AttemptGuard, isPromise, type Gate, type QuotaOutcome, type RateLimitStats, type Ticket } from '../rate-limit/guard.js'
 import type { RateLimitInfo } from '../rate-limit/headers.js'
+import type { RateLimiter } from '../rate-limit/limiter.js'
 import { generateSigningSecret, SIGNING_PREFIX, type CreateSigningSecretInput, type IssuedSigningSecret } from '../signing/secret.js'
 import type { SecretSealer } from '../signing/sealer.js'
 import type { InvalidationEvent, KeyStore } from '../store/store.js'
@@ -63,6 +67,11 @@ export class Keyring {
   readonly #unsubscribe: (() => void) | undefined
   readonly #guard: AttemptGuard | null
   readonly #history: HistoryRecorder | null
+  /** Opens when key reads fail with an outage: verifies then answer from the cache at once. */
+  readonly #storeCircuit: Circuit
+  /** The shared rate limiter with local counters behind it; `null` for an in-process limiter. */
+  readonly #limiter: FallbackRateLimiter | null
+  #staleVerifications = 0
   #closed = false
 
   constructor(options: KeyringOptions = {}) {
@@ -76,13 +85,18 @@ export class Keyring {
             maxStates: this.options.cacheMaxEntries,
             stateTtlMs: this.options.stateTtlMs,
             clock: this.options.clock,
+            staleIfErrorMs: this.options.staleIfErrorMs,
+            feedLive: () => this.#liveFeed(),
           })
     this.#events = new TypedEmitter((event, error) =>
       this.options.logger.error({ event, ...errorFields(error) }, 'keyrot event listener threw'),
     )
     this.#graceEventAt = new LRUCache({ max: 10_000 })
+    this.#storeCircuit = this.#openStoreCircuit()
     const rateLimit = this.options.rateLimit
-    this.#guard = rateLimit ? new AttemptGuard(rateLimit, this.options.clock, this.options.logger, this.#cache !== null) : null
+    this.#limiter = rateLimit && !(rateLimit.limiter instanceof MemoryRateLimiter) ? this.#fallbackLimiter(rateLimit.limiter) : null
+    const guarded = rateLimit && this.#limiter ? { ...rateLimit, limiter: this.#limiter } : rateLimit
+    this.#guard = guarded ? new AttemptGuard(guarded, this.options.clock, this.options.logger, this.#cache !== null) : null
     this.#unsubscribe = this.store.subscribe?.((event) => this.#onInvalidation(event))
     // Recorded from the keyring's own admin events; admin methods only wait for the append to settle.
     this.#history = this.options.history ? new HistoryRecorder(this, this.options.history, this.options.logger) : null
@@ -301,20 +315,20 @@ export class Keyring {
           record = hit
           cached = true
         } else if (this.#liveFeed()) {
-          record = await cache.state(keyId, (id) => this.store.get(id))
+          record = await cache.state(keyId, (id) => this.#readKey(id))
         } else {
           // The invalidation feed is down (subscriber reconnecting, heartbeats
           // missed): a change published now would not reach us, so a state
           // read now is used once and not cached.
-          record = await this.store.get(keyId)
+          record = await cache.state(keyId, (id) => this.#readKey(id), false)
         }
       } else {
-        record = await this.store.get(keyId)
+        record = await this.#readKey(keyId)
       }
     } catch (error) {
       const failure = error instanceof StoreUnavailableError ? error : new StoreUnavailableError(undefined, { cause: error, keyId })
-      this.#emitFailure(failure, keyId, undefined, options, now)
-      throw failure
+      record = this.#staleOrThrow(failure, keyId, digest, options, now)
+      cached = true
     }
     if (record === null) {
       this.#guard?.rememberFailure(digest, { code: 'KEYROT_KEY_NOT_FOUND', tenantId: undefined })
@@ -693,12 +707,86 @@ export class Keyring {
     this.#closed = true
     this.#unsubscribe?.()
     this.#events.clear()
+    this.#storeCircuit.close()
     await this.#history?.close()
     await this.#guard?.close()
     await this.store.close()
   }
 
+  /**
+   * Store and rate-limiter outages since start, for metrics: whether key
+   * reads work now, outages seen, verifications answered from a stale
+   * state, and rate-limit decisions taken by this replica's own counters.
+   */
+  outageStats(): { storeUp: boolean; storeOutages: number; staleVerifications: number; rateLimitFallbacks: number } {
+    return {
+      storeUp: !this.#storeCircuit.open,
+      storeOutages: this.#storeCircuit.outages,
+      staleVerifications: this.#staleVerifications,
+      rateLimitFallbacks: this.#limiter?.fallbacks ?? 0,
+    }
+  }
+
   // ---------------------------------------------------------------- internals
+
+  /** A key read through the store circuit: fails at once while the store is known to be down. */
+  #readKey(keyId: string): Promise<KeyRecord | null> {
+    return this.#storeCircuit.run(
+      () => this.store.get(keyId),
+      () => new StoreUnavailableError('The key store is unavailable (it is being probed in the background).', { keyId }),
+    )
+  }
+
+  /**
+   * Stale-if-error: while the store cannot answer (any `StoreUnavailableError`),
+   * the last state this replica confirmed for the key answers, if the token
+   * was proven here and the state is younger than `cache.staleIfError`. The
+   * usual checks follow (revoked, `expiresAt`, scopes). Otherwise reports and
+   * throws `failure` (503 with Retry-After).
+   */
+  #staleOrThrow(failure: StoreUnavailableError, keyId: string, digest: string, options: VerifyOptions, now: number): KeyRecord {
+    const cache = this.#cache
+    const stale = cache !== null && cache.proofOf(digest) === keyId ? cache.staleState(keyId) : undefined
+    if (stale === undefined) {
+      this.#emitFailure(failure, keyId, undefined, options, now)
+      throw failure
+    }
+    this.#staleVerifications++
+    return stale
+  }
+
+  #openStoreCircuit(): Circuit {
+    const probeId = newKeyId()
+    return new Circuit({
+      clock: this.options.clock,
+      // A refusal the store gave (a reset it detected, bad input) is an answer, not an outage.
+      isOutage: (error) => !(error instanceof KeyrotError) || error.code === 'KEYROT_STORE_UNAVAILABLE',
+      probe: () => this.store.get(probeId),
+      onOpen: (error, at) => {
+        const code = error instanceof KeyrotError ? error.code : 'KEYROT_STORE_UNAVAILABLE'
+        this.options.logger.error({ event: 'store.down', code, ...errorFields(error) }, 'keyrot lost the key store; answering from confirmed states')
+        this.#events.emit('store.down', { code, at })
+      },
+      onClose: (downtimeMs, at) => {
+        this.options.logger.warn({ event: 'store.up', downtimeMs }, 'keyrot reaches the key store again')
+        this.#events.emit('store.up', { downtimeMs, at })
+      },
+    })
+  }
+
+  #fallbackLimiter(shared: RateLimiter): FallbackRateLimiter {
+    return new FallbackRateLimiter(shared, {
+      clock: this.options.clock,
+      onFallback: (at) => {
+        this.options.logger.error({ event: 'ratelimit.fallback', phase: 'start' }, "keyrot lost the shared rate limiter; limits use this replica's counters")
+        this.#events.emit('ratelimit.fallback', { phase: 'start', downtimeMs: undefined, at })
+      },
+      onRecover: (downtimeMs, at) => {
+        this.options.logger.warn({ event: 'ratelimit.fallback', phase: 'end', downtimeMs }, 'keyrot reaches the shared rate limiter again')
+        this.#events.emit('ratelimit.fallback', { phase: 'end', downtimeMs, at })
+      },
+    })
+  }
 
   #liveFeed(): boolean {
     const live = this.store.invalidationLive

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { ManualClock } from '../clock.js'
-import { RateLimitedError, StoreUnavailableError } from '../errors.js'
+import { RateLimitedError } from '../errors.js'
 import type { KeyringEvents } from '../events.js'
 import { FastTestHasher } from '../hash/hasher.js'
 import { createKeyring, type VerifyResult } from '../lifecycle/keyring.js'
@@ -354,7 +354,7 @@ describe('configuration', () => {
     expect(() => createKeyring({ rateLimit: rateLimit as KeyringOptions['rateLimit'] })).toThrow(message)
   })
 
-  it('reports a limiter that cannot answer as a store outage, never as a pass', async () => {
+  it("falls back to this replica's own counters when the limiter cannot answer: limits still hold, no 503", async () => {
     const broken: RateLimiter = {
       admit: async () => {
         throw new Error('connection reset')
@@ -364,12 +364,15 @@ describe('configuration', () => {
         throw new Error('connection reset')
       },
     }
-    const { keyring } = setup({ rateLimit: { limiter: broken } })
+    const { keyring } = setup({ rateLimit: { limiter: broken, perKey: { limit: 2, window: '1m' } } })
+    const fallbacks: KeyringEvents['ratelimit.fallback'][] = []
+    keyring.on('ratelimit.fallback', (event) => fallbacks.push(event))
     const { token } = await keyring.create({ tenantId: 'acme', name: 'ci' })
-    await expect(keyring.verify(token, { clientIp: IP })).rejects.toBeInstanceOf(StoreUnavailableError)
-    const failures: string[] = []
-    keyring.on('verification.failed', (event) => failures.push(event.code))
-    await expect(keyring.verify(token)).rejects.toThrow('The rate limiter is unavailable.')
-    expect(failures).toEqual(['KEYROT_STORE_UNAVAILABLE'])
+    const results = [await keyring.verify(token, { clientIp: IP }), await keyring.verify(token, { clientIp: IP }), await keyring.verify(token, { clientIp: IP })]
+    expect(results.map((result) => (result.ok ? 'ok' : result.error.code))).toEqual(['ok', 'ok', 'KEYROT_RATE_LIMITED'])
+    // Once per outage, not per request.
+    expect(fallbacks.map((event) => event.phase)).toEqual(['start'])
+    expect(keyring.outageStats().rateLimitFallbacks).toBeGreaterThanOrEqual(3)
+    await keyring.close()
   })
 })
