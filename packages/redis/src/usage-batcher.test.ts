@@ -60,16 +60,50 @@ describe('UsageBatcher', () => {
     expect(usage.pendingKeys).toBe(0)
   })
 
-  it('drops a batch that cannot be written and says how many uses were lost', async () => {
+  it('keeps a batch that cannot be written, merges it with new uses and writes it once Redis answers', async () => {
     const usage = batcher()
     fail = true
     usage.record('a', 1, false)
     usage.record('a', 2, false)
     await usage.flush()
-    expect(warnings).toEqual([expect.objectContaining({ event: 'usage.flush_failed', keys: 1, uses: 2 })])
+    expect(warnings).toEqual([expect.objectContaining({ event: 'usage.flush_failed', keys: 1, uses: 2, dropped: 0 })])
+    usage.record('a', 5, true)
+    usage.record('b', 4, false)
+    await vi.advanceTimersByTimeAsync(1_000) // still down: kept again, warned once per outage
+    expect(warnings).toHaveLength(1)
     fail = false
-    await usage.flush()
-    expect(batches).toEqual([])
+    await vi.advanceTimersByTimeAsync(1_000)
+    expect(batches).toEqual([
+      [
+        { keyId: 'a', count: 3, lastUsedAt: 5, lastUsedInGraceAt: 5 },
+        { keyId: 'b', count: 1, lastUsedAt: 4, lastUsedInGraceAt: null },
+      ],
+    ])
+    expect(usage.pendingKeys).toBe(0)
+  })
+
+  it('keeps at most maxPendingKeys keys while writes fail, without a flush per use, and says how many uses it dropped', async () => {
+    const usage = batcher(2)
+    fail = true
+    let writes = 0
+    usage.record('a', 1, false)
+    usage.record('b', 1, false) // the bound: an immediate flush, which fails
+    await vi.advanceTimersByTimeAsync(0)
+    const before = warnings.length
+    for (let i = 0; i < 100; i++) usage.record(`new${i}`, 2, false)
+    usage.record('a', 3, false)
+    expect(usage.pendingKeys).toBe(2)
+    await vi.advanceTimersByTimeAsync(1_000)
+    expect(warnings.length).toBe(before + 1)
+    expect(warnings.at(-1)).toEqual(expect.objectContaining({ event: 'usage.flush_failed', dropped: 100 }))
+    fail = false
+    await vi.advanceTimersByTimeAsync(1_000)
+    writes = batches.length
+    expect(writes).toBe(1)
+    expect(batches[0]).toEqual([
+      { keyId: 'a', count: 2, lastUsedAt: 3, lastUsedInGraceAt: null },
+      { keyId: 'b', count: 1, lastUsedAt: 1, lastUsedInGraceAt: null },
+    ])
   })
 
   it('writes what is pending on close and counts nothing after', async () => {

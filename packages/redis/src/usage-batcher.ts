@@ -22,8 +22,13 @@ export interface UsageBatcherOptions {
  *
  * Loss bound: a crash loses the counts gathered since the last flush (at
  * most one interval). A batch that fails to write (Redis unreachable) is
- * dropped and logged with its size, not retried: a batch that timed out may
- * have been applied, and writing it again would count twice.
+ * kept: merged back into the pending counts and written with the next
+ * flush, one interval later, until Redis answers again. While writes fail
+ * at most `maxPendingKeys` distinct keys are kept (uses of keys beyond that
+ * are dropped and logged with their number) and reaching the bound does not
+ * trigger extra flushes. The cost: a batch that Redis applied but did not
+ * acknowledge in time (a timeout, not a refused connection) is written again
+ * and counted twice; usage counts are for reporting, never for a decision.
  */
 export class UsageBatcher {
   readonly #options: UsageBatcherOptions
@@ -31,6 +36,10 @@ export class UsageBatcher {
   #timer: NodeJS.Timeout | undefined
   #flushing: Promise<void> = Promise.resolve()
   #closed = false
+  /** The last write failed: keep counts, flush on the timer only. */
+  #failing = false
+  /** Uses dropped since the last report, because the bound was reached while writes failed. */
+  #dropped = 0
 
   constructor(options: UsageBatcherOptions) {
     this.#options = options
@@ -45,18 +54,27 @@ export class UsageBatcher {
     if (this.#closed) return
     let delta = this.#pending.get(keyId)
     if (delta === undefined) {
+      if (this.#failing && this.#pending.size >= this.#options.maxPendingKeys) {
+        this.#dropped++
+        return
+      }
       delta = { keyId, count: 0, lastUsedAt: at, lastUsedInGraceAt: null }
       this.#pending.set(keyId, delta)
     }
     delta.count += 1
     if (at > delta.lastUsedAt) delta.lastUsedAt = at
     if (inGrace && (delta.lastUsedInGraceAt === null || at > delta.lastUsedInGraceAt)) delta.lastUsedInGraceAt = at
-    if (this.#pending.size >= this.#options.maxPendingKeys) {
+    if (this.#pending.size >= this.#options.maxPendingKeys && !this.#failing) {
       void this.flush()
-    } else if (this.#timer === undefined) {
-      this.#timer = setTimeout(() => void this.flush(), this.#options.flushIntervalMs)
-      this.#timer.unref()
+    } else {
+      this.#schedule()
     }
+  }
+
+  #schedule(): void {
+    if (this.#timer !== undefined || this.#closed) return
+    this.#timer = setTimeout(() => void this.flush(), this.#options.flushIntervalMs)
+    this.#timer.unref()
   }
 
   /** Writes what is pending now. Never rejects. */
@@ -71,21 +89,52 @@ export class UsageBatcher {
       await previous
       try {
         await this.#options.write(batch)
+        if (this.#failing) {
+          this.#failing = false
+          this.#options.logger.info({ event: 'usage.flush_recovered', keys: batch.length }, 'keyrot wrote the usage counts it kept')
+        }
       } catch (error) {
-        const lost = batch.reduce((sum, delta) => sum + delta.count, 0)
-        this.#options.logger.warn(
-          { event: 'usage.flush_failed', keys: batch.length, uses: lost, err: { message: (error as Error)?.message } },
-          'keyrot could not write usage counts; they are dropped',
-        )
+        const kept = this.#keep(batch)
+        const uses = batch.reduce((sum, delta) => sum + delta.count, 0)
+        const dropped = uses - kept + this.#dropped
+        this.#dropped = 0
+        if (!this.#failing || dropped > 0) {
+          this.#options.logger.warn(
+            { event: 'usage.flush_failed', keys: batch.length, uses, dropped, err: { message: (error as Error)?.message } },
+            this.#closed ? 'keyrot could not write usage counts before closing; they are lost' : 'keyrot could not write usage counts; they are kept and written again',
+          )
+        }
+        this.#failing = true
+        this.#schedule()
       }
     })()
     return this.#flushing
   }
 
+  /** Merges a batch that was not written back into the pending counts, within the bound. Returns the uses kept. */
+  #keep(batch: UsageDelta[]): number {
+    if (this.#closed) return 0
+    let kept = 0
+    for (const delta of batch) {
+      const pending = this.#pending.get(delta.keyId)
+      if (pending === undefined) {
+        if (this.#pending.size >= this.#options.maxPendingKeys) continue
+        this.#pending.set(delta.keyId, { ...delta })
+      } else {
+        pending.count += delta.count
+        pending.lastUsedAt = Math.max(pending.lastUsedAt, delta.lastUsedAt)
+        if (delta.lastUsedInGraceAt !== null) pending.lastUsedInGraceAt = Math.max(pending.lastUsedInGraceAt ?? 0, delta.lastUsedInGraceAt)
+      }
+      kept += delta.count
+    }
+    return kept
+  }
+
   /** Flushes what is pending and stops counting. */
   async close(): Promise<void> {
     if (this.#closed) return this.#flushing
-    await this.flush()
+    // Closed first: a last batch that fails is reported lost, not kept for a timer that would outlive the store.
     this.#closed = true
+    await this.flush()
   }
 }

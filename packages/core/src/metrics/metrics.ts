@@ -4,6 +4,7 @@ import type { KeyringEventName, KeyringListener } from '../events.js'
 import type { Keyring } from '../lifecycle/keyring.js'
 import { errorFields } from '../logger.js'
 import type { KeyState } from '../types.js'
+import { registerOutageMetrics } from './outage-metrics.js'
 
 /** Seconds. Cached verifies take microseconds, an Argon2 proof tens of milliseconds. */
 export const DEFAULT_DURATION_BUCKETS: readonly number[] = Object.freeze([
@@ -196,6 +197,8 @@ export function createMetrics(options: MetricsOptions): KeyrotMetrics {
     help: 'Times every cached key state was dropped because the invalidation feed may have lost messages.',
     registers,
   })
+
+  registerOutageMetrics(keyring, name, registers)
 
   // Lifetime totals of successful verifications, for the hit-ratio gauge.
   let cachedOk = 0
