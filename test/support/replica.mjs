@@ -12,11 +12,16 @@
 //   FLUSH_INTERVAL_MS    RedisStore usage.flushInterval (default 1000)
 //   HEARTBEAT_INTERVAL_MS / HEARTBEAT_TIMEOUT_MS   invalidation heartbeats (default 1000 / 3000)
 //   KEYROT_MASTER_KEYS   master keys for signing secrets (optional)
+//   STALE_IF_ERROR_MS    keyring cache.staleIfError (default: the keyring's, 30 s)
+//   RATE_LIMITER         'redis': abuse protection on, with RedisRateLimiter on the
+//                        store's Redis (IP limits off, every client is 127.0.0.1;
+//                        per-key quota 6,000/min); unset: rate limits off
 //
 // Argon2id runs with small parameters (m=1024 KiB, t=1, p=1) so that the
 // suites can create and prove hundreds of keys on a 2-core machine; the code
 // path is the production one, only the work factor is lower. Rate limits are
-// off: every suite sends from 127.0.0.1, and the limits have their own tests.
+// off unless RATE_LIMITER is set: every suite sends from 127.0.0.1, and the
+// limits have their own tests.
 //
 // Prints one JSON line `{"event":"replica.listening","port":N,...}` on stdout
 // once Redis and the invalidation feed are ready, then pino lines: one per
@@ -33,7 +38,7 @@ import {
   masterKeysFromEnv,
 } from '@keyrot/core'
 import { apiKeyAuth, metricsHandler } from '@keyrot/express'
-import { RedisStore } from '@keyrot/redis'
+import { RedisRateLimiter, RedisStore } from '@keyrot/redis'
 import express from 'express'
 import { Redis } from 'ioredis'
 import pino from 'pino'
@@ -79,13 +84,19 @@ store.get = async (keyId) => {
 const keyring = createKeyring({
   store,
   hasher: new Argon2Hasher({ memoryCost: 1024, timeCost: 1, parallelism: 1 }),
-  cache: { stateTtl: number('STATE_TTL_MS', 5000) },
-  rateLimit: false,
+  cache: {
+    stateTtl: number('STATE_TTL_MS', 5000),
+    ...(env.STALE_IF_ERROR_MS ? { staleIfError: number('STALE_IF_ERROR_MS', 0) } : {}),
+  },
+  rateLimit:
+    env.RATE_LIMITER === 'redis'
+      ? { limiter: RedisRateLimiter.forStore(store), failuresPerIp: false, ipBlock: false, perKey: { limit: 6_000, window: '1m' } }
+      : false,
   logger: logger.child({ component: 'keyrot' }),
   ...(env.KEYROT_MASTER_KEYS ? { signing: { masterKeys: masterKeysFromEnv(env) } } : {}),
 })
 attachAuditLog(keyring, logger.child({ component: 'keyrot-audit' }))
-for (const event of ['cache.reset', 'invalidation.received', 'key.expired', 'key.used_in_grace']) {
+for (const event of ['cache.reset', 'invalidation.received', 'key.expired', 'key.used_in_grace', 'store.down', 'store.up', 'ratelimit.fallback']) {
   keyring.on(event, (payload) => logger.info({ component: 'keyrot-events', keyrotEvent: event, payload }, `event ${event}`))
 }
 const registry = new Registry()

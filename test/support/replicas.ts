@@ -27,6 +27,10 @@ export interface ReplicaOptions {
   heartbeatIntervalMs?: number
   heartbeatTimeoutMs?: number
   masterKeys?: string
+  /** Keyring `cache.staleIfError` (ms); default: the keyring's. */
+  staleIfErrorMs?: number
+  /** `'redis'`: abuse protection with `RedisRateLimiter` on the store's Redis; default: rate limits off. */
+  rateLimiter?: 'redis'
 }
 
 export interface Replica {
@@ -61,10 +65,12 @@ export async function startReplica(options: ReplicaOptions): Promise<Replica> {
     ['FLUSH_INTERVAL_MS', options.flushIntervalMs],
     ['HEARTBEAT_INTERVAL_MS', options.heartbeatIntervalMs],
     ['HEARTBEAT_TIMEOUT_MS', options.heartbeatTimeoutMs],
+    ['STALE_IF_ERROR_MS', options.staleIfErrorMs],
   ]
   for (const [name, value] of numbers) if (value !== undefined) env[name] = String(value)
   if (options.keyPrefix) env.KEY_PREFIX = options.keyPrefix
   if (options.masterKeys) env.KEYROT_MASTER_KEYS = options.masterKeys
+  if (options.rateLimiter) env.RATE_LIMITER = options.rateLimiter
 
   const child = spawn(process.execPath, [REPLICA_SCRIPT], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] })
   running.add(child)

@@ -10,9 +10,14 @@ import { isNoScript, type LuaScript } from './scripts.js'
  * against a server that accepts and never answers).
  */
 
-/** Reconnects quickly but never faster than every 50 ms, and at most every 2 s. */
+/**
+ * Reconnects quickly but never faster than every 50 ms, and at most every
+ * 500 ms: a Redis restarted after a long outage is found within half a
+ * second (keyrot serves from its cache meanwhile and wants it back soon;
+ * one connection attempt per half second costs a server nothing).
+ */
 function reconnectDelay(times: number): number {
-  return Math.min(50 * 2 ** Math.min(times, 6), 2_000)
+  return Math.min(50 * 2 ** Math.min(times, 6), 500)
 }
 
 function nodeOverrides(commandTimeoutMs: number, connectionName: string): RedisOptions {

@@ -766,6 +766,8 @@ export class Keyring {
         const code = error instanceof KeyrotError ? error.code : 'KEYROT_STORE_UNAVAILABLE'
         this.options.logger.error({ event: 'store.down', code, ...errorFields(error) }, 'keyrot lost the key store; answering from confirmed states')
         this.#events.emit('store.down', { code, at })
+        // The limiter usually shares the store's Redis: its requests need not each wait a timeout to find out.
+        this.#limiter?.trip()
       },
       onClose: (downtimeMs, at) => {
         this.options.logger.warn({ event: 'store.up', downtimeMs }, 'keyrot reaches the key store again')

@@ -61,6 +61,16 @@ export class FallbackRateLimiter implements RateLimiter {
     return this.#fallbacks
   }
 
+  /**
+   * Moves limits to the local counters now, without waiting for a call to the
+   * shared limiter to time out: the keyring calls it when the key store goes
+   * down, since the limiter usually lives on the same Redis. If the limiter
+   * is in fact fine, the next probe (within 250 ms) moves them back.
+   */
+  trip(): void {
+    this.#circuit.fail(new Error('the key store is down'))
+  }
+
   /** Whether limits are local right now. */
   get fallingBack(): boolean {
     return this.#circuit.open
