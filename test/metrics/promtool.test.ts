@@ -61,7 +61,7 @@ const keyring = createKeyring({
   rateLimit: { failuresPerIp: { limit: 4, window: '1m' }, ipBlock: { threshold: 8, window: '1h', duration: '1h' }, negativeCacheTtl: 0 },
 })
 const registry = new Registry()
-createMetrics({ keyring, registry, tenantStates: true })
+createMetrics({ keyring, registry, tenantStates: true, splitInvalidKey: true })
 
 let server: http.Server
 let base = ''

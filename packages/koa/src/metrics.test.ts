@@ -53,7 +53,7 @@ describe.each([
     expect(response.headers.get('cache-control')).toBe('no-store')
     const text = await response.text()
     expect(text).toContain('keyrot_verifications_total{result="ok"} 1')
-    expect(text).toContain('keyrot_verifications_total{result="KEYROT_MALFORMED_TOKEN"} 1')
+    expect(text).toContain('keyrot_verifications_total{result="KEYROT_INVALID_KEY"} 1')
     expect(text).not.toContain(token)
     // POST /metrics is not the exposition: it reaches the auth middleware.
     expect((await fetch(`${base}/metrics`, { method: 'POST' })).status).toBe(401)

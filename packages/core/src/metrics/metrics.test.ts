@@ -67,7 +67,7 @@ describe('createMetrics: verifications', () => {
   })
 
   it('reports cache size and the hit ratio of successful verifications', async () => {
-    const { keyring, registry } = setup()
+    const { keyring, registry } = setup({ splitInvalidKey: true })
     expect(await valueOf(registry, 'keyrot_cache_hit_ratio')).toBeNaN()
     const { token } = await keyring.create({ tenantId: 'acme', name: 'ci' })
     await keyring.verify(token)
@@ -79,8 +79,8 @@ describe('createMetrics: verifications', () => {
     expect(await valueOf(registry, 'keyrot_cache_entries', { kind: 'states' })).toBe(1)
   })
 
-  it('counts every failure by its code, and every code starts at zero', async () => {
-    const { keyring, registry, clock } = setup()
+  it('counts every failure by its code, and every code starts at zero, when told to split invalid keys', async () => {
+    const { keyring, registry, clock } = setup({ splitInvalidKey: true })
     for (const code of Object.keys(ERROR_CODES)) {
       const admin = code === 'KEYROT_ALREADY_ROTATED' || code === 'KEYROT_INVALID_INPUT'
       expect(await valueOf(registry, 'keyrot_verifications_total', { result: code })).toBe(admin ? undefined : 0)
@@ -113,6 +113,27 @@ describe('createMetrics: verifications', () => {
     })
     // The request refused before verify() is counted but not timed.
     expect(await valueOf(registry, 'keyrot_verification_duration_seconds', { result: 'error', cache: 'none' }, '_count')).toBe(6)
+  })
+
+  it('folds a malformed token, an unknown key id and a wrong secret into KEYROT_INVALID_KEY by default, untimed', async () => {
+    const { keyring, registry } = setup()
+    for (const code of ['KEYROT_MALFORMED_TOKEN', 'KEYROT_KEY_NOT_FOUND', 'KEYROT_INVALID_SECRET']) {
+      expect(await valueOf(registry, 'keyrot_verifications_total', { result: code })).toBeUndefined()
+    }
+    const { key } = await keyring.create({ tenantId: 'acme', name: 'ci' })
+    const before = await registry.metrics()
+    await keyring.verify(generateToken(key.prefix, key.id))
+    const afterExisting = await registry.metrics()
+    await keyring.verify(generateToken(key.prefix, newKeyId()))
+    await keyring.verify('not a token')
+    expect(await valueOf(registry, 'keyrot_verifications_total', { result: 'KEYROT_INVALID_KEY' })).toBe(3)
+    expect(await valueOf(registry, 'keyrot_verification_duration_seconds', { result: 'error', cache: 'none' }, '_count')).toBe(0)
+    expect(await valueOf(registry, 'keyrot_cache_entries', { kind: 'states' })).toBeUndefined()
+    // A probe of an existing id and of an unknown id move the exposition alike.
+    const afterUnknown = await registry.metrics()
+    const moved = (a: string, b: string) => b.split('\n').filter((line) => !a.includes(line))
+    expect(moved(before, afterExisting)).toEqual(['keyrot_verifications_total{result="KEYROT_INVALID_KEY"} 1'])
+    expect(moved(afterExisting, afterUnknown).filter((line) => !line.startsWith('keyrot_verifications_total{result="KEYROT_INVALID_KEY"}'))).toEqual([])
   })
 
   it('counts a store outage', async () => {

@@ -54,6 +54,17 @@ export interface MetricsOptions {
   durationBuckets?: readonly number[]
   /** Buckets (seconds) of the invalidation delivery lag histogram. Default {@link DEFAULT_LAG_BUCKETS}. */
   lagBuckets?: readonly number[]
+  /**
+   * Count a malformed token, an unknown key id and a wrong secret under
+   * their own codes, time failed verifications, and export
+   * `keyrot_cache_entries{kind="states"}`. Default `false`: the three fold
+   * into `result="KEYROT_INVALID_KEY"` (what HTTP clients see), failures are
+   * not timed and the states gauge is left out, since each of these tells
+   * whoever reads the metrics whether a probed key id exists (an unknown id
+   * costs no Argon2 run and caches no state). Turn it on only where the
+   * metrics are private.
+   */
+  splitInvalidKey?: boolean
 }
 
 interface ResolvedMetricsOptions {
@@ -64,6 +75,7 @@ interface ResolvedMetricsOptions {
   maxTenants: number
   durationBuckets: number[]
   lagBuckets: number[]
+  splitInvalidKey: boolean
 }
 
 /** The metrics of one keyring. */
@@ -81,6 +93,14 @@ function checkBuckets(value: readonly number[] | undefined, fallback: readonly n
   }
   return [...value]
 }
+
+function flag(value: boolean | undefined, name: string): boolean {
+  if (value !== undefined && typeof value !== 'boolean') throw new TypeError(`${name} must be a boolean; got ${String(value)}`)
+  return value ?? false
+}
+
+/** The failures an outsider could tell apart by probing, and the one code they fold into by default. */
+const INVALID_KEY_CODES: ReadonlySet<string> = new Set(['KEYROT_MALFORMED_TOKEN', 'KEYROT_KEY_NOT_FOUND', 'KEYROT_INVALID_SECRET'])
 
 function resolveMetricsOptions(options: MetricsOptions): ResolvedMetricsOptions {
   if (options === null || typeof options !== 'object') throw new TypeError('createMetrics options must be an object')
@@ -106,6 +126,7 @@ function resolveMetricsOptions(options: MetricsOptions): ResolvedMetricsOptions 
     maxTenants,
     durationBuckets: checkBuckets(options.durationBuckets, DEFAULT_DURATION_BUCKETS, 'durationBuckets'),
     lagBuckets: checkBuckets(options.lagBuckets, DEFAULT_LAG_BUCKETS, 'lagBuckets'),
+    splitInvalidKey: flag(options.splitInvalidKey, 'splitInvalidKey'),
   }
 }
 
@@ -141,12 +162,16 @@ export function createMetrics(options: MetricsOptions): KeyrotMetrics {
 
   const verifications = new Counter({
     name: name('verifications_total'),
-    help: 'Verification attempts by result: ok, or the KEYROT_* error code.',
+    help: 'Verification attempts by result: ok, or the KEYROT_* error code (KEYROT_INVALID_KEY for a malformed token, an unknown key id or a wrong secret, unless split).',
     labelNames: ['result'] as const,
     registers,
   })
   verifications.inc({ result: 'ok' }, 0)
-  for (const code of Object.keys(ERROR_CODES)) if (!ADMIN_ONLY_CODES.has(code)) verifications.inc({ result: code }, 0)
+  for (const code of Object.keys(ERROR_CODES)) {
+    if (ADMIN_ONLY_CODES.has(code) || (!config.splitInvalidKey && INVALID_KEY_CODES.has(code))) continue
+    verifications.inc({ result: code }, 0)
+  }
+  const folds = (code: string): boolean => !config.splitInvalidKey && INVALID_KEY_CODES.has(code)
 
   const duration = new Histogram({
     name: name('verification_duration_seconds'),
@@ -212,7 +237,8 @@ export function createMetrics(options: MetricsOptions): KeyrotMetrics {
     collect() {
       const stats = keyring.cacheStats()
       this.set({ kind: 'proofs' }, stats.proofs)
-      this.set({ kind: 'states' }, stats.states)
+      // A probe of an existing id caches its state, of an unknown id nothing: private metrics only.
+      if (config.splitInvalidKey) this.set({ kind: 'states' }, stats.states)
     },
   })
   new Gauge({
@@ -283,6 +309,8 @@ export function createMetrics(options: MetricsOptions): KeyrotMetrics {
     if (event.state === 'grace') graceVerifications.inc()
   })
   on('verification.failed', (event) => {
+    // An unknown id answers without an Argon2 run: its duration would tell it from a wrong secret.
+    if (folds(event.code)) return void verifications.inc({ result: 'KEYROT_INVALID_KEY' })
     verifications.inc({ result: event.code })
     if (event.durationMs !== undefined) duration.observe({ result: 'error', cache: 'none' }, event.durationMs / 1000)
   })

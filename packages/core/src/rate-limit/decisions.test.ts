@@ -11,19 +11,21 @@ const T0 = 1_000_000
 
 /** Runs admissions against one IP's and one key's state, as a limiter would. */
 function subject(limits: FailureLimits = LIMITS) {
-  const state: { ip: IpState | undefined; key: WindowCount | undefined } = { ip: undefined, key: undefined }
+  const state: { ip: IpState | undefined; network: WindowCount | undefined; key: WindowCount | undefined } = { ip: undefined, network: undefined, key: undefined }
   return {
     state,
     admit(now: number, attempt: Partial<Attempt> = {}) {
-      const full: Attempt = { ip: '127.0.0.1', keyId: 'key', chargeIp: true, chargeKey: true, ...attempt }
+      const full: Attempt = { ip: '127.0.0.1', network: 'net', keyId: 'key', chargeIp: true, chargeKey: true, ...attempt }
       const decided = decideAdmission(state, full, limits, now)
       state.ip = decided.ip ?? state.ip
+      state.network = decided.network
       state.key = decided.key
       return decided.admission
     },
     release(chargedAt: number, now: number) {
-      const released = decideRelease(state, { ip: '127.0.0.1', keyId: 'key', chargedAt }, limits, now)
+      const released = decideRelease(state, { ip: '127.0.0.1', network: 'net', keyId: 'key', chargedAt }, limits, now)
       state.ip = released.ip
+      state.network = released.network
       state.key = released.key
     },
   }
@@ -91,6 +93,23 @@ describe('failures per key id', () => {
     // A proven token is checked with no key id at all: the key's failures do not concern it.
     expect(s.admit(T0 + 100, { keyId: undefined, chargeIp: false, chargeKey: false }).allowed).toBe(true)
     expect(s.admit(T0 + 60_000).allowed).toBe(true)
+  })
+})
+
+describe('failures per network', () => {
+  it('refuses a network after its budget of failures from all its addresses, before the key id is checked', () => {
+    const s = subject({ ...LIMITS, failuresPerIp: null, ipBlock: null, failuresPerNetwork: { limit: 3, windowMs: 60_000 } })
+    for (let i = 0; i < 3; i++) expect(s.admit(T0 + i, { ip: `2001:db8:1:${i}::/64` }).allowed).toBe(true)
+    expect(s.admit(T0 + 10, { ip: '2001:db8:1:99::/64' })).toEqual({ allowed: false, policy: 'network-failures', limit: 3, windowMs: 60_000, retryAfterMs: 59_990 })
+    s.release(T0 + 1, T0 + 20)
+    expect(s.admit(T0 + 20, { ip: '2001:db8:1:99::/64' }).allowed).toBe(true)
+    expect(s.admit(T0 + 60_000, { ip: '2001:db8:1:99::/64' }).allowed).toBe(true)
+  })
+
+  it('is off when the limits name no network budget (a limiter called as before)', () => {
+    const s = subject({ ...LIMITS, failuresPerIp: null, ipBlock: null, failuresPerKey: null })
+    for (let i = 0; i < 50; i++) expect(s.admit(T0 + i).allowed).toBe(true)
+    expect(s.state.network).toBeUndefined()
   })
 })
 

@@ -45,19 +45,24 @@ export function current(ip: IpState | undefined, now: number): IpState {
   return ip
 }
 
+/** The counters one attempt touches: its IP's, its wider network's, its key id's. */
+export interface AttemptState {
+  ip: IpState | undefined
+  network: WindowCount | undefined
+  key: WindowCount | undefined
+}
+
 /**
  * Admission of one attempt. Refusals are checked in order: IP block, IP
- * failures, key failures. Refused attempts are not charged (a locked-out
- * client hammering us costs a counter read, and does not extend its lockout).
+ * failures, network failures, key failures. Refused attempts are not charged
+ * (a locked-out client hammering us costs a counter read, and does not
+ * extend its lockout).
  */
-export function decideAdmission(
-  state: { ip: IpState | undefined; key: WindowCount | undefined },
-  attempt: Attempt,
-  limits: FailureLimits,
-  now: number,
-): { admission: Admission; ip: IpState | undefined; key: WindowCount | undefined } {
+export function decideAdmission(state: AttemptState, attempt: Attempt, limits: FailureLimits, now: number): { admission: Admission } & AttemptState {
   const { failuresPerIp, ipBlock, failuresPerKey } = limits
+  const failuresPerNetwork = attempt.network === undefined ? null : (limits.failuresPerNetwork ?? null)
   let ip = attempt.ip === undefined ? undefined : current(state.ip, now)
+  let network = state.network
   let key = state.key
   if (ip !== undefined) {
     if (ip.blockedUntil > now) {
@@ -70,17 +75,22 @@ export function decideAdmission(
           retryAfterMs: ip.blockedUntil - now,
         },
         ip,
+        network,
         key,
       }
     }
     if (failuresPerIp !== null && ip.failures !== undefined && countIn(ip.failures, failuresPerIp.windowMs, now) >= failuresPerIp.limit) {
       const retryAfterMs = ip.failures.start + failuresPerIp.windowMs - now
-      return { admission: { allowed: false, policy: 'ip-failures', ...failuresPerIp, retryAfterMs }, ip, key }
+      return { admission: { allowed: false, policy: 'ip-failures', ...failuresPerIp, retryAfterMs }, ip, network, key }
     }
+  }
+  if (failuresPerNetwork !== null && network !== undefined && countIn(network, failuresPerNetwork.windowMs, now) >= failuresPerNetwork.limit) {
+    const retryAfterMs = network.start + failuresPerNetwork.windowMs - now
+    return { admission: { allowed: false, policy: 'network-failures', ...failuresPerNetwork, retryAfterMs }, ip, network, key }
   }
   if (attempt.keyId !== undefined && failuresPerKey !== null && key !== undefined && countIn(key, failuresPerKey.windowMs, now) >= failuresPerKey.limit) {
     const retryAfterMs = key.start + failuresPerKey.windowMs - now
-    return { admission: { allowed: false, policy: 'key-failures', ...failuresPerKey, retryAfterMs }, ip, key }
+    return { admission: { allowed: false, policy: 'key-failures', ...failuresPerKey, retryAfterMs }, ip, network, key }
   }
   if (ip !== undefined && attempt.chargeIp) {
     ip = { ...ip }
@@ -90,21 +100,18 @@ export function decideAdmission(
       if (ip.recent.count >= ipBlock.threshold) ip.blockedUntil = now + ipBlock.durationMs
     }
   }
+  if (failuresPerNetwork !== null && attempt.chargeIp) network = charged(network, failuresPerNetwork.windowMs, now)
   if (attempt.keyId !== undefined && attempt.chargeKey && failuresPerKey !== null) key = charged(key, failuresPerKey.windowMs, now)
-  return { admission: { allowed: true }, ip, key }
+  return { admission: { allowed: true }, ip, network, key }
 }
 
 /**
  * Refunds a charge. An IP block that its failures no longer justify (the
  * refunded attempt was the one that reached the threshold) is lifted.
  */
-export function decideRelease(
-  state: { ip: IpState | undefined; key: WindowCount | undefined },
-  charge: Charge,
-  limits: FailureLimits,
-  now: number,
-): { ip: IpState | undefined; key: WindowCount | undefined } {
+export function decideRelease(state: AttemptState, charge: Charge, limits: FailureLimits, now: number): AttemptState {
   let ip = state.ip
+  let network = state.network
   let key = state.key
   if (charge.ip !== undefined && ip !== undefined) {
     ip = { ...ip }
@@ -114,8 +121,10 @@ export function decideRelease(
       if (ip.blockedUntil > now && countIn(ip.recent, limits.ipBlock.windowMs, now) < limits.ipBlock.threshold) ip.blockedUntil = 0
     }
   }
+  const failuresPerNetwork = limits.failuresPerNetwork ?? null
+  if (charge.network !== undefined && failuresPerNetwork !== null) network = refunded(network, failuresPerNetwork.windowMs, charge.chargedAt)
   if (charge.keyId !== undefined && limits.failuresPerKey !== null) key = refunded(key, limits.failuresPerKey.windowMs, charge.chargedAt)
-  return { ip, key }
+  return { ip, network, key }
 }
 
 /** Slack for floating-point emission intervals (e.g. 60000 / 7 ms). */

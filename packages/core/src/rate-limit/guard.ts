@@ -1,17 +1,20 @@
-import { createHash } from 'node:crypto'
 import { createTokenDigester } from '../cache/token-digest.js'
 import type { Clock } from '../clock.js'
 import { RateLimitedError, StoreUnavailableError } from '../errors.js'
 import { errorFields, type Logger } from '../logger.js'
 import type { RateLimitInfo } from './headers.js'
-import type { Admission, Attempt, Charge, MaybePromise, Quota, QuotaDecision, RateLimitPolicy } from './limiter.js'
+import type { Admission, Attempt, Charge, MaybePromise, Quota, QuotaDecision, RateLimitPolicy, WindowLimit } from './limiter.js'
+import { clientCounters } from './client-network.js'
 import { NegativeCache, type KnownBadToken } from './negative-cache.js'
 import type { ResolvedRateLimitOptions } from './options.js'
+import { ProofPacer } from './proof-pacer.js'
 
 /** An admitted attempt whose charge awaits the verdict. */
 export interface Ticket {
   charge: Charge
   digest: string | undefined
+  /** Set when the attempt holds a paced proof of its key id. */
+  paced?: { keyId: string; network: string | undefined }
 }
 
 export type Gate =
@@ -26,13 +29,8 @@ export type Gate =
 
 export type QuotaOutcome = { ok: true; rateLimit: RateLimitInfo | undefined } | { ok: false; error: RateLimitedError }
 
-/** Longest client IP used as is in a counter's name (an IPv6 address with a zone id fits). */
-const MAX_IP_LENGTH = 64
-
-/** A client IP as a bounded counter name: a `clientIp()` option may return anything. */
-function counterName(ip: string): string {
-  return ip.length <= MAX_IP_LENGTH ? ip : `sha256:${createHash('sha256').update(ip).digest('base64url')}`
-}
+/** An attempt riding on another with the same token: nothing checked, nothing charged. */
+const RIDE: Gate = Object.freeze({ ok: true, ticket: null, known: undefined })
 
 export function isPromise<T>(value: MaybePromise<T>): value is Promise<T> {
   return typeof (value as { then?: unknown } | null | undefined)?.then === 'function'
@@ -56,16 +54,27 @@ export interface RateLimitStats {
  * flight, concurrent attempts with the same token ride on it (they share its
  * store read and Argon2 run, so they add no work) and are neither checked nor
  * charged: a client's burst of parallel requests with a fresh, valid token
- * is not mistaken for guessing. Without a verification cache there is no
- * such sharing, and every attempt is checked and charged.
+ * is not mistaken for guessing. A token counts as in flight from the moment
+ * its first attempt asks the limiter (not when the limiter answers), so this
+ * holds with a limiter that answers asynchronously too: the others wait for
+ * that first admission and ride on it, or, if it was refused, ask for their
+ * own. Without a verification cache there is no such sharing, and every
+ * attempt is checked and charged.
+ *
+ * Proofs of unproven tokens are paced per key id ({@link ProofPacer}), so a
+ * flood on one key id neither costs more than `proofsPerKey` Argon2 runs on
+ * this replica nor locks the key's legitimate client out when the shared
+ * `failuresPerKey` budget is spent.
  */
 export class AttemptGuard {
   readonly #config: ResolvedRateLimitOptions
   readonly #clock: Clock
   readonly #logger: Logger
   readonly #negative: NegativeCache | null
-  readonly #inFlight = new Set<string>()
-  readonly #refused: Record<RateLimitPolicy, number> = { 'ip-block': 0, 'ip-failures': 0, 'key-failures': 0, 'per-key': 0 }
+  /** Tokens (by digest) with an attempt in flight: `true` once admitted, the pending admission before. */
+  readonly #inFlight = new Map<string, true | Promise<Gate>>()
+  readonly #pacer: ProofPacer | null
+  readonly #refused: Record<RateLimitPolicy, number> = { 'ip-block': 0, 'ip-failures': 0, 'network-failures': 0, 'key-failures': 0, 'per-key': 0 }
   #digest: ((token: string) => string) | undefined
 
   readonly #sharesInFlight: boolean
@@ -78,6 +87,7 @@ export class AttemptGuard {
     this.#logger = logger
     this.#negative =
       config.negativeCacheTtlMs === 0 ? null : new NegativeCache({ ttlMs: config.negativeCacheTtlMs, maxEntries: config.negativeCacheMaxEntries, clock })
+    this.#pacer = sharesInFlight && config.proofsPerKey ? new ProofPacer(config.proofsPerKey, config.failures.failuresPerKey?.windowMs ?? 60_000) : null
   }
 
   /** A salted digest of a token, for keyrings without a verification cache (which has its own). */
@@ -96,54 +106,119 @@ export class AttemptGuard {
    * @param input.proven the token was proven by Argon2 in this process: only the IP limits apply, nothing is charged.
    */
   admit(input: { ip: string | undefined; keyId: string | undefined; digest: string | undefined; proven: boolean }, now: number): MaybePromise<Gate> {
-    const { failures } = this.#config
-    const ip = input.ip !== undefined && input.ip !== '' && (failures.failuresPerIp !== null || failures.ipBlock !== null) ? counterName(input.ip) : undefined
-    if (this.#sharesInFlight && input.digest !== undefined && this.#inFlight.has(input.digest)) return { ok: true, ticket: null, known: undefined }
+    const leader = this.#sharesInFlight && input.digest !== undefined ? this.#inFlight.get(input.digest) : undefined
+    if (leader === true) return RIDE
+    // The first attempt with this token is still being admitted: ride on it, or ask for ourselves if it was refused.
+    if (leader !== undefined) return leader.then((gate) => (gate.ok ? RIDE : this.admit(input, now)))
+    const { failures, prefixes } = this.#config
+    const counters = input.ip !== undefined && input.ip !== '' ? clientCounters(input.ip, prefixes.ip, prefixes.network) : undefined
+    const ipLimited = failures.failuresPerIp !== null || failures.ipBlock !== null || prefixes.network !== null
+    const ip = ipLimited ? counters?.ip : undefined
     const known = input.digest === undefined || input.proven ? undefined : this.#negative?.get(input.digest)
     const keyId = input.proven || failures.failuresPerKey === null ? undefined : input.keyId
     const attempt: Attempt = {
       ip,
       keyId,
+      network: ip === undefined ? undefined : counters?.network,
       chargeIp: ip !== undefined && !input.proven,
       // A known-bad token reaches neither the store nor Argon2: it spends nothing of the key's budget.
       chargeKey: keyId !== undefined && known === undefined,
     }
-    if (attempt.ip === undefined && attempt.keyId === undefined) return { ok: true, ticket: null, known }
-    const gate = (admission: Admission): Gate => this.#gate(admission, attempt, input, known, now)
+    // An unproven token heading for a store read and an Argon2 run needs one of its key id's paced proofs: refused here, a flood costs no limiter call.
+    let paced: Ticket['paced']
+    if (this.#pacer && input.keyId !== undefined && input.digest !== undefined && !input.proven && known === undefined) {
+      paced = { keyId: input.keyId, network: counters?.network ?? counters?.ip }
+      const pace = this.#pacer.check(paced.keyId, paced.network, now)
+      if (!pace.ok) return this.#paceRefusal(pace.retryAfterMs, input)
+    }
+    if (attempt.ip === undefined && attempt.keyId === undefined) {
+      if (!paced || input.digest === undefined) return { ok: true, ticket: null, known }
+      return this.#gate(attempt, input, known, paced, now)
+    }
+    const gate = this.#ask(attempt, input, known, paced, now)
+    if (!isPromise(gate) || input.digest === undefined || !this.#sharesInFlight) return gate
+    const digest = input.digest
+    const pending = gate.then(
+      (decided) => {
+        if (this.#inFlight.get(digest) === pending && !(decided.ok && decided.ticket?.digest === digest)) this.#inFlight.delete(digest)
+        return decided
+      },
+      (error: unknown) => {
+        if (this.#inFlight.get(digest) === pending) this.#inFlight.delete(digest)
+        throw error
+      },
+    )
+    this.#inFlight.set(digest, pending)
+    return pending
+  }
+
+  /** Asks the limiter; when only the key id's failure budget refuses, a paced proof still goes ahead (charged to the IP). */
+  #ask(attempt: Attempt, input: { keyId: string | undefined; digest: string | undefined }, known: KnownBadToken | undefined, paced: Ticket['paced'], now: number): MaybePromise<Gate> {
+    const decide = (admission: Admission): MaybePromise<Gate> => {
+      if (admission.allowed) return this.#gate(attempt, input, known, paced, now)
+      if (paced && admission.policy === 'key-failures') {
+        const pacer = this.#pacer as ProofPacer
+        pacer.pressure(paced.keyId, now)
+        if (attempt.ip === undefined) return this.#gate({ ...attempt, keyId: undefined, chargeKey: false }, input, known, paced, now)
+        return this.#ask({ ...attempt, keyId: undefined, chargeKey: false }, input, known, paced, now)
+      }
+      return this.#refusal(admission, input)
+    }
     const unavailable = (error: unknown): never => {
       throw new StoreUnavailableError('The rate limiter is unavailable.', { cause: error, ...(input.keyId ? { keyId: input.keyId } : {}) })
     }
     let admission: MaybePromise<Admission>
     try {
-      admission = this.#config.limiter.admit(attempt, failures, now)
+      admission = this.#config.limiter.admit(attempt, this.#config.failures, now)
     } catch (error) {
       return unavailable(error)
     }
-    return isPromise(admission) ? admission.then(gate, unavailable) : gate(admission)
+    return isPromise(admission) ? admission.then(decide, unavailable) : decide(admission)
   }
 
-  #gate(admission: Admission, attempt: Attempt, input: { keyId: string | undefined; digest: string | undefined }, known: KnownBadToken | undefined, now: number): Gate {
-    if (!admission.allowed) {
-      this.#refused[admission.policy]++
-      const scope = admission.policy === 'key-failures' ? 'key' : 'ip'
-      const error = new RateLimitedError(admission.policy === 'ip-block' ? 'KEYROT_IP_BLOCKED' : 'KEYROT_RATE_LIMITED', {
-        policy: admission.policy,
-        scope,
-        limit: admission.limit,
-        windowMs: admission.windowMs,
-        remaining: 0,
-        retryAfterMs: admission.retryAfterMs,
-        resetMs: admission.retryAfterMs,
-        ...(scope === 'key' && input.keyId ? { keyId: input.keyId } : {}),
-      })
-      return { ok: false, error }
+  #refusal(admission: Admission & { allowed: false }, input: { keyId: string | undefined }): Gate {
+    this.#refused[admission.policy]++
+    const scope = admission.policy === 'key-failures' ? 'key' : 'ip'
+    const error = new RateLimitedError(admission.policy === 'ip-block' ? 'KEYROT_IP_BLOCKED' : 'KEYROT_RATE_LIMITED', {
+      policy: admission.policy,
+      scope,
+      limit: admission.limit,
+      windowMs: admission.windowMs,
+      remaining: 0,
+      retryAfterMs: admission.retryAfterMs,
+      resetMs: admission.retryAfterMs,
+      ...(scope === 'key' && input.keyId ? { keyId: input.keyId } : {}),
+    })
+    return { ok: false, error }
+  }
+
+  #paceRefusal(retryAfterMs: number, input: { keyId: string | undefined }): Gate {
+    return this.#refusal({ allowed: false, policy: 'key-failures', ...(this.#config.proofsPerKey as WindowLimit), retryAfterMs }, input)
+  }
+
+  #gate(attempt: Attempt, input: { keyId: string | undefined; digest: string | undefined }, known: KnownBadToken | undefined, paced: Ticket['paced'], now: number): Gate {
+    // Another attempt took the last proof while the limiter was asked: refund this one's charges, refuse it.
+    if (paced && !(this.#pacer as ProofPacer).reserve(paced.keyId, now)) {
+      const refund = { ip: attempt.chargeIp ? attempt.ip : undefined, keyId: attempt.chargeKey ? attempt.keyId : undefined, network: attempt.chargeIp ? attempt.network : undefined, chargedAt: now }
+      void this.settle({ charge: refund, digest: undefined }, false)
+      return this.#paceRefusal(this.#config.proofsPerKey?.windowMs ?? 1000, input)
     }
     // Nothing charged, or a charge that stands at once (a malformed or known-bad token: no verdict to wait for).
-    if ((!attempt.chargeIp && !attempt.chargeKey) || known !== undefined || input.digest === undefined) return { ok: true, ticket: null, known }
-    const charge: Charge = { ip: attempt.chargeIp ? attempt.ip : undefined, keyId: attempt.chargeKey ? attempt.keyId : undefined, chargedAt: now }
+    if ((!attempt.chargeIp && !attempt.chargeKey && !paced) || known !== undefined || input.digest === undefined) return { ok: true, ticket: null, known }
+    const charge: Charge = {
+      ip: attempt.chargeIp ? attempt.ip : undefined,
+      keyId: attempt.chargeKey ? attempt.keyId : undefined,
+      ...(attempt.chargeIp && attempt.network !== undefined ? { network: attempt.network } : {}),
+      chargedAt: now,
+    }
     if (!this.#sharesInFlight) return { ok: true, ticket: { charge, digest: undefined }, known }
-    this.#inFlight.add(input.digest)
-    return { ok: true, ticket: { charge, digest: input.digest }, known }
+    return { ok: true, ticket: this.#hold({ charge, digest: input.digest, ...(paced ? { paced } : {}) }), known }
+  }
+
+  /** Marks the ticket's token as admitted and in flight until {@link settle}. */
+  #hold(ticket: Ticket): Ticket {
+    if (ticket.digest !== undefined) this.#inFlight.set(ticket.digest, true)
+    return ticket
   }
 
   /** Remembers a token that failed (unknown key id, wrong secret). */
@@ -159,7 +234,9 @@ export class AttemptGuard {
    */
   settle(ticket: Ticket, failed: boolean): MaybePromise<void> {
     if (ticket.digest !== undefined) this.#inFlight.delete(ticket.digest)
+    if (ticket.paced) this.#pacer?.done(ticket.paced.keyId, ticket.paced.network, failed, this.#clock.now())
     if (failed) return
+    if (ticket.charge.ip === undefined && ticket.charge.keyId === undefined) return
     const warn = (error: unknown): void => {
       this.#logger.warn({ event: 'ratelimit.release_failed', ...errorFields(error) }, 'keyrot could not refund a rate-limit charge')
     }

@@ -6,12 +6,14 @@
  *   blocked for `ipBlock.duration`.
  * - `ip-failures`: the client IP failed `failuresPerIp.limit` times in the
  *   current window; refused until the window ends.
+ * - `network-failures`: the client's wider network (IPv6 /48, IPv4 /24 by
+ *   default) failed `failuresPerNetwork.limit` times in the current window.
  * - `key-failures`: `failuresPerKey.limit` attempts with unproven tokens for
  *   one key id failed in the current window; tokens not yet proven in this
  *   process are refused until the window ends (proven ones still pass).
  * - `per-key`: the key used up its request quota.
  */
-export type RateLimitPolicy = 'ip-block' | 'ip-failures' | 'key-failures' | 'per-key'
+export type RateLimitPolicy = 'ip-block' | 'ip-failures' | 'network-failures' | 'key-failures' | 'per-key'
 
 /** A value, or a promise of it. */
 export type MaybePromise<T> = T | Promise<T>
@@ -39,6 +41,8 @@ export interface FailureLimits {
   failuresPerIp: WindowLimit | null
   ipBlock: IpBlockLimit | null
   failuresPerKey: WindowLimit | null
+  /** Failures per wider network (all its addresses together). Omitted or `null`: off. */
+  failuresPerNetwork?: WindowLimit | null
 }
 
 /** A request quota: `limit` requests per `windowMs`. */
@@ -56,6 +60,8 @@ export interface Attempt {
   ip: string | undefined
   /** Key id: checks `key-failures`. `undefined` for a malformed or already proven token. */
   keyId: string | undefined
+  /** The client's wider network: checks `network-failures`, charged with `chargeIp`. Omitted: none. */
+  network?: string | undefined
   chargeIp: boolean
   chargeKey: boolean
 }
@@ -95,6 +101,7 @@ export type QuotaDecision =
 export interface Charge {
   ip: string | undefined
   keyId: string | undefined
+  network?: string | undefined
   /** When the charge was made (the `now` given to `admit`). */
   chargedAt: number
 }

@@ -4,7 +4,7 @@ import type { Admission, Attempt, Charge, FailureLimits, Quota, QuotaDecision, R
 
 export interface MemoryRateLimiterOptions {
   /**
-   * Most client IPs tracked (failures and blocks). Default 100,000. The
+   * Most client IPs tracked (failures and blocks), and most wider networks (each). Default 100,000. The
    * least recently seen IP is forgotten first, so memory stays bounded
    * whatever the number of attacking addresses.
    */
@@ -32,6 +32,7 @@ function positiveInteger(value: number | undefined, fallback: number, name: stri
  */
 export class MemoryRateLimiter implements RateLimiter {
   readonly #ips: LRUCache<string, IpState>
+  readonly #networks: LRUCache<string, WindowCount>
   readonly #keyFailures: LRUCache<string, WindowCount>
   readonly #quotas: LRUCache<string, number>
 
@@ -40,14 +41,16 @@ export class MemoryRateLimiter implements RateLimiter {
     const maxIps = positiveInteger(options.maxIps, 100_000, 'maxIps')
     const maxKeys = positiveInteger(options.maxKeys, 100_000, 'maxKeys')
     this.#ips = new LRUCache({ max: maxIps })
+    this.#networks = new LRUCache({ max: maxIps })
     this.#keyFailures = new LRUCache({ max: maxKeys })
     this.#quotas = new LRUCache({ max: maxKeys })
   }
 
   admit(attempt: Attempt, limits: FailureLimits, now: number): Admission {
-    const { admission, ip, key } = decideAdmission(
+    const { admission, ip, network, key } = decideAdmission(
       {
         ip: attempt.ip === undefined ? undefined : this.#ips.get(attempt.ip),
+        network: attempt.network === undefined ? undefined : this.#networks.get(attempt.network),
         key: attempt.keyId === undefined ? undefined : this.#keyFailures.get(attempt.keyId),
       },
       attempt,
@@ -55,14 +58,16 @@ export class MemoryRateLimiter implements RateLimiter {
       now,
     )
     if (attempt.ip !== undefined && ip !== undefined) this.#ips.set(attempt.ip, ip)
+    if (attempt.network !== undefined && network !== undefined) this.#networks.set(attempt.network, network)
     if (attempt.keyId !== undefined && key !== undefined) this.#keyFailures.set(attempt.keyId, key)
     return admission
   }
 
   release(charge: Charge, limits: FailureLimits, now: number): void {
-    const { ip, key } = decideRelease(
+    const { ip, network, key } = decideRelease(
       {
         ip: charge.ip === undefined ? undefined : this.#ips.get(charge.ip),
+        network: charge.network === undefined ? undefined : this.#networks.get(charge.network),
         key: charge.keyId === undefined ? undefined : this.#keyFailures.get(charge.keyId),
       },
       charge,
@@ -70,6 +75,7 @@ export class MemoryRateLimiter implements RateLimiter {
       now,
     )
     if (charge.ip !== undefined && ip !== undefined) this.#ips.set(charge.ip, ip)
+    if (charge.network !== undefined && network !== undefined) this.#networks.set(charge.network, network)
     if (charge.keyId !== undefined && key !== undefined) this.#keyFailures.set(charge.keyId, key)
   }
 
@@ -80,12 +86,13 @@ export class MemoryRateLimiter implements RateLimiter {
   }
 
   /** Entries held, for tests and metrics. */
-  get size(): { ips: number; keyFailures: number; quotas: number } {
-    return { ips: this.#ips.size, keyFailures: this.#keyFailures.size, quotas: this.#quotas.size }
+  get size(): { ips: number; networks: number; keyFailures: number; quotas: number } {
+    return { ips: this.#ips.size, networks: this.#networks.size, keyFailures: this.#keyFailures.size, quotas: this.#quotas.size }
   }
 
   async close(): Promise<void> {
     this.#ips.clear()
+    this.#networks.clear()
     this.#keyFailures.clear()
     this.#quotas.clear()
   }

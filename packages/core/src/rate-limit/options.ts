@@ -1,5 +1,6 @@
 import { parseDuration, type Duration } from '../duration.js'
 import type { FailureLimits, IpBlockLimit, Quota, RateLimiter, WindowLimit } from './limiter.js'
+import type { PrefixLengths } from './client-network.js'
 import { MemoryRateLimiter } from './memory-limiter.js'
 
 /** `limit` per `window`. */
@@ -49,6 +50,36 @@ export interface RateLimitOptions {
    * `false`: only keys with their own limit are limited.
    */
   perKey?: WindowLimitOptions | false
+  /**
+   * How client IPs are grouped for `failuresPerIp` and `ipBlock`: IPv6 per
+   * `/ipv6` prefix, IPv4 per `/ipv4` prefix (bits). Default
+   * `{ ipv4: 32, ipv6: 64 }`: an IPv4 address, an IPv6 /64 (what one
+   * customer gets; counting exact IPv6 addresses would give an attacker
+   * 2^64 fresh starts). `ipv4: 24` counts a /24 as one client. An
+   * IPv4-mapped IPv6 address counts as IPv4.
+   */
+  ipPrefix?: { ipv4?: number; ipv6?: number }
+  /**
+   * Failures one wider network may make per window, from all its addresses
+   * together: IPv6 per `/ipv6` (default 48), IPv4 per `/ipv4` (default 24).
+   * Refused with 429 (`network-failures`) for the rest of the window.
+   * Default `{ limit: 100, window: '1m', ipv4: 24, ipv6: 48 }`. A prefix
+   * not wider than `ipPrefix`'s has no budget of its own.
+   */
+  failuresPerNetwork?: (WindowLimitOptions & { ipv4?: number; ipv6?: number }) | false
+  /**
+   * Argon2 proofs of tokens not yet proven in this process, per key id, in
+   * this process: more wait (429, `key-failures`) for the next one. A key
+   * id has one right token, proven once and then cached, so this costs a
+   * legitimate client nothing, and it bounds the hashing a flood on one key
+   * id can cause on a replica. It also keeps the key usable under a flood:
+   * when `failuresPerKey` is spent, a token still gets proven at this rate,
+   * and a network whose proof failed while the key was under attack is
+   * not given another until `failuresPerKey.window` has passed. Default
+   * `{ limit: 1, window: '1s' }`. Needs the verification cache (without it
+   * every verify hashes, and this is off).
+   */
+  proofsPerKey?: WindowLimitOptions | false
   /** How long a token that just failed is refused without a store read or hashing. ms or `'10s'`. Default `'10s'`; `0` turns it off. */
   negativeCacheTtl?: Duration
   /** Most failed tokens remembered. Default 10,000. */
@@ -58,6 +89,10 @@ export interface RateLimitOptions {
 export interface ResolvedRateLimitOptions {
   limiter: RateLimiter
   failures: FailureLimits
+  /** Prefix lengths of the IP counters, and of the network counters (`null`: no network budget). */
+  prefixes: { ip: PrefixLengths; network: PrefixLengths | null }
+  /** `null`: proofs are not paced. */
+  proofsPerKey: WindowLimit | null
   perKey: Quota | null
   /** `0`: no negative cache. */
   negativeCacheTtlMs: number
@@ -101,6 +136,26 @@ function ipBlock(value: RateLimitOptions['ipBlock']): IpBlockLimit | null {
   }
 }
 
+function prefixLength(value: unknown, fallback: number, max: number, name: string): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > max) throw new TypeError(`${name} must be an integer from 1 to ${max}; got ${String(value)}`)
+  return value
+}
+
+function prefixes(ipPrefix: RateLimitOptions['ipPrefix'], network: RateLimitOptions['failuresPerNetwork']): ResolvedRateLimitOptions['prefixes'] {
+  if (ipPrefix !== undefined && !isObject(ipPrefix)) throw new TypeError('rateLimit.ipPrefix must be { ipv4?, ipv6? }')
+  if (network !== undefined && network !== false && !isObject(network)) throw new TypeError('rateLimit.failuresPerNetwork must be { limit?, window?, ipv4?, ipv6? } or false')
+  const given = ipPrefix ?? {}
+  const wide = network === false ? null : (network ?? {})
+  return {
+    ip: { ipv4: prefixLength(given.ipv4, 32, 32, 'rateLimit.ipPrefix.ipv4'), ipv6: prefixLength(given.ipv6, 64, 128, 'rateLimit.ipPrefix.ipv6') },
+    network:
+      wide === null
+        ? null
+        : { ipv4: prefixLength(wide.ipv4, 24, 32, 'rateLimit.failuresPerNetwork.ipv4'), ipv6: prefixLength(wide.ipv6, 48, 128, 'rateLimit.failuresPerNetwork.ipv6') },
+  }
+}
+
 /**
  * Resolves `rateLimit` once; `false` turns abuse protection off (`null`).
  * Never mutates the caller's object.
@@ -121,7 +176,10 @@ export function resolveRateLimitOptions(options: RateLimitOptions | false | unde
       failuresPerIp: windowLimit(given.failuresPerIp, { limit: 5, window: '1m' }, 'failuresPerIp'),
       ipBlock: ipBlock(given.ipBlock),
       failuresPerKey: windowLimit(given.failuresPerKey, { limit: 20, window: '1m' }, 'failuresPerKey'),
+      failuresPerNetwork: windowLimit(given.failuresPerNetwork, { limit: 100, window: '1m' }, 'failuresPerNetwork'),
     },
+    prefixes: prefixes(given.ipPrefix, given.failuresPerNetwork),
+    proofsPerKey: windowLimit(given.proofsPerKey, { limit: 1, window: '1s' }, 'proofsPerKey'),
     perKey: windowLimit(given.perKey, { limit: 100, window: '1m' }, 'perKey'),
     negativeCacheTtlMs: parseDuration(given.negativeCacheTtl ?? '10s', 'rateLimit.negativeCacheTtl'),
     negativeCacheMaxEntries: count(given.negativeCacheMaxEntries, 10_000, 'rateLimit.negativeCacheMaxEntries'),

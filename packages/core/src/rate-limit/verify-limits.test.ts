@@ -31,11 +31,17 @@ class CountingHasher extends FastTestHasher {
   }
 }
 
-function setup(options: Omit<KeyringOptions, 'store' | 'hasher' | 'clock'> = {}) {
+/**
+ * A keyring whose proofs are not paced unless `paced`: these tests send many
+ * wrong secrets for one key id at one instant to reach the other limits,
+ * which pacing would refuse first (pacing has its own tests below).
+ */
+function setup(options: Omit<KeyringOptions, 'store' | 'hasher' | 'clock'> = {}, paced = false) {
   const clock = new ManualClock()
   const store = new CountingStore()
   const hasher = new CountingHasher()
-  const keyring = createKeyring({ store, hasher, clock, ...options })
+  const rateLimit = options.rateLimit === false || paced ? options.rateLimit : { proofsPerKey: false as const, ...options.rateLimit }
+  const keyring = createKeyring({ store, hasher, clock, ...options, rateLimit })
   const blocked: KeyringEvents['ratelimit.blocked'][] = []
   keyring.on('ratelimit.blocked', (event) => blocked.push(event))
   return { keyring, store, hasher, clock, blocked }
@@ -238,6 +244,77 @@ describe('failures per key id', () => {
   })
 })
 
+describe('paced proofs (proofsPerKey)', () => {
+  /** Wrong secrets for `keyId` from `count` IPv6 addresses of 2001:db8:1::/48, each in its own /64, all at once. */
+  function flood(keyring: ReturnType<typeof setup>['keyring'], keyId: string, count: number, offset: number) {
+    return Promise.all(
+      Array.from({ length: count }, (_, i) => keyring.verify(wrongSecretFor(keyId), { clientIp: `2001:db8:1:${(offset + i).toString(16)}::7` })),
+    )
+  }
+
+  it('keeps Argon2 runs for a flooded key id at one a second, and proves the legitimate token from another network within a second', async () => {
+    const { keyring, hasher, clock } = setup({}, true)
+    const { token, key } = await keyring.create({ tenantId: 'acme', name: 'ci' })
+    let refused = 0
+    let legitimateAt: number | undefined
+    const start = clock.now()
+    for (let second = 0; second < 10; second++) {
+      for (let tick = 0; tick < 4; tick++) {
+        const results = await flood(keyring, key.id, 250, second * 1000 + tick * 250)
+        refused += results.filter((result) => !result.ok && result.error.code === 'KEYROT_RATE_LIMITED').length
+        if (second >= 2 && legitimateAt === undefined && (await keyring.verify(token, { clientIp: '2001:db8:2::1' })).ok) legitimateAt = clock.now()
+        clock.advance(250)
+      }
+    }
+    const seconds = (clock.now() - start) / 1000
+    console.log(`[security] unit flood: 10000 wrong secrets in ${seconds}s, ${refused} refused, ${hasher.verifyCalls} Argon2 runs, legitimate token proven ${(legitimateAt ?? Number.NaN) - start - 2000}ms after it first tried`)
+    expect(hasher.verifyCalls).toBeLessThanOrEqual(seconds + 1)
+    expect(refused).toBeGreaterThan(9_900)
+    expect(legitimateAt).toBeDefined()
+    expect((legitimateAt as number) - start - 2000).toBeLessThanOrEqual(1000)
+  })
+
+  it('does not slow a calm key id: a wrong secret and then the right one at the same instant', async () => {
+    const { keyring } = setup({}, true)
+    const { token, key } = await keyring.create({ tenantId: 'acme', name: 'ci' })
+    expect(codeOf(await keyring.verify(wrongSecretFor(key.id), { clientIp: IP }))).toBe('KEYROT_INVALID_SECRET')
+    expect(codeOf(await keyring.verify(token, { clientIp: IP }))).toBe('OK')
+  })
+
+  it('proves a not-yet-proven valid token while its key is locked by failures from other networks', async () => {
+    const { keyring, clock } = setup({}, true)
+    const { token, key } = await keyring.create({ tenantId: 'acme', name: 'ci' })
+    for (let i = 0; i < 20; i++) {
+      await keyring.verify(wrongSecretFor(key.id), { clientIp: `127.0.${i}.1` })
+      clock.advance(1000)
+    }
+    // The budget is spent: a token still gets a paced proof, and a network whose proof fails now is barred.
+    expect(codeOf(await keyring.verify(wrongSecretFor(key.id), { clientIp: '127.0.99.1' }))).toBe('KEYROT_INVALID_SECRET')
+    clock.advance(1000)
+    expect(rateLimitOf(await keyring.verify(wrongSecretFor(key.id), { clientIp: '127.0.99.2' }))).toMatchObject({ policy: 'key-failures', retryAfterMs: 59_000 })
+    expect(codeOf(await keyring.verify(token, { clientIp: '127.0.100.1' }))).toBe('OK')
+  })
+
+  it('charges a burst of first uses of one token once, with a limiter that answers asynchronously', async () => {
+    const memory = new MemoryRateLimiter()
+    let admits = 0
+    const slow: RateLimiter = {
+      admit: async (attempt, limits, now) => {
+        admits++
+        await new Promise((resolve) => setTimeout(resolve, 5))
+        return memory.admit(attempt, limits, now)
+      },
+      release: async (charge, limits, now) => memory.release(charge, limits, now),
+      consume: async (keyId, quota, now) => memory.consume(keyId, quota, now),
+    }
+    const { keyring } = setup({ rateLimit: { limiter: slow, perKey: false } }, true)
+    const { token } = await keyring.create({ tenantId: 'acme', name: 'ci' })
+    const burst = await Promise.all(Array.from({ length: 200 }, (_, i) => keyring.verify(token, { clientIp: `127.0.5.${i % 250}` })))
+    expect(burst.map(codeOf)).toEqual(Array(200).fill('OK'))
+    expect(admits).toBe(1)
+  })
+})
+
 describe('per-key quota', () => {
   it('allows 100 requests a minute by default and refuses the 101st', async () => {
     const { keyring, clock, blocked } = setup()
@@ -339,7 +416,7 @@ describe('configuration', () => {
     const limiter = new MemoryRateLimiter({ maxIps: 10, maxKeys: 10 })
     const { keyring } = setup({ rateLimit: { limiter } })
     for (let i = 0; i < 100; i++) await keyring.verify(generateToken('sk_live', `D${String(i).padStart(15, '0')}`), { clientIp: `127.0.4.${i}` })
-    expect(limiter.size).toEqual({ ips: 10, keyFailures: 10, quotas: 0 })
+    expect(limiter.size).toEqual({ ips: 10, networks: 1, keyFailures: 10, quotas: 0 })
   })
 
   it.each([
