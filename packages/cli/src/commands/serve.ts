@@ -74,9 +74,10 @@ export function registerServe(program: Command, io: CliIo): void {
   command.addHelpText(
     'after',
     `
-The admin API (/v1/keys...) needs a key with the "admin" scope (its own tenant) or "admin:*" (every tenant).
+The admin API (/v1/keys...) needs a key with the "admin" scope: it manages the keys of its own tenant;
+with "admin:*" as well, every tenant.
 Create the first one with the CLI (the Redis password, if any, in REDIS_PASSWORD, not in the URL):
-  $ keyrot create --redis redis://127.0.0.1:6379 --tenant ops --name admin --scopes 'admin:*'
+  $ keyrot create --redis redis://127.0.0.1:6379 --tenant ops --name admin --scopes 'admin,admin:*'
 /metrics is served on --metrics-listen only (loopback by default): it is not for the public.
 With KEYROT_MASTER_KEYS set, the admin API also creates and rotates signing secrets.
 Logs are JSON lines on stdout. SIGTERM or SIGINT: stop accepting connections, finish in-flight

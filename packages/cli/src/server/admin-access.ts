@@ -1,11 +1,11 @@
-import { errorResponse, InsufficientScopeError, KeyNotFoundError, KeyrotError, type ApiKey, type Keyring } from '@keyrot/core'
+import { KeyNotFoundError, KeyrotError, type ApiKey, type Keyring } from '@keyrot/core'
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
 
 /**
  * What the calling admin key may manage. An admin key manages the keys of
  * its own tenant; the all-tenants scope (`admin:*` by default) manages every
  * tenant. Handlers read it from `res.locals.adminAccess`, set by
- * `requireAdminScope`.
+ * `recordAdminAccess`.
  */
 export interface AdminAccess {
   /** The admin key's tenant. */
@@ -22,27 +22,23 @@ export class TenantForbiddenError extends KeyrotError {
 }
 
 /**
- * After `apiKeyAuth` (without scopes): lets through a key with `adminScope`
- * or `adminScope + ':*'`, and records which tenants it may manage. Other keys
- * get the same 403 `insufficient_scope` answer the auth middleware gives.
+ * After `apiKeyAuth({ scopes: [adminScope] })`: records which tenants the
+ * admin key may manage. `adminScope` alone: its own tenant. With
+ * `adminScope + ':*'` as well: every tenant. The all-tenants scope widens an
+ * admin key's reach; it is not an admin grant by itself, so the scope check
+ * (and the rule that a refused key's use is not counted) stays in core.
  */
-export function requireAdminScope(adminScope: string): RequestHandler {
+export function recordAdminAccess(adminScope: string): RequestHandler {
   const allTenantsScope = `${adminScope}:*`
-  return function keyrotAdminScope(req: Request, res: Response, next: NextFunction): void {
+  return function keyrotAdminAccess(req: Request, res: Response, next: NextFunction): void {
     const key = req.apiKey as ApiKey
-    const allTenants = key.scopes.includes(allTenantsScope)
-    if (!allTenants && !key.scopes.includes(adminScope)) {
-      const answer = errorResponse(new InsufficientScopeError(key.id, [adminScope], [adminScope]), 'keyrot-admin')
-      res.status(answer.status).set(answer.headers).json(answer.body)
-      return
-    }
-    const access: AdminAccess = { tenantId: key.tenantId, allTenants }
+    const access: AdminAccess = { tenantId: key.tenantId, allTenants: key.scopes.includes(allTenantsScope) }
     res.locals['adminAccess'] = access
     next()
   }
 }
 
-/** The caller's access; routes behind `requireAdminScope` always have one. */
+/** The caller's access; routes behind `recordAdminAccess` always have one. */
 export function adminAccessOf(res: Response): AdminAccess {
   const access = res.locals['adminAccess'] as AdminAccess | undefined
   // A route wired without the admin middleware manages nothing.

@@ -3,7 +3,7 @@ import { apiKeyAuth } from '@keyrot/express'
 import express, { type ErrorRequestHandler, type Express, type NextFunction, type Request, type RequestHandler, type Response } from 'express'
 import { collectDefaultMetrics, Registry } from 'prom-client'
 import { createDashboard, type DashboardOptions } from '../dashboard/index.js'
-import { requireAdminScope } from './admin-access.js'
+import { recordAdminAccess } from './admin-access.js'
 import { adminRoutes } from './admin-routes.js'
 import { adminErrorResponse, BodyError, parseInput } from './errors.js'
 import { metricsRoute } from './metrics-app.js'
@@ -38,7 +38,8 @@ export interface ServerOptions {
   bodyLimit?: number | string
   /**
    * Scope a key needs for the admin API: it then manages the keys of its own
-   * tenant. The same scope with `:*` (`'admin:*'`) manages every tenant.
+   * tenant. A key that also holds the same scope with `:*` (`'admin:*'`)
+   * manages every tenant.
    * Default `'admin'`.
    */
   adminScope?: string
@@ -231,14 +232,14 @@ export function createServer(options: ServerOptions): Express {
   app.disable('x-powered-by')
   app.set('query parser', 'simple')
   app.set('trust proxy', options.trustProxy ?? false)
-  const adminAuth = apiKeyAuth({ keyring, realm: 'keyrot-admin' })
-  const adminScopeCheck = requireAdminScope(adminScope)
+  const adminAuth = apiKeyAuth({ keyring, scopes: [adminScope], realm: 'keyrot-admin' })
+  const adminAccess = recordAdminAccess(adminScope)
   const keyAuth = apiKeyAuth({ keyring, realm: 'api' })
   const json = jsonBody(bodyLimit)
 
   for (const route of routes) {
     const chain: RequestHandler[] = []
-    if (route.auth === 'admin') chain.push(adminAuth, adminScopeCheck)
+    if (route.auth === 'admin') chain.push(adminAuth, adminAccess)
     if (route.auth === 'key') chain.push(keyAuth)
     if (route.body) chain.push(json)
     chain.push(routeHandler(route, keyring, logger))

@@ -20,7 +20,7 @@ export class SigningNotConfiguredError extends KeyrotError {
  * keyring with an error that reads like a store outage.
  */
 export function assertSigningUsable(keyring: Keyring, key: Pick<ApiKey, 'prefix'>): void {
-  if (key.prefix === SIGNING_PREFIX && keyring.options.signing === undefined) throw new SigningNotConfiguredError()
+  if (key.prefix === SIGNING_PREFIX && keyring.options.signing === null) throw new SigningNotConfiguredError()
 }
 
 export const createSigningSecretBody = z
@@ -59,7 +59,7 @@ export function signingRoutes(errors: RouteSpec['responses']): RouteSpec[] {
       },
       async handler({ keyring, body, res }) {
         assertTenant(adminAccessOf(res), body.tenantId)
-        if (keyring.options.signing === undefined) throw new SigningNotConfiguredError()
+        if (keyring.options.signing === null) throw new SigningNotConfiguredError()
         const { expiresIn, ...input } = body
         const expiresAt = expiresIn === undefined ? input.expiresAt : keyring.clock.now() + parseDuration(expiresIn, 'expiresIn')
         const issued = await keyring.createSigningSecret({ ...input, ...(expiresAt === undefined ? {} : { expiresAt }) })
