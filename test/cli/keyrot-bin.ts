@@ -95,16 +95,22 @@ export function runKeyrot(args: string[], options: { env?: Record<string, string
 export interface ServeProcess {
   child: ChildProcess
   url: string
+  /** `http://host:port/metrics` of the separate metrics listener, or `null` when it is off. */
+  metricsUrl: string | null
   /** Everything printed on stdout so far (JSON log lines). */
   output(): string
   /** Resolves with the exit code once the process has ended. */
   exited: Promise<number | null>
 }
 
-/** Starts `keyrot serve --port 0` and resolves once it logs its URL. */
-export function startServe(args: string[], options: { timeoutMs?: number } = {}): Promise<ServeProcess> {
+/**
+ * Starts `keyrot serve --port 0` and resolves once it logs its URL. The
+ * metrics listener takes a free port too unless `args` set `--metrics-listen`.
+ */
+export function startServe(args: string[], options: { timeoutMs?: number; env?: Record<string, string> } = {}): Promise<ServeProcess> {
   const timeoutMs = options.timeoutMs ?? 30_000
-  const child = spawn(process.execPath, [bin, 'serve', '--port', '0', ...args], { cwd: root, env: childEnv(), stdio: ['ignore', 'pipe', 'pipe'] })
+  const metrics = args.includes('--metrics-listen') ? [] : ['--metrics-listen', '127.0.0.1:0']
+  const child = spawn(process.execPath, [bin, 'serve', '--port', '0', ...metrics, ...args], { cwd: root, env: childEnv(options.env), stdio: ['ignore', 'pipe', 'pipe'] })
   children.add(child)
   let stdout = ''
   let stderr = ''
@@ -126,7 +132,8 @@ export function startServe(args: string[], options: { timeoutMs?: number } = {})
       if (!match) return
       clearTimeout(timer)
       child.stdout!.off('data', onData)
-      resolve({ child, url: match[1] as string, output: () => stdout + stderr, exited })
+      const metricsUrl = /"event":"metrics\.listening","url":"(http:\/\/[^"]+)"/.exec(stdout)?.[1] ?? null
+      resolve({ child, url: match[1] as string, metricsUrl, output: () => stdout + stderr, exited })
     }
     child.stdout!.on('data', onData)
     void exited.then((code) => {

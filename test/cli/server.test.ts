@@ -5,7 +5,7 @@ import type { Express } from 'express'
 import fc from 'fast-check'
 import { Redis } from 'ioredis'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import { adminRoutes, createServer, listen, type RunningServer } from '../../packages/cli/src/index.js'
+import { adminRoutes, createMetricsApp, createServer, listen, type RunningServer } from '../../packages/cli/src/index.js'
 import { startRedisServer, type RedisServer } from '../helpers/redis-server.js'
 import { ensureBuilt, killChildren, runKeyrot, startServe } from './keyrot-bin.js'
 
@@ -46,7 +46,7 @@ describe('admin API (in process, MemoryStore)', () => {
     clock = new ManualClock(Date.UTC(2030, 0, 1))
     // Abuse limits are core's to test; here they would turn the bad-input matrix into 429s.
     keyring = createKeyring({ store: new MemoryStore(), hasher: new FastTestHasher(), clock, rateLimit: false })
-    admin = (await keyring.create({ tenantId: 'ops', name: 'admin', scopes: ['admin'] })).token
+    admin = (await keyring.create({ tenantId: 'ops', name: 'admin', scopes: ['admin', 'admin:*'] })).token
     reader = (await keyring.create({ tenantId: 'acme', name: 'reader', scopes: ['read'] })).token
     app = createServer({ keyring })
     running = await listen(app, { port: 0, onClose: () => keyring.close() })
@@ -263,9 +263,9 @@ describe('admin API (in process, MemoryStore)', () => {
       const documented = Object.entries(document.paths as Record<string, Record<string, unknown>>).flatMap(([path, operations]) =>
         Object.keys(operations).map((method) => `${method} ${path}`),
       )
-      expect(registered.length).toBeGreaterThanOrEqual(adminRoutes.length + 4)
+      expect(registered.length).toBeGreaterThanOrEqual(adminRoutes.length + 3)
       expect(documented.sort()).toEqual(registered.sort())
-      for (const path of ['/v1/keys', '/v1/keys/{id}', '/v1/keys/{id}/rotate', '/v1/keys/{id}/revoke', '/v1/keys/{id}/emergency-rotate', '/v1/keys/{id}/expiry', '/v1/keys/expiring', '/v1/keys/unused', '/healthz', '/metrics', '/v1/whoami']) {
+      for (const path of ['/v1/keys', '/v1/keys/{id}', '/v1/keys/{id}/rotate', '/v1/keys/{id}/revoke', '/v1/keys/{id}/emergency-rotate', '/v1/keys/{id}/expiry', '/v1/keys/expiring', '/v1/keys/unused', '/v1/signing-secrets', '/healthz', '/v1/whoami']) {
         expect(document.paths).toHaveProperty([path])
       }
       const create = document.paths['/v1/keys'].post
@@ -289,14 +289,28 @@ describe('admin API (in process, MemoryStore)', () => {
       }
     })
 
-    it('/metrics serves the keyring metrics in the Prometheus format, no secrets in labels', async () => {
-      await call(base, 'GET', '/v1/whoami', { token: reader })
-      const answer = await call(base, 'GET', '/metrics')
-      expect(answer.status).toBe(200)
-      expect(answer.headers.get('content-type')).toMatch(/^text\/plain/)
-      expect(answer.body).toMatch(/^keyrot_verifications_total\{result="ok"\} [1-9]/m)
-      expect(answer.body).toContain('process_cpu_seconds_total')
-      expect(answer.body).not.toContain(reader)
+    it('/metrics is not on the API app; createMetricsApp serves the keyring metrics in the Prometheus format, no secrets in labels', async () => {
+      const { Registry, collectDefaultMetrics } = await import('prom-client')
+      const registry = new Registry()
+      collectDefaultMetrics({ register: registry })
+      const api = await listen(createServer({ keyring, registry }), { port: 0 })
+      const metrics = await listen(createMetricsApp(registry), { port: 0 })
+      try {
+        await call(api.url, 'GET', '/v1/whoami', { token: reader })
+        const hidden = await call(api.url, 'GET', '/metrics')
+        expect(hidden.status).toBe(404)
+        expect(hidden.body.error.code).toBe('KEYROT_ROUTE_NOT_FOUND')
+        const answer = await call(metrics.url, 'GET', '/metrics')
+        expect(answer.status).toBe(200)
+        expect(answer.headers.get('content-type')).toMatch(/^text\/plain/)
+        expect(answer.body).toMatch(/^keyrot_verifications_total\{result="ok"\} [1-9]/m)
+        expect(answer.body).toContain('process_cpu_seconds_total')
+        expect(answer.body).not.toContain(reader)
+        expect((await call(metrics.url, 'GET', '/v1/keys', { token: admin })).status).toBe(404)
+      } finally {
+        await api.close()
+        await metrics.close()
+      }
     })
 
     it('unknown routes get a JSON 404', async () => {
@@ -314,7 +328,7 @@ describe('keyrot serve (spawned, real Redis)', () => {
   beforeAll(async () => {
     ensureBuilt()
     redis = await startRedisServer()
-    const bootstrap = await runKeyrot(['create', '--redis', redis.url, '--tenant', 'ops', '--name', 'admin', '--scopes', 'admin', '--json'])
+    const bootstrap = await runKeyrot(['create', '--redis', redis.url, '--tenant', 'ops', '--name', 'admin', '--scopes', 'admin,admin:*', '--json'])
     expect(bootstrap.code, bootstrap.stderr).toBe(0)
     admin = JSON.parse(bootstrap.stdout).token
   }, 240_000)
@@ -422,7 +436,7 @@ describe('the admin API over a RedisStore (in process)', () => {
     const keyring = createKeyring({ store: new RedisStore({ client }), hasher: new FastTestHasher(), rateLimit: false })
     const running = await listen(createServer({ keyring }), { port: 0, onClose: () => keyring.close() })
     try {
-      const admin = (await keyring.create({ tenantId: 'ops', name: 'admin', scopes: ['admin'] })).token
+      const admin = (await keyring.create({ tenantId: 'ops', name: 'admin', scopes: ['admin', 'admin:*'] })).token
       const target = (await keyring.create({ tenantId: 'acme', name: 'ci' })).key.id
       const answers = await Promise.all(Array.from({ length: 8 }, () => call(running.url, 'POST', `/v1/keys/${target}/rotate`, { token: admin, body: {} })))
       const statuses = answers.map((answer) => answer.status).sort()

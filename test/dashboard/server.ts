@@ -25,7 +25,7 @@ export async function startDashboardServer(options: { clock?: Clock } = {}): Pro
     rateLimit: false,
     ...(options.clock ? { clock: options.clock } : {}),
   })
-  const admin = await keyring.create({ tenantId: 'ops', name: 'admin', scopes: ['admin'] })
+  const admin = await keyring.create({ tenantId: 'ops', name: 'admin', scopes: ['admin', 'admin:*'] })
   const running = await listen(createServer({ keyring }), { port: 0, host: '127.0.0.1', shutdownTimeoutMs: 2_000, onClose: () => keyring.close() })
   return {
     keyring,

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs'
 import { createKeyring, type Keyring, type KeyringOptions, type Logger } from '@keyrot/core'
 import type { Cluster, ClusterOptions, Redis, RedisOptions } from 'ioredis'
 import { CliError, UsageError } from './exit-codes.js'
@@ -8,6 +9,8 @@ export interface StoreFlags {
   redis?: string | undefined
   /** `--cluster`: the URL (or comma-separated URLs) are Redis Cluster seed nodes. */
   cluster?: boolean | undefined
+  /** `--redis-password-file <path>`: the Redis password, read from a file (first line). */
+  redisPasswordFile?: string | undefined
 }
 
 export interface OpenedKeyring {
@@ -47,7 +50,16 @@ function parseRedisUrls(value: string): URL[] {
   })
 }
 
-/** The Redis URL from `--redis` or `REDIS_URL`, or a usage error explaining why one is needed. */
+/** Where the CLI reads a Redis password that is not in the URL. */
+export const REDIS_PASSWORD_VARIABLE = 'REDIS_PASSWORD'
+
+/**
+ * The Redis URL from `--redis` or `REDIS_URL`, or a usage error explaining
+ * why one is needed. A password can stay out of the URL, and so out of the
+ * process arguments every local user can read (`ps`): `--redis-password-file`
+ * or `REDIS_PASSWORD` supply it and are put into the URL here, in memory
+ * only. A password given in `--redis` itself still works but draws a warning.
+ */
 export function resolveRedisUrl(flags: StoreFlags, io: CliIo, command: string): string {
   const url = flags.redis ?? io.env['REDIS_URL']
   if (url === undefined || url.trim() === '') {
@@ -57,7 +69,45 @@ export function resolveRedisUrl(flags: StoreFlags, io: CliIo, command: string): 
       'KEYROT_CLI_NO_STORE',
     )
   }
+  if (flags.redis !== undefined && /:\/\/[^/@]*:[^/@]*@/.test(flags.redis)) {
+    io.stderr.write(
+      `keyrot: warning: --redis ${maskRedisUrl(flags.redis.split(',')[0] ?? '')} carries a password in the command line, which other users of this machine can read; ` +
+        `put it in ${REDIS_PASSWORD_VARIABLE} or a file given to --redis-password-file instead\n`,
+    )
+  }
+  const password = redisPassword(flags, io)
+  if (password === undefined) return url
   return url
+    .split(',')
+    .map((part) => {
+      const trimmed = part.trim()
+      try {
+        const parsed = new URL(trimmed)
+        if (parsed.password || !/^rediss?:$/.test(parsed.protocol)) return trimmed
+        parsed.password = encodeURIComponent(password)
+        return parsed.toString()
+      } catch {
+        return trimmed // reported by openKeyring with the URL masked
+      }
+    })
+    .join(',')
+}
+
+/** The password from `--redis-password-file` (first line) or `REDIS_PASSWORD`; the file wins. */
+function redisPassword(flags: StoreFlags, io: CliIo): string | undefined {
+  if (flags.redisPasswordFile !== undefined) {
+    let text: string
+    try {
+      text = readFileSync(flags.redisPasswordFile, 'utf8')
+    } catch (error) {
+      throw new UsageError(`--redis-password-file: cannot read ${JSON.stringify(flags.redisPasswordFile)} (${(error as NodeJS.ErrnoException).code ?? 'error'})`)
+    }
+    const password = text.split(/\r?\n/)[0] ?? ''
+    if (password === '') throw new UsageError(`--redis-password-file: ${JSON.stringify(flags.redisPasswordFile)} is empty; its first line must be the password`)
+    return password
+  }
+  const password = io.env[REDIS_PASSWORD_VARIABLE]
+  return password === undefined || password === '' ? undefined : password
 }
 
 export interface ConnectOptions {
@@ -140,10 +190,12 @@ export async function openKeyring(url: string, flags: StoreFlags, options: Conne
   let keyring: Keyring
   try {
     const { RedisStore, RedisRateLimiter } = await import('@keyrot/redis')
+    const store = new RedisStore({ client, ...(options.logger ? { logger: options.logger } : {}) })
     keyring = createKeyring({
       ...options.keyring,
-      store: new RedisStore({ client, ...(options.logger ? { logger: options.logger } : {}) }),
-      rateLimit: options.sharedRateLimits ? { limiter: new RedisRateLimiter({ client }) } : false,
+      store,
+      // The documented defaults (docs/cli.md, "Abuse limits"), counted in Redis under the store's prefix.
+      rateLimit: options.sharedRateLimits ? { limiter: RedisRateLimiter.forStore(store) } : false,
       ...(options.logger ? { logger: options.logger } : {}),
     })
   } catch (error) {

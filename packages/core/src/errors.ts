@@ -29,6 +29,8 @@ export const ERROR_CODES = {
   KEYROT_PAYLOAD_TOO_LARGE: { status: 413, message: 'The request body is too large to verify.' },
   KEYROT_SECRET_UNREADABLE: { status: 500, message: 'A signing secret cannot be decrypted with the configured master keys.' },
   KEYROT_ROUTE_NOT_FOUND: { status: 404, message: 'No such route.' },
+  KEYROT_SIGNING_NOT_CONFIGURED: { status: 501, message: 'Signing secrets need master keys, and none are configured.' },
+  KEYROT_ADMIN_TENANT_FORBIDDEN: { status: 403, message: 'This admin key manages only the keys of its own tenant.' },
 } as const satisfies Record<string, { status: number; message: string }>
 
 export type ErrorCode = keyof typeof ERROR_CODES

@@ -1,7 +1,10 @@
 import type { Command } from 'commander'
 import { InvalidArgumentError } from 'commander'
+import { UsageError } from '../exit-codes.js'
 import type { CliIo } from '../io.js'
+import type { RunningServer } from '../server/listen.js'
 import { signingOptionsFromEnv } from '../master-keys.js'
+import { parseListenAddress } from '../server/metrics-app.js'
 import { parseDurationArg } from '../parse.js'
 import { openKeyring, resolveRedisUrl, type StoreFlags } from '../store.js'
 import { withStoreOptions } from './shared.js'
@@ -13,6 +16,19 @@ interface ServeFlags extends StoreFlags {
   shutdownTimeout: number
   grace?: number
   trustProxy?: number
+  metricsListen?: { host: string; port: number } | null
+}
+
+/** Where `--metrics-listen` is read from when not given. */
+export const METRICS_LISTEN_VARIABLE = 'KEYROT_METRICS_LISTEN'
+const DEFAULT_METRICS_LISTEN = '127.0.0.1:9464'
+
+function parseMetricsListen(value: string): { host: string; port: number } | null {
+  try {
+    return parseListenAddress(value)
+  } catch (error) {
+    throw new InvalidArgumentError((error as Error).message)
+  }
 }
 
 function parsePort(value: string): number {
@@ -31,6 +47,14 @@ function parseBodyLimit(value: string): string {
   return value.toLowerCase()
 }
 
+function parseMetricsListenFromEnv(value: string | undefined): { host: string; port: number } | null {
+  try {
+    return parseListenAddress(value === undefined || value.trim() === '' ? DEFAULT_METRICS_LISTEN : value.trim())
+  } catch (error) {
+    throw new UsageError(`${METRICS_LISTEN_VARIABLE}: ${(error as Error).message}`)
+  }
+}
+
 export function registerServe(program: Command, io: CliIo): void {
   const command = program
     .command('serve')
@@ -41,46 +65,79 @@ export function registerServe(program: Command, io: CliIo): void {
     .option('--shutdown-timeout <duration>', 'longest a shutdown waits for in-flight requests', parseDurationArg, 10_000)
     .option('--grace <duration>', 'default grace period of rotations made through the API (default: 24h)', parseDurationArg)
     .option('--trust-proxy <hops>', 'number of proxies in front of the server whose X-Forwarded-For gives the client IP (default: none)', parseHops)
+    .option(
+      '--metrics-listen <host:port|off>',
+      `separate listener for /metrics, which the API port does not serve (default: $${METRICS_LISTEN_VARIABLE} or ${DEFAULT_METRICS_LISTEN})`,
+      parseMetricsListen,
+    )
   withStoreOptions(command)
   command.addHelpText(
     'after',
     `
-The admin API (/v1/keys...) needs a key with the "admin" scope. Create the first one with the CLI:
-  $ keyrot create --redis redis://127.0.0.1:6379 --tenant ops --name admin --scopes admin
+The admin API (/v1/keys...) needs a key with the "admin" scope: it manages the keys of its own tenant;
+with "admin:*" as well, every tenant.
+Create the first one with the CLI (the Redis password, if any, in REDIS_PASSWORD, not in the URL):
+  $ keyrot create --redis redis://127.0.0.1:6379 --tenant ops --name admin --scopes 'admin,admin:*'
+/metrics is served on --metrics-listen only (loopback by default): it is not for the public.
+With KEYROT_MASTER_KEYS set, the admin API also creates and rotates signing secrets.
 Logs are JSON lines on stdout. SIGTERM or SIGINT: stop accepting connections, finish in-flight
 requests, flush usage counts, close Redis, exit 0.`,
   )
   command.action(async (flags: ServeFlags) => {
     const url = resolveRedisUrl(flags, io, 'serve')
+    const metricsAt = flags.metricsListen !== undefined ? flags.metricsListen : parseMetricsListenFromEnv(io.env[METRICS_LISTEN_VARIABLE])
+    const signing = signingOptionsFromEnv(io.env)
     // The server's dependencies (Express, zod, pino) load only for `serve`, so other commands start faster.
-    const [{ pino }, { createServer }, { listen }] = await Promise.all([import('pino'), import('../server/app.js'), import('../server/listen.js')])
+    const [{ pino }, { createServer }, { listen }, { createMetricsApp }, { Registry, collectDefaultMetrics }] = await Promise.all([
+      import('pino'),
+      import('../server/app.js'),
+      import('../server/listen.js'),
+      import('../server/metrics-app.js'),
+      import('prom-client'),
+    ])
     const logger = pino({ base: { service: 'keyrot' } })
     const opened = await openKeyring(url, flags, {
       reconnect: true,
+      // Failures per IP and per key id, the IP block and per-key quotas, shared by every replica through Redis.
+      sharedRateLimits: true,
       logger,
-      keyring: flags.grace === undefined ? {} : { gracePeriod: flags.grace },
+      keyring: { ...signing, ...(flags.grace === undefined ? {} : { gracePeriod: flags.grace }) },
     })
+    const registry = new Registry()
+    collectDefaultMetrics({ register: registry })
     const app = createServer({
       keyring: opened.keyring,
+      registry,
       logger,
       bodyLimit: flags.bodyLimit,
       health: () => opened.client.ping(),
       ...(flags.trustProxy === undefined ? {} : { trustProxy: flags.trustProxy }),
     })
-    let running
+    let metrics: RunningServer | undefined
+    let running: RunningServer
     try {
+      if (metricsAt) metrics = await listen(createMetricsApp(registry), { ...metricsAt, shutdownTimeoutMs: 1_000 })
       running = await listen(app, {
         port: flags.port,
         host: flags.host,
         shutdownTimeoutMs: flags.shutdownTimeout,
         logger,
-        onClose: () => opened.close(),
+        onClose: async () => {
+          await metrics?.close()
+          await opened.close()
+        },
       })
     } catch (error) {
+      await metrics?.close()
       await opened.close()
       throw error
     }
-    logger.info({ event: 'server.listening', url: running.url, store: opened.location }, `keyrot serve listening on ${running.url}`)
+    if (metrics) logger.info({ event: 'metrics.listening', url: `${metrics.url}/metrics` }, `keyrot serve: metrics on ${metrics.url}/metrics`)
+    else logger.info({ event: 'metrics.off' }, 'keyrot serve: no metrics listener (--metrics-listen off)')
+    logger.info(
+      { event: 'server.listening', url: running.url, store: opened.location, signing: signing.signing !== undefined },
+      `keyrot serve listening on ${running.url}`,
+    )
 
     await new Promise<void>((resolve, reject) => {
       let signals = 0

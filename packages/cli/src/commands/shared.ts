@@ -14,6 +14,7 @@ export function withStoreOptions(command: Command): Command {
   return command
     .option('--redis <url>', 'Redis URL of the key store (default: $REDIS_URL)')
     .option('--cluster', 'treat --redis as Redis Cluster seed node(s), comma-separated')
+    .option('--redis-password-file <path>', 'read the Redis password from this file (first line) rather than the URL (default: $REDIS_PASSWORD)')
 }
 
 export function withJsonOption(command: Command): Command {

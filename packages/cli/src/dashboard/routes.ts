@@ -1,5 +1,5 @@
-import { KeyNotFoundError, type Keyring } from '@keyrot/core'
 import { z } from 'zod'
+import { adminAccessOf, manageableKey } from '../server/admin-access.js'
 import { defineRoute, type RouteSpec } from '../server/route-spec.js'
 import { errorSchema, keyParams } from '../server/schemas.js'
 import type { UsageTracker } from './usage-tracker.js'
@@ -8,7 +8,7 @@ const errors = {
   400: { description: 'KEYROT_INVALID_INPUT: a path or query parameter is not valid (`error.field` names it).', schema: errorSchema },
   401: { description: 'No key, or a key that is not valid (RFC 6750 challenge).', schema: errorSchema },
   403: { description: 'KEYROT_INSUFFICIENT_SCOPE: the key has no admin scope.', schema: errorSchema },
-  404: { description: 'KEYROT_KEY_NOT_FOUND: no key with this id.', schema: errorSchema },
+  404: { description: "KEYROT_KEY_NOT_FOUND: no key with this id that this admin key may manage (another tenant's key reads the same).", schema: errorSchema },
   429: { description: 'KEYROT_RATE_LIMITED or KEYROT_IP_BLOCKED: too many requests or failed attempts (Retry-After).', schema: errorSchema },
   503: { description: 'KEYROT_STORE_UNAVAILABLE: the key store did not answer (Retry-After).', schema: errorSchema },
 }
@@ -46,10 +46,6 @@ export const graceClientsResponse = z
   })
   .meta({ id: 'GraceClients' })
 
-async function mustExist(keyring: Keyring, id: string): Promise<void> {
-  if ((await keyring.get(id)) === null) throw new KeyNotFoundError(id)
-}
-
 /**
  * Admin routes over the usage tracker: requests per minute of a key, and the
  * clients still using a key in its grace period. What the dashboard draws a
@@ -76,8 +72,8 @@ export function usageRoutes(tracker: UsageTracker): RouteSpec[] {
       params: keyParams,
       query: usageQuery,
       responses: { 200: { description: 'Counts per minute.', schema: keyUsageResponse }, ...errors },
-      async handler({ keyring, params, query }) {
-        await mustExist(keyring, params.id)
+      async handler({ keyring, params, query, res }) {
+        await manageableKey(keyring, adminAccessOf(res), params.id)
         const now = keyring.clock.now()
         const usage = tracker.perMinute(params.id, query.minutes ?? 60, now)
         return { status: 200, body: { keyId: params.id, ...usage, trackedSince: tracker.trackedSince, scope: 'process', now } }
@@ -92,8 +88,8 @@ export function usageRoutes(tracker: UsageTracker): RouteSpec[] {
       params: keyParams,
       query: z.strictObject({}),
       responses: { 200: { description: 'The clients.', schema: graceClientsResponse }, ...errors },
-      async handler({ keyring, params }) {
-        await mustExist(keyring, params.id)
+      async handler({ keyring, params, res }) {
+        await manageableKey(keyring, adminAccessOf(res), params.id)
         const { clients, omittedClients } = tracker.graceClients(params.id)
         return {
           status: 200,

@@ -1,5 +1,7 @@
-import { InvalidInputError, KeyNotFoundError, parseDuration, type Keyring } from '@keyrot/core'
+import { InvalidInputError, parseDuration } from '@keyrot/core'
+import { adminAccessOf, assertTenant, listedTenant, manageableKey } from './admin-access.js'
 import { defineRoute, type RouteSpec } from './route-spec.js'
+import { assertSigningUsable, signingRoutes } from './signing-routes.js'
 import {
   createKeyBody,
   emergencyResponse,
@@ -21,12 +23,16 @@ import {
 const errors = {
   400: { description: 'KEYROT_INVALID_INPUT: a field is missing, of the wrong type, unknown, or not valid (`error.field` names it).', schema: errorSchema },
   401: { description: 'No key, or a key that is not valid (RFC 6750 challenge).', schema: errorSchema },
-  403: { description: 'KEYROT_INSUFFICIENT_SCOPE: the key has no admin scope.', schema: errorSchema },
+  403: {
+    description: "KEYROT_INSUFFICIENT_SCOPE: the key has no admin scope; KEYROT_ADMIN_TENANT_FORBIDDEN: the request names a tenant other than the admin key's own (needs admin:*).",
+    schema: errorSchema,
+  },
   429: { description: 'KEYROT_RATE_LIMITED or KEYROT_IP_BLOCKED: too many requests or failed attempts (Retry-After).', schema: errorSchema },
   503: { description: 'KEYROT_STORE_UNAVAILABLE: the key store did not answer (Retry-After).', schema: errorSchema },
 }
 const bodyErrors = { 413: { description: 'KEYROT_PAYLOAD_TOO_LARGE: the body is over the limit.', schema: errorSchema } }
-const notFound = { 404: { description: 'KEYROT_KEY_NOT_FOUND: no key with this id.', schema: errorSchema } }
+const notFound = { 404: { description: 'KEYROT_KEY_NOT_FOUND: no key with this id that this admin key may manage (another tenant\'s key reads the same).', schema: errorSchema } }
+const signingErrors = { 501: { description: 'KEYROT_SIGNING_NOT_CONFIGURED: the key is a signing secret and the server has no master keys.', schema: errorSchema } }
 const conflict = {
   409: { description: 'KEYROT_ALREADY_ROTATED, KEYROT_KEY_REVOKED or KEYROT_KEY_EXPIRED: the key is past the state this change needs.', schema: errorSchema },
 }
@@ -46,13 +52,12 @@ function sinceInstant(since: string, now: number): number {
   throw new InvalidInputError('since', "must be an ISO 8601 date-time or a duration ago such as '30d'")
 }
 
-async function mustGet(keyring: Keyring, id: string) {
-  const key = await keyring.get(id)
-  if (key === null) throw new KeyNotFoundError(id)
-  return key
-}
-
-/** The admin API: every route needs a key with the admin scope. */
+/**
+ * The admin API: every route needs a key with the admin scope, and manages
+ * only the tenants that key may manage (its own, or every one with
+ * `admin:*`): see `admin-access.ts`. A key of another tenant answers exactly
+ * as an unknown key id does.
+ */
 export const adminRoutes: readonly RouteSpec[] = [
   defineRoute({
     method: 'post',
@@ -62,7 +67,8 @@ export const adminRoutes: readonly RouteSpec[] = [
     auth: 'admin',
     body: createKeyBody,
     responses: { 201: { description: 'The key and its token.', schema: issuedResponse }, ...errors, ...bodyErrors },
-    async handler({ keyring, body }) {
+    async handler({ keyring, body, res }) {
+      assertTenant(adminAccessOf(res), body.tenantId)
       const { expiresIn, ...input } = body
       const now = keyring.clock.now()
       const expiresAt = expiresIn === undefined ? input.expiresAt : now + parseDuration(expiresIn, 'expiresIn')
@@ -78,9 +84,9 @@ export const adminRoutes: readonly RouteSpec[] = [
     auth: 'admin',
     query: listQuery,
     responses: { 200: { description: 'The keys.', schema: keysResponse }, ...errors },
-    async handler({ keyring, query }) {
+    async handler({ keyring, query, res }) {
       const keys = await keyring.list({
-        ...(query.tenant === undefined ? {} : { tenantId: query.tenant }),
+        ...listedTenant(adminAccessOf(res), query.tenant),
         ...(query.state === undefined ? {} : { state: query.state }),
         ...(query.limit === undefined ? {} : { limit: query.limit }),
       })
@@ -95,8 +101,8 @@ export const adminRoutes: readonly RouteSpec[] = [
     auth: 'admin',
     query: expiringQuery,
     responses: { 200: { description: 'The keys.', schema: keysResponse }, ...errors },
-    async handler({ keyring, query }) {
-      const keys = await keyring.expiringWithin(query.within, query.tenant === undefined ? {} : { tenantId: query.tenant })
+    async handler({ keyring, query, res }) {
+      const keys = await keyring.expiringWithin(query.within, listedTenant(adminAccessOf(res), query.tenant))
       return { status: 200, body: { keys } }
     },
   }),
@@ -108,9 +114,9 @@ export const adminRoutes: readonly RouteSpec[] = [
     auth: 'admin',
     query: unusedQuery,
     responses: { 200: { description: 'The keys.', schema: keysResponse }, ...errors },
-    async handler({ keyring, query }) {
+    async handler({ keyring, query, res }) {
       const since = sinceInstant(query.since, keyring.clock.now())
-      const keys = await keyring.unusedSince(since, query.tenant === undefined ? {} : { tenantId: query.tenant })
+      const keys = await keyring.unusedSince(since, listedTenant(adminAccessOf(res), query.tenant))
       return { status: 200, body: { keys } }
     },
   }),
@@ -122,8 +128,8 @@ export const adminRoutes: readonly RouteSpec[] = [
     auth: 'admin',
     params: keyParams,
     responses: { 200: { description: 'The key.', schema: keyResponse }, ...errors, ...notFound },
-    async handler({ keyring, params }) {
-      return { status: 200, body: { key: await mustGet(keyring, params.id) } }
+    async handler({ keyring, params, res }) {
+      return { status: 200, body: { key: await manageableKey(keyring, adminAccessOf(res), params.id) } }
     },
   }),
   defineRoute({
@@ -135,8 +141,9 @@ export const adminRoutes: readonly RouteSpec[] = [
     params: keyParams,
     body: rotateKeyBody,
     bodyOptional: true,
-    responses: { 201: { description: 'The new key and its token; `previous` is the old key.', schema: rotatedResponse }, ...errors, ...notFound, ...conflict, ...bodyErrors },
-    async handler({ keyring, params, body }) {
+    responses: { 201: { description: 'The new key and its token; `previous` is the old key.', schema: rotatedResponse }, ...errors, ...notFound, ...conflict, ...bodyErrors, ...signingErrors },
+    async handler({ keyring, params, body, res }) {
+      assertSigningUsable(keyring, await manageableKey(keyring, adminAccessOf(res), params.id))
       const { gracePeriod, ...rest } = body
       const rotated = await keyring.rotate(params.id, { ...rest, ...(gracePeriod === undefined ? {} : { gracePeriod }) })
       return { status: 201, body: { token: rotated.token, key: rotated.key, previous: rotated.previous } }
@@ -151,7 +158,8 @@ export const adminRoutes: readonly RouteSpec[] = [
     params: keyParams,
     body: revokeKeyBody,
     responses: { 200: { description: 'The revoked key.', schema: keyResponse }, ...errors, ...notFound, ...bodyErrors },
-    async handler({ keyring, params, body }) {
+    async handler({ keyring, params, body, res }) {
+      await manageableKey(keyring, adminAccessOf(res), params.id)
       return { status: 200, body: { key: await keyring.revoke(params.id, { reason: body.reason }) } }
     },
   }),
@@ -163,8 +171,9 @@ export const adminRoutes: readonly RouteSpec[] = [
     auth: 'admin',
     params: keyParams,
     body: emergencyRotateBody,
-    responses: { 201: { description: 'The new key and its token; `revoked` is the old key.', schema: emergencyResponse }, ...errors, ...notFound, ...conflict, ...bodyErrors },
-    async handler({ keyring, params, body }) {
+    responses: { 201: { description: 'The new key and its token; `revoked` is the old key.', schema: emergencyResponse }, ...errors, ...notFound, ...conflict, ...bodyErrors, ...signingErrors },
+    async handler({ keyring, params, body, res }) {
+      assertSigningUsable(keyring, await manageableKey(keyring, adminAccessOf(res), params.id))
       const result = await keyring.emergencyRotate(params.id, body)
       return { status: 201, body: { token: result.token, key: result.key, revoked: result.revoked } }
     },
@@ -178,7 +187,8 @@ export const adminRoutes: readonly RouteSpec[] = [
     params: keyParams,
     body: expiryBody,
     responses: { 200: { description: 'The key with its new deadline.', schema: keyResponse }, ...errors, ...notFound, ...conflict, ...bodyErrors },
-    async handler({ keyring, params, body }) {
+    async handler({ keyring, params, body, res }) {
+      await manageableKey(keyring, adminAccessOf(res), params.id)
       let key
       if (body.endNow) key = await keyring.endGrace(params.id)
       else if (body.extendBy !== undefined) key = await keyring.extendGrace(params.id, body.extendBy)
@@ -186,4 +196,5 @@ export const adminRoutes: readonly RouteSpec[] = [
       return { status: 200, body: { key } }
     },
   }),
+  ...signingRoutes({ ...errors, ...bodyErrors }),
 ]

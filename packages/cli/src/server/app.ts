@@ -3,8 +3,10 @@ import { apiKeyAuth } from '@keyrot/express'
 import express, { type ErrorRequestHandler, type Express, type NextFunction, type Request, type RequestHandler, type Response } from 'express'
 import { collectDefaultMetrics, Registry } from 'prom-client'
 import { createDashboard, type DashboardOptions } from '../dashboard/index.js'
+import { recordAdminAccess } from './admin-access.js'
 import { adminRoutes } from './admin-routes.js'
 import { adminErrorResponse, BodyError, parseInput } from './errors.js'
+import { metricsRoute } from './metrics-app.js'
 import { buildOpenApiDocument } from './openapi.js'
 import { defineRoute, type RouteSpec } from './route-spec.js'
 import { emptyObject, healthResponse, whoamiResponse, errorSchema } from './schemas.js'
@@ -12,10 +14,19 @@ import { emptyObject, healthResponse, whoamiResponse, errorSchema } from './sche
 export interface ServerOptions {
   keyring: Keyring
   /**
-   * Registry `/metrics` serves; the keyring's metrics (`createMetrics`) join
-   * it. Default: a new registry with Node's default process metrics.
+   * Registry the keyring's metrics (`createMetrics`) join. Serve it with
+   * `createMetricsApp(registry)` on a listener only Prometheus reaches, or
+   * on this app with `metricsRoute: true`. Default: a new registry with
+   * Node's default process metrics.
    */
   registry?: Registry
+  /**
+   * Serve `/metrics` on this app, to anyone who reaches it. Default `false`:
+   * the counters tell an outsider which key ids exist (a failure's precise
+   * code) and what admins did, so `keyrot serve` exposes them on a separate
+   * listener (`--metrics-listen`, loopback by default).
+   */
+  metricsRoute?: boolean
   /**
    * Whether the store is reachable, for `/healthz`: resolve when it is, throw
    * when not. Default: one store read of a key id that does not exist.
@@ -25,7 +36,12 @@ export interface ServerOptions {
   healthTimeoutMs?: number
   /** Largest JSON body the admin API reads, in bytes or as `'16kb'`. Default `'16kb'`. */
   bodyLimit?: number | string
-  /** Scope a key needs for the admin API. Default `'admin'`. */
+  /**
+   * Scope a key needs for the admin API: it then manages the keys of its own
+   * tenant. A key that also holds the same scope with `:*` (`'admin:*'`)
+   * manages every tenant.
+   * Default `'admin'`.
+   */
   adminScope?: string
   /** Audit and error log. Default: silent. */
   logger?: Logger
@@ -48,7 +64,7 @@ export interface ServerOptions {
 
 const DEFAULT_BODY_LIMIT = '16kb'
 
-function serviceRoutes(options: { registry: Registry; health: () => Promise<unknown>; healthTimeoutMs: number; document: () => unknown }): RouteSpec[] {
+function serviceRoutes(options: { registry: Registry; metricsRoute: boolean; health: () => Promise<unknown>; healthTimeoutMs: number; document: () => unknown }): RouteSpec[] {
   return [
     defineRoute({
       method: 'get',
@@ -77,18 +93,7 @@ function serviceRoutes(options: { registry: Registry; health: () => Promise<unkn
         }
       },
     }),
-    defineRoute({
-      method: 'get',
-      path: '/metrics',
-      operationId: 'metrics',
-      summary: 'Prometheus metrics (text exposition format).',
-      auth: 'none',
-      responses: { 200: { description: 'Metrics.', contentType: 'text/plain' } },
-      async handler({ res }) {
-        const text = await options.registry.metrics()
-        res.status(200).type(options.registry.contentType).send(text)
-      },
-    }),
+    ...(options.metricsRoute ? [metricsRoute(options.registry)] : []),
     defineRoute({
       method: 'get',
       path: '/openapi.json',
@@ -135,6 +140,23 @@ function bodyParserError(error: { type?: unknown; status?: unknown; message?: un
       return typeof error.status === 'number' && error.status >= 400 && error.status < 500
         ? new InvalidInputError('body', 'could not be read')
         : undefined
+  }
+}
+
+/**
+ * The JSON body parser, with every failure to read or decode the body (a
+ * corrupt gzip stream, a bad charset, a client that stops sending) answered
+ * as the client's fault: 400 or 413 with a code. Only errors raised after
+ * the body was read can still be the server's.
+ */
+function jsonBody(limit: number | string): RequestHandler {
+  const json = express.json({ limit, strict: true })
+  return function keyrotJsonBody(req: Request, res: Response, next: NextFunction) {
+    json(req, res, (error?: unknown) => {
+      if (error === undefined || error === null) return next()
+      const described = typeof error === 'object' ? (error as { type?: unknown; status?: unknown; message?: unknown }) : {}
+      next(bodyParserError(described, limit) ?? new InvalidInputError('body', 'could not be decoded (check Content-Encoding and the data sent)'))
+    })
   }
 }
 
@@ -196,6 +218,7 @@ export function createServer(options: ServerOptions): Express {
   const routes = [
     ...serviceRoutes({
       registry,
+      metricsRoute: options.metricsRoute ?? false,
       health: options.health ?? (() => keyring.get('0000000000000000')),
       healthTimeoutMs,
       document: () => document,
@@ -210,12 +233,13 @@ export function createServer(options: ServerOptions): Express {
   app.set('query parser', 'simple')
   app.set('trust proxy', options.trustProxy ?? false)
   const adminAuth = apiKeyAuth({ keyring, scopes: [adminScope], realm: 'keyrot-admin' })
+  const adminAccess = recordAdminAccess(adminScope)
   const keyAuth = apiKeyAuth({ keyring, realm: 'api' })
-  const json = express.json({ limit: bodyLimit, strict: true })
+  const json = jsonBody(bodyLimit)
 
   for (const route of routes) {
     const chain: RequestHandler[] = []
-    if (route.auth === 'admin') chain.push(adminAuth)
+    if (route.auth === 'admin') chain.push(adminAuth, adminAccess)
     if (route.auth === 'key') chain.push(keyAuth)
     if (route.body) chain.push(json)
     chain.push(routeHandler(route, keyring, logger))

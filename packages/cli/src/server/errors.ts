@@ -67,6 +67,10 @@ export function adminErrorResponse(thrown: unknown): AdminErrorResponse {
       return body(409)
     case 'KEYROT_PAYLOAD_TOO_LARGE':
       return body(413)
+    case 'KEYROT_ADMIN_TENANT_FORBIDDEN':
+      return body(403)
+    case 'KEYROT_SIGNING_NOT_CONFIGURED':
+      return body(501)
     default: {
       const shared = errorResponse(error)
       return { status: shared.status, headers: { ...shared.headers }, body: shared.body }
