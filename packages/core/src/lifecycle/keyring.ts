@@ -24,6 +24,8 @@ import type { SecretSealer } from '../signing/sealer.js'
 import type { InvalidationEvent, KeyStore } from '../store/store.js'
 import { assertValidPrefix, generateToken, newKeyId, parseToken, familyOf, isKeyId } from '../token/format.js'
 import { stateOf, toApiKey, type ApiKey, type KeyRecord } from '../types.js'
+import { InFlight } from './in-flight.js'
+import { StoreResetGuard } from './store-reset.js'
 import { assertRotatable, restamp, successorDraft } from './succession.js'
 import {
   checkDuration,
@@ -63,6 +65,8 @@ export class Keyring {
   readonly #unsubscribe: (() => void) | undefined
   readonly #guard: AttemptGuard | null
   readonly #history: HistoryRecorder | null
+  readonly #reset: StoreResetGuard
+  readonly #inFlight = new InFlight()
   #closed = false
 
   constructor(options: KeyringOptions = {}) {
@@ -83,6 +87,9 @@ export class Keyring {
     this.#graceEventAt = new LRUCache({ max: 10_000 })
     const rateLimit = this.options.rateLimit
     this.#guard = rateLimit ? new AttemptGuard(rateLimit, this.options.clock, this.options.logger, this.#cache !== null) : null
+    this.#reset = new StoreResetGuard({ store: this.store, clock: this.options.clock, logger: this.options.logger, emit: (event, payload) => this.#events.emit(event, payload) })
+    // close() lets admin writes already started land before it releases the store.
+    this.#inFlight.trackMethods(this as Keyring, ['create', 'createSigningSecret', 'rotate', 'emergencyRotate', 'revoke', 'setExpiry'])
     this.#unsubscribe = this.store.subscribe?.((event) => this.#onInvalidation(event))
     // Recorded from the keyring's own admin events; admin methods only wait for the append to settle.
     this.#history = this.options.history ? new HistoryRecorder(this, this.options.history, this.options.logger) : null
@@ -167,6 +174,7 @@ export class Keyring {
       const { token, record } = await this.#mint(draft, newKeyId(), null, now)
       try {
         await this.store.insert(record)
+        this.#reset.noteKnown(record.id)
       } catch (error) {
         // A key id collision (2^-59 per pair) is retried with a new id.
         if (error instanceof InvalidInputError && error.field === 'id' && attempt < 3) continue
@@ -301,15 +309,15 @@ export class Keyring {
           record = hit
           cached = true
         } else if (this.#liveFeed()) {
-          record = await cache.state(keyId, (id) => this.store.get(id))
+          record = await cache.state(keyId, (id) => this.#reset.read(id))
         } else {
           // The invalidation feed is down (subscriber reconnecting, heartbeats
           // missed): a change published now would not reach us, so a state
           // read now is used once and not cached.
-          record = await this.store.get(keyId)
+          record = await this.#reset.read(keyId)
         }
       } else {
-        record = await this.store.get(keyId)
+        record = await this.#reset.read(keyId)
       }
     } catch (error) {
       const failure = error instanceof StoreUnavailableError ? error : new StoreUnavailableError(undefined, { cause: error, keyId })
@@ -519,6 +527,8 @@ export class Keyring {
     const at = Math.max(now, this.clock.now())
     restamp(record, now, at, options.expiresAt === undefined)
     const { previous, next } = await this.store.rotate({ oldKeyId: old.id, newKey: record, graceDeadline: at + gracePeriodMs, now: at })
+    this.#reset.observe(previous, true)
+    this.#reset.noteKnown(next.id)
     this.#cache?.invalidate(old.id)
     const result = { token, key: toApiKey(next, at), previous: toApiKey(previous, at) }
     this.#events.emit('key.rotated', { previous: result.previous, next: result.key, gracePeriodMs, at })
@@ -545,6 +555,8 @@ export class Keyring {
     const at = Math.max(now, this.clock.now())
     restamp(record, now, at, options.expiresAt === undefined)
     const { revoked, next } = await this.store.emergencyRotate({ oldKeyId: old.id, newKey: record, at, reason, incidentId })
+    this.#reset.observe(revoked, true)
+    this.#reset.noteKnown(next.id)
     this.#cache?.invalidate(old.id)
     const result = { token, key: toApiKey(next, at), revoked: toApiKey(revoked, at) }
     this.#events.emit('key.emergency_rotated', { revoked: result.revoked, next: result.key, incidentId, at })
@@ -562,6 +574,7 @@ export class Keyring {
     const reason = options.reason === undefined ? null : checkName(options.reason, 'reason')
     await this.#mustGet(keyId)
     const record = await this.store.revoke({ keyId, at: now, reason })
+    this.#reset.observe(record, true)
     this.#cache?.invalidate(keyId)
     const key = toApiKey(record, now)
     this.#events.emit('key.revoked', { key, reason: record.revokedReason, at: now })
@@ -584,6 +597,7 @@ export class Keyring {
       throw new InvalidInputError('expiresAt', `key ${keyId} was rotated; its grace period needs an end`)
     }
     const record = await this.store.setExpiry(keyId, at)
+    this.#reset.observe(record, true)
     this.#cache?.invalidate(keyId)
     const key = toApiKey(record, now)
     this.#events.emit('key.expiry_changed', { key, previousExpiresAt: old.expiresAt, at: now })
@@ -687,10 +701,29 @@ export class Keyring {
     return this.#history
   }
 
-  /** Stops listening for invalidations, flushes usage counts and closes the store, the rate limiter and the history log (after its pending appends). Idempotent. */
-  async close(): Promise<void> {
+  /**
+   * The operator's step after a store reset (`keyrot store accept-reset`):
+   * the store accepts admin writes again, on every process sharing it, and
+   * unknown keys answer "not found" again. Revocations this replica knows
+   * were written back already and stay enforced.
+   */
+  async acceptStoreReset(): Promise<void> {
+    await this.store.acceptReset?.()
+  }
+
+  /**
+   * Stops listening for invalidations, flushes usage counts and closes the store, the rate limiter and the history log (after its pending appends). Idempotent.
+   * Admin writes already started (`revoke()` not awaited, say) and a store
+   * reset recovery land first, waiting at most `timeout` (default 10 s; `0`
+   * does not wait).
+   */
+  async close(options: { timeout?: Duration } = {}): Promise<void> {
+    const timeoutMs = options.timeout === undefined ? 10_000 : checkDuration(options.timeout, 'timeout')
     if (this.#closed) return
     this.#closed = true
+    void this.#inFlight.track(this.#reset.settled())
+    const left = await this.#inFlight.drain(timeoutMs)
+    if (left > 0) this.options.logger.warn({ event: 'keyring.close_timeout', pending: left, timeoutMs }, 'keyrot closed with admin writes still in flight')
     this.#unsubscribe?.()
     this.#events.clear()
     await this.#history?.close()
@@ -706,8 +739,11 @@ export class Keyring {
   }
 
   #onInvalidation(event: InvalidationEvent): void {
+    // Cached states stay: they are this replica's latest truth, newer than a rolled-back store's.
+    if (event.type === 'store-reset') return this.#reset.onStoreReset(event)
     if (event.type === 'key') {
       this.#cache?.invalidate(event.keyId)
+      this.#reset.refresh(event.keyId)
       if (this.#events.has('invalidation.received')) {
         const at = this.clock.now()
         const lagMs = typeof event.sentAt === 'number' && Number.isFinite(event.sentAt) ? Math.max(0, at - event.sentAt) : undefined
