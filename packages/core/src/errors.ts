@@ -174,7 +174,7 @@ export class StoreUnavailableError extends KeyrotError {
  */
 export class StoreResetError extends StoreUnavailableError {
   override readonly code: ErrorCode = 'KEYROT_STORE_RESET'
-  constructor(message = ERROR_CODES.KEYROT_STORE_RESET.message, options?: { cause?: unknown; keyId?: string }) {
+  constructor(message: string = ERROR_CODES.KEYROT_STORE_RESET.message, options?: { cause?: unknown; keyId?: string }) {
     super(message, options)
   }
 }
