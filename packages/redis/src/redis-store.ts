@@ -250,6 +250,12 @@ export class RedisStore implements KeyStore {
     return this.#identity.resetPending
   }
 
+  /** The unaccepted reset (cause, what was seen, when), or `null`. Current as of the last look (`waitUntilReady()` looks). */
+  pendingReset(): { cause: 'empty' | 'rollback'; detail: string; at: number } | null {
+    const flag = this.#identity.pendingReset
+    return flag ? { ...flag } : null
+  }
+
   /** Accepts a reset for every process sharing this Redis: admin writes work again. */
   acceptReset(): Promise<void> {
     return this.#identity.accept()

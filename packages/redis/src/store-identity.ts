@@ -14,7 +14,7 @@ export interface StoreIdentityOptions {
 }
 
 /** The shared flag a replica sets when it notices a reset; kept until an operator accepts it. */
-interface ResetFlag {
+export interface ResetFlag {
   cause: StoreResetCause
   detail: string
   at: number
@@ -62,6 +62,11 @@ export class StoreIdentity {
   /** Whether a reset was seen and no operator accepted it yet. */
   get resetPending(): boolean {
     return this.#pending !== null
+  }
+
+  /** The unaccepted reset: why and when it was seen; `null` when none. */
+  get pendingReset(): Readonly<ResetFlag> | null {
+    return this.#pending
   }
 
   subscribe(listener: InvalidationListener): () => void {
