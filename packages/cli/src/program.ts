@@ -7,6 +7,7 @@ import { registerEmergencyRotate, registerRevoke, registerRotate } from './comma
 import { registerExpiring, registerList } from './commands/list.js'
 import { registerServe } from './commands/serve.js'
 import { registerRewrapSecrets } from './commands/signing.js'
+import { registerStore } from './commands/store-reset.js'
 import { describeFailure, EXIT_OK, EXIT_USAGE } from './exit-codes.js'
 import { processIo, type CliIo } from './io.js'
 
@@ -47,6 +48,7 @@ Exit codes: 0 ok, 1 error (unknown key, Redis unreachable...), 2 usage (bad argu
   registerDemo(program, io)
   registerServe(program, io)
   registerRewrapSecrets(program, io)
+  registerStore(program, io)
   return program
 }
 

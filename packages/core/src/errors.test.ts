@@ -16,6 +16,7 @@ import {
   MissingKeyError,
   publicCodeOf,
   RateLimitedError,
+  StoreResetError,
   StoreUnavailableError,
   type ErrorCode,
 } from './errors.js'
@@ -117,6 +118,7 @@ describe('error classes', () => {
     [new RateLimitedError('KEYROT_RATE_LIMITED', { retryAfterMs: 1, limit: 1, windowMs: 1_000, scope: 'key' }), 'KEYROT_RATE_LIMITED', 'RateLimitedError'],
     [new RateLimitedError('KEYROT_IP_BLOCKED', { retryAfterMs: 1, limit: 1, windowMs: 1_000, scope: 'ip' }), 'KEYROT_IP_BLOCKED', 'RateLimitedError'],
     [new StoreUnavailableError(), 'KEYROT_STORE_UNAVAILABLE', 'StoreUnavailableError'],
+    [new StoreResetError(), 'KEYROT_STORE_RESET', 'StoreResetError'],
   ])('%s carries its code, the table status and its class name', (error, code, name) => {
     expect(error).toBeInstanceOf(KeyrotError)
     expect(error).toBeInstanceOf(Error)

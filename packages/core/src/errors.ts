@@ -22,6 +22,7 @@ export const ERROR_CODES = {
   KEYROT_RATE_LIMITED: { status: 429, message: 'Too many requests.' },
   KEYROT_IP_BLOCKED: { status: 429, message: 'This client is blocked after too many failed attempts.' },
   KEYROT_STORE_UNAVAILABLE: { status: 503, message: 'The key store is unavailable.' },
+  KEYROT_STORE_RESET: { status: 503, message: 'The key store was reset; the key cannot be checked until it is restored.' },
   KEYROT_MISSING_SIGNATURE: { status: 401, message: 'No request signature was sent.' },
   KEYROT_INVALID_SIGNATURE: { status: 401, message: 'The request signature is not valid.' },
   KEYROT_STALE_TIMESTAMP: { status: 401, message: 'The signature timestamp is outside the accepted window.' },
@@ -163,6 +164,20 @@ export class MissingKeyError extends KeyrotError {
 export class StoreUnavailableError extends KeyrotError {
   constructor(message = 'The key store is unavailable.', options?: { cause?: unknown; keyId?: string }) {
     super('KEYROT_STORE_UNAVAILABLE', message, options)
+  }
+}
+
+/**
+ * The store came back empty or rolled back (see `docs/redis.md`). A key it
+ * cannot find may be one it lost, so the answer is "try again later" (503),
+ * never "invalid key"; admin writes wait for an operator's
+ * `keyrot store accept-reset`. A `StoreUnavailableError`, so everything that
+ * handles an outage (503 with `Retry-After`, stale-if-error) handles it.
+ */
+export class StoreResetError extends StoreUnavailableError {
+  override readonly code: ErrorCode = 'KEYROT_STORE_RESET'
+  constructor(message: string = ERROR_CODES.KEYROT_STORE_RESET.message, options?: { cause?: unknown; keyId?: string }) {
+    super(message, options)
   }
 }
 

@@ -88,6 +88,13 @@ export interface KeyringEvents {
    * are shared again (`phase: 'end'`, with `downtimeMs`). Once per outage.
    */
   'ratelimit.fallback': { phase: 'start' | 'end'; downtimeMs: number | undefined; at: number }
+  /** The store came back empty or rolled back (see docs/redis.md); `detail` says what was seen. */
+  'store.reset': { cause: 'empty' | 'rollback'; detail: string; at: number }
+  /**
+   * Keys this replica knew that the reset store no longer has, by id (at most
+   * 1,000 listed; `count` is the total), so operators can reissue them.
+   */
+  'keys.lost': { keyIds: string[]; count: number; cause: 'empty' | 'rollback'; at: number }
   /** A rotated key's grace period ends within the watcher's `graceEndingWithin` (see `watchExpiry`). Once per key and deadline. */
   'key.grace_ending_soon': {
     keyId: string

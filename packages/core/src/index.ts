@@ -43,6 +43,7 @@ export type {
   ListQuery,
   InvalidationEvent,
   InvalidationListener,
+  StoreResetCause,
 } from './store/store.js'
 export { VerificationCache } from './cache/verification-cache.js'
 export {

@@ -13,16 +13,25 @@ import { familyOf } from '@keyrot/core'
  * - `<p>:tenant:{<tenantId>}`: sorted set of a tenant's key ids by creation time.
  * - `<p>:tenants`: set of tenant ids (for listing every key).
  * - `<p>:invalidation`: the pub/sub channel of changes and heartbeats.
+ * - `<p>:{store}:id`, `<p>:{store}:seq`, `<p>:{store}:reset`: the store's
+ *   identity, change sequence and unaccepted reset (one slot, read with one
+ *   `MGET`; see store-identity.ts).
  */
 export class KeyLayout {
   readonly prefix: string
   readonly tenants: string
   readonly channel: string
+  readonly storeIdentity: string
+  readonly storeSequence: string
+  readonly storeReset: string
 
   constructor(prefix: string) {
     this.prefix = prefix
     this.tenants = `${prefix}:tenants`
     this.channel = `${prefix}:invalidation`
+    this.storeIdentity = `${prefix}:{store}:id`
+    this.storeSequence = `${prefix}:{store}:seq`
+    this.storeReset = `${prefix}:{store}:reset`
   }
 
   record(keyId: string): string {

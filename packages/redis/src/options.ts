@@ -81,6 +81,22 @@ export interface RedisStoreOptions {
         /** Default `['revoke', 'emergencyRotate']`. */
         operations?: DurableOperation[]
       }
+  /**
+   * How often the store checks that Redis did not come back empty or rolled
+   * back (its identity and change sequence; see docs/redis.md). ms or `'1s'`.
+   * Default `'1s'`. `0` checks only before answering "not found" and before
+   * admin writes.
+   */
+  resetCheckInterval?: Duration
+  /**
+   * `waitUntilReady()` reads Redis's persistence (`appendonly`,
+   * `appendfsync`) and `maxmemory-policy` and logs a warning for each setting
+   * that can lose or evict keys. `true` makes it throw
+   * `UnsafeRedisConfigError` instead, so the service refuses to start.
+   * Default `false`. When Redis answers neither `CONFIG GET` nor `INFO`, the
+   * check is skipped with a warning (also with `true`).
+   */
+  requireDurability?: boolean
   /** pino-compatible logger for warnings. Default: silent. */
   logger?: Logger
   /** Time source (epoch ms), for heartbeats and message stamps. Default: `Date.now`. */
@@ -97,6 +113,8 @@ export interface ResolvedRedisStoreOptions {
   usageMaxPendingKeys: number
   invalidation: { heartbeatIntervalMs: number; heartbeatTimeoutMs: number } | null
   durability: { replicas: number; timeoutMs: number; operations: ReadonlySet<DurableOperation> }
+  resetCheckIntervalMs: number
+  requireDurability: boolean
   logger: Logger
   clock: Clock
 }
@@ -182,7 +200,15 @@ export function resolveRedisStoreOptions(options: RedisStoreOptions): ResolvedRe
     usageMaxPendingKeys,
     invalidation,
     durability,
+    resetCheckIntervalMs: parseDuration(options.resetCheckInterval ?? '1s', 'resetCheckInterval'),
+    requireDurability: resolveRequireDurability(options.requireDurability),
     logger: options.logger ?? silentLogger,
     clock,
   }
+}
+
+function resolveRequireDurability(value: unknown): boolean {
+  if (value === undefined) return false
+  if (typeof value !== 'boolean') throw new TypeError(`requireDurability must be a boolean; got ${JSON.stringify(value)}`)
+  return value
 }

@@ -2,6 +2,7 @@ import {
   InvalidInputError,
   isKeyId,
   KeyNotFoundError,
+  StoreResetError,
   StoreUnavailableError,
   type EmergencyRotateInput,
   type InvalidationListener,
@@ -12,6 +13,7 @@ import {
   type RotateInput,
 } from '@keyrot/core'
 import type { Cluster, Redis } from 'ioredis'
+import { checkDurability, UnsafeRedisConfigError } from './durability-check.js'
 import { duplicateForData, duplicateForSubscriber, runScript, runScriptAndWait, whenReady, withDeadline } from './connection.js'
 import { ClusterTransport, InvalidationFeed, keyMessage, StandaloneTransport } from './invalidation.js'
 import { KeyLayout } from './keys.js'
@@ -20,6 +22,7 @@ import { resolveRedisStoreOptions, type DurableOperation, type RedisClient, type
 import { decodeRecord, encodeRecord, optionalArg } from './record-codec.js'
 import { okPayload, requireRecord } from './replies.js'
 import { SCRIPTS, type LuaScript } from './scripts.js'
+import { StoreIdentity } from './store-identity.js'
 import { UsageBatcher, type UsageDelta } from './usage-batcher.js'
 
 /**
@@ -47,6 +50,7 @@ export class RedisStore implements KeyStore {
   readonly layout: KeyLayout
   readonly #data: RedisClient
   readonly #usage: UsageBatcher
+  readonly #identity: StoreIdentity
   #feed: InvalidationFeed | null = null
   readonly #warned = new Set<string>()
   #closed = false
@@ -64,11 +68,36 @@ export class RedisStore implements KeyStore {
       logger: this.options.logger,
       write: (batch) => this.#writeUsage(batch),
     })
+    this.#identity = new StoreIdentity({
+      layout: this.layout,
+      clock: this.options.clock,
+      logger: this.options.logger,
+      intervalMs: this.options.resetCheckIntervalMs,
+      run: (what, work) => this.#call(what, undefined, this.options.timeoutMs, work),
+    })
   }
 
-  /** Resolves once the data connection is ready, or throws `StoreUnavailableError` after `timeoutMs`. */
-  waitUntilReady(timeoutMs = 5_000): Promise<void> {
-    return withDeadline(timeoutMs, 'connect', undefined, () => whenReadyOrWait(this.#data))
+  /**
+   * Resolves once the data connection is ready, or throws `StoreUnavailableError` after `timeoutMs`.
+   * Then takes the store's identity (see store-identity.ts) and checks that
+   * Redis keeps keys (see `requireDurability`).
+   */
+  async waitUntilReady(timeoutMs = 5_000): Promise<void> {
+    await withDeadline(timeoutMs, 'connect', undefined, () => whenReadyOrWait(this.#data))
+    await this.#identity.check()
+    this.#identity.start()
+    await this.#checkDurability()
+  }
+
+  async #checkDurability(): Promise<void> {
+    const report = await this.#call('check persistence settings', undefined, this.options.timeoutMs, (redis) => checkDurability(redis))
+    if (report.source === 'unknown') {
+      this.#warnOnce('durability.unknown', {}, 'keyrot could not read Redis persistence settings (CONFIG and INFO refused); check appendonly and maxmemory-policy yourself')
+      return
+    }
+    if (report.problems.length === 0) return
+    if (this.options.requireDurability) throw new UnsafeRedisConfigError(report.problems)
+    for (const problem of report.problems) this.#warnOnce(`durability.${problem.split(/[ :]/)[0]}`, { problem }, `keyrot Redis can lose or evict keys: ${problem}`)
   }
 
   // ---------------------------------------------------------------- reads
@@ -83,7 +112,11 @@ export class RedisStore implements KeyStore {
         keyId,
       )
       const record = decodeRecord(recordReply)
-      if (record === null) return null
+      if (record === null) {
+        // "Not found" is trusted only from a store that did not lose its data: look first.
+        await this.#identity.check()
+        return null
+      }
       if (credentialExists !== 1 && record.revokedAt === null) {
         // Redis removed the credential at the deadline (by its own clock) or
         // lost it: the key no longer verifies, whatever this host's clock
@@ -202,7 +235,45 @@ export class RedisStore implements KeyStore {
 
   subscribe(listener: InvalidationListener): () => void {
     const feed = this.#invalidationFeed()
-    return feed ? feed.subscribe(listener) : () => {}
+    const stopResets = this.#identity.subscribe(listener)
+    const stopFeed = feed ? feed.subscribe(listener) : () => {}
+    return () => {
+      stopResets()
+      stopFeed()
+    }
+  }
+
+  // ---------------------------------------------------------------- resets
+
+  /** Whether Redis came back empty or rolled back and no operator accepted it yet (see store-identity.ts). */
+  resetPending(): boolean {
+    return this.#identity.resetPending
+  }
+
+  /** The unaccepted reset (cause, what was seen, when), or `null`. Current as of the last look (`waitUntilReady()` looks). */
+  pendingReset(): { cause: 'empty' | 'rollback'; detail: string; at: number } | null {
+    const flag = this.#identity.pendingReset
+    return flag ? { ...flag } : null
+  }
+
+  /** Accepts a reset for every process sharing this Redis: admin writes work again. */
+  acceptReset(): Promise<void> {
+    return this.#identity.accept()
+  }
+
+  /** Writes a revocation back to a reset store (allowed while other writes are refused); see `KeyStore.restoreRevocation`. */
+  async restoreRevocation(record: KeyRecord): Promise<boolean> {
+    if (!isKeyId(record.id) || record.revokedAt === null) throw new InvalidInputError('record', 'a restored revocation must be a revoked key record')
+    const keys = [this.layout.record(record.id), this.layout.credential(record.id)]
+    const args = [this.options.retentionMs, this.#channelArg, keyMessage(record.id, this.options.clock.now()), ...encodeRecord(record)]
+    const [changed] = await this.#call('write a revocation back', record.id, this.options.timeoutMs, async (redis) => {
+      await this.#index(redis, record)
+      const reply = okPayload(await runScript(redis, SCRIPTS.restoreRevocation, keys, args), record.id)
+      if (reply[0] === 1) await this.#identity.advance(redis)
+      return reply
+    })
+    if (changed === 1) await this.#publishAfter(record.id)
+    return changed === 1
   }
 
   /**
@@ -265,11 +336,22 @@ export class RedisStore implements KeyStore {
   ): Promise<unknown> {
     const { durability, timeoutMs } = this.options
     const durable = operation !== null && durability.operations.has(operation)
+    if (operation !== null) {
+      // Nobody builds on a store that lost its data by accident: an operator accepts the reset first.
+      await this.#identity.check()
+      if (this.#identity.resetPending) throw new StoreResetError(`The Redis store was reset; ${what} waits for \`keyrot store accept-reset\`.`, { keyId })
+    }
     return this.#call(what, keyId, timeoutMs + (durable ? durability.timeoutMs : 0), async (redis) => {
       // Index first: an entry whose record never got written is pruned by list().
       if (indexed) await this.#index(redis, indexed)
-      if (!durable) return runScript(redis, script, keys, args)
+      // The change sequence moves after the write (see store-identity.ts); usage and re-hashes do not move it.
+      if (!durable) {
+        const reply = await runScript(redis, script, keys, args)
+        if (operation !== null) await this.#identity.advance(redis)
+        return reply
+      }
       const { reply, acknowledged, attached } = await runScriptAndWait(redis, script, keys, args, durability.replicas, durability.timeoutMs)
+      await this.#identity.advance(redis)
       if (attached === 0) {
         this.#warnOnce('durability.no_replica', {}, 'keyrot durability: the primary has no replica attached; WAIT has nothing to wait for')
       } else if (acknowledged < durability.replicas) {
@@ -319,6 +401,7 @@ export class RedisStore implements KeyStore {
     if (this.#closed) return
     await this.#usage.close()
     this.#closed = true
+    this.#identity.close()
     await this.#feed?.close()
     this.#data.disconnect()
   }

@@ -181,6 +181,30 @@ end
 return 1
 `
 
+/**
+ * KEYS: rec, cred. ARGV: retention, channel, message, ...revoked record pairs.
+ * Writes a revocation back after a store reset: a missing key is stored as
+ * the revoked record, a stored key not yet revoked gets its revocation; a
+ * revoked key is left alone. Only ever tightens. Reply: `{'ok', changed}`.
+ */
+const RESTORE_REVOCATION = `
+local wanted = {}
+for i = 4, #ARGV, 2 do wanted[ARGV[i]] = ARGV[i + 1] end
+if not wanted['revokedAt'] then return {'not_found'} end
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  if redis.call('HEXISTS', KEYS[1], 'revokedAt') == 1 then return {'ok', 0} end
+  redis.call('HSET', KEYS[1], 'revokedAt', wanted['revokedAt'])
+  if wanted['revokedReason'] then redis.call('HSET', KEYS[1], 'revokedReason', wanted['revokedReason']) end
+  if wanted['incidentId'] then redis.call('HSET', KEYS[1], 'incidentId', wanted['incidentId']) end
+else
+  redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+end
+redis.call('DEL', KEYS[2])
+keepRecord(KEYS[1], tonumber(ARGV[1]))
+notify(ARGV[2], ARGV[3])
+return {'ok', 1}
+`
+
 export interface LuaScript {
   readonly name: string
   /** Normalised source, prelude included. */
@@ -217,6 +241,7 @@ export const SCRIPTS = Object.freeze({
   setExpiry: defineLuaScript('setExpiry', PRELUDE + SET_EXPIRY, 2),
   updateHash: defineLuaScript('updateHash', PRELUDE + UPDATE_HASH, 2),
   recordUsage: defineLuaScript('recordUsage', PRELUDE + RECORD_USAGE, 1),
+  restoreRevocation: defineLuaScript('restoreRevocation', PRELUDE + RESTORE_REVOCATION, 2),
 })
 
 /** Whether Redis answered that it does not have the script cached (the only error retried with `EVAL`). */

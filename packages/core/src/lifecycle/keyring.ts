@@ -28,6 +28,8 @@ import type { SecretSealer } from '../signing/sealer.js'
 import type { InvalidationEvent, KeyStore } from '../store/store.js'
 import { assertValidPrefix, generateToken, newKeyId, parseToken, familyOf, isKeyId } from '../token/format.js'
 import { stateOf, toApiKey, type ApiKey, type KeyRecord } from '../types.js'
+import { InFlight } from './in-flight.js'
+import { StoreResetGuard } from './store-reset.js'
 import { assertRotatable, restamp, successorDraft } from './succession.js'
 import {
   checkDuration,
@@ -72,6 +74,8 @@ export class Keyring {
   /** The shared rate limiter with local counters behind it; `null` for an in-process limiter. */
   readonly #limiter: FallbackRateLimiter | null
   #staleVerifications = 0
+  readonly #reset: StoreResetGuard
+  readonly #inFlight = new InFlight()
   #closed = false
 
   constructor(options: KeyringOptions = {}) {
@@ -97,6 +101,9 @@ export class Keyring {
     this.#limiter = rateLimit && !(rateLimit.limiter instanceof MemoryRateLimiter) ? this.#fallbackLimiter(rateLimit.limiter) : null
     const guarded = rateLimit && this.#limiter ? { ...rateLimit, limiter: this.#limiter } : rateLimit
     this.#guard = guarded ? new AttemptGuard(guarded, this.options.clock, this.options.logger, this.#cache !== null) : null
+    this.#reset = new StoreResetGuard({ store: this.store, clock: this.options.clock, logger: this.options.logger, emit: (event, payload) => this.#events.emit(event, payload) })
+    // close() lets admin writes already started land before it releases the store.
+    this.#inFlight.trackMethods(this as Keyring, ['create', 'createSigningSecret', 'rotate', 'emergencyRotate', 'revoke', 'setExpiry'])
     this.#unsubscribe = this.store.subscribe?.((event) => this.#onInvalidation(event))
     // Recorded from the keyring's own admin events; admin methods only wait for the append to settle.
     this.#history = this.options.history ? new HistoryRecorder(this, this.options.history, this.options.logger) : null
@@ -181,6 +188,7 @@ export class Keyring {
       const { token, record } = await this.#mint(draft, newKeyId(), null, now)
       try {
         await this.store.insert(record)
+        this.#reset.noteKnown(record.id)
       } catch (error) {
         // A key id collision (2^-59 per pair) is retried with a new id.
         if (error instanceof InvalidInputError && error.field === 'id' && attempt < 3) continue
@@ -533,6 +541,8 @@ export class Keyring {
     const at = Math.max(now, this.clock.now())
     restamp(record, now, at, options.expiresAt === undefined)
     const { previous, next } = await this.store.rotate({ oldKeyId: old.id, newKey: record, graceDeadline: at + gracePeriodMs, now: at })
+    this.#reset.observe(previous, true)
+    this.#reset.noteKnown(next.id)
     this.#cache?.invalidate(old.id)
     const result = { token, key: toApiKey(next, at), previous: toApiKey(previous, at) }
     this.#events.emit('key.rotated', { previous: result.previous, next: result.key, gracePeriodMs, at })
@@ -559,6 +569,8 @@ export class Keyring {
     const at = Math.max(now, this.clock.now())
     restamp(record, now, at, options.expiresAt === undefined)
     const { revoked, next } = await this.store.emergencyRotate({ oldKeyId: old.id, newKey: record, at, reason, incidentId })
+    this.#reset.observe(revoked, true)
+    this.#reset.noteKnown(next.id)
     this.#cache?.invalidate(old.id)
     const result = { token, key: toApiKey(next, at), revoked: toApiKey(revoked, at) }
     this.#events.emit('key.emergency_rotated', { revoked: result.revoked, next: result.key, incidentId, at })
@@ -576,6 +588,7 @@ export class Keyring {
     const reason = options.reason === undefined ? null : checkName(options.reason, 'reason')
     await this.#mustGet(keyId)
     const record = await this.store.revoke({ keyId, at: now, reason })
+    this.#reset.observe(record, true)
     this.#cache?.invalidate(keyId)
     const key = toApiKey(record, now)
     this.#events.emit('key.revoked', { key, reason: record.revokedReason, at: now })
@@ -598,6 +611,7 @@ export class Keyring {
       throw new InvalidInputError('expiresAt', `key ${keyId} was rotated; its grace period needs an end`)
     }
     const record = await this.store.setExpiry(keyId, at)
+    this.#reset.observe(record, true)
     this.#cache?.invalidate(keyId)
     const key = toApiKey(record, now)
     this.#events.emit('key.expiry_changed', { key, previousExpiresAt: old.expiresAt, at: now })
@@ -701,10 +715,29 @@ export class Keyring {
     return this.#history
   }
 
-  /** Stops listening for invalidations, flushes usage counts and closes the store, the rate limiter and the history log (after its pending appends). Idempotent. */
-  async close(): Promise<void> {
+  /**
+   * The operator's step after a store reset (`keyrot store accept-reset`):
+   * the store accepts admin writes again, on every process sharing it, and
+   * unknown keys answer "not found" again. Revocations this replica knows
+   * were written back already and stay enforced.
+   */
+  async acceptStoreReset(): Promise<void> {
+    await this.store.acceptReset?.()
+  }
+
+  /**
+   * Stops listening for invalidations, flushes usage counts and closes the store, the rate limiter and the history log (after its pending appends). Idempotent.
+   * Admin writes already started (`revoke()` not awaited, say) and a store
+   * reset recovery land first, waiting at most `timeout` (default 10 s; `0`
+   * does not wait).
+   */
+  async close(options: { timeout?: Duration } = {}): Promise<void> {
+    const timeoutMs = options.timeout === undefined ? 10_000 : checkDuration(options.timeout, 'timeout')
     if (this.#closed) return
     this.#closed = true
+    void this.#inFlight.track(this.#reset.settled())
+    const left = await this.#inFlight.drain(timeoutMs)
+    if (left > 0) this.options.logger.warn({ event: 'keyring.close_timeout', pending: left, timeoutMs }, 'keyrot closed with admin writes still in flight')
     this.#unsubscribe?.()
     this.#events.clear()
     this.#storeCircuit.close()
@@ -732,7 +765,7 @@ export class Keyring {
   /** A key read through the store circuit: fails at once while the store is known to be down. */
   #readKey(keyId: string): Promise<KeyRecord | null> {
     return this.#storeCircuit.run(
-      () => this.store.get(keyId),
+      () => this.#reset.read(keyId),
       () => new StoreUnavailableError('The key store is unavailable (it is being probed in the background).', { keyId }),
     )
   }
@@ -796,8 +829,11 @@ export class Keyring {
   }
 
   #onInvalidation(event: InvalidationEvent): void {
+    // Cached states stay: they are this replica's latest truth, newer than a rolled-back store's.
+    if (event.type === 'store-reset') return this.#reset.onStoreReset(event)
     if (event.type === 'key') {
       this.#cache?.invalidate(event.keyId)
+      this.#reset.refresh(event.keyId)
       if (this.#events.has('invalidation.received')) {
         const at = this.clock.now()
         const lagMs = typeof event.sentAt === 'number' && Number.isFinite(event.sentAt) ? Math.max(0, at - event.sentAt) : undefined

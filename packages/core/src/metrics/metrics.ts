@@ -224,6 +224,17 @@ export function createMetrics(options: MetricsOptions): KeyrotMetrics {
   })
 
   registerOutageMetrics(keyring, name, registers)
+  const storeResets = new Counter({
+    name: name('store_resets_total'),
+    help: 'Times the store came back empty or rolled back (cause="empty|rollback").',
+    labelNames: ['cause'] as const,
+    registers,
+  })
+  const keysLost = new Counter({
+    name: name('keys_lost_total'),
+    help: 'Keys this replica knew that a reset store no longer had.',
+    registers,
+  })
 
   // Lifetime totals of successful verifications, for the hit-ratio gauge.
   let cachedOk = 0
@@ -325,6 +336,8 @@ export function createMetrics(options: MetricsOptions): KeyrotMetrics {
     if (event.lagMs !== undefined) invalidationLag.observe(event.lagMs / 1000)
   })
   on('cache.reset', () => cacheResets.inc())
+  on('store.reset', (event) => storeResets.inc({ cause: event.cause }))
+  on('keys.lost', (event) => keysLost.inc(event.count))
 
   let closed = false
   return {

@@ -96,6 +96,22 @@ export class MemoryStore implements KeyStore {
     return clone(record)
   }
 
+  /** Writes a revocation back (see `KeyStore.restoreRevocation`): only ever tightens. */
+  async restoreRevocation(record: KeyRecord): Promise<boolean> {
+    if (record.revokedAt === null) throw new InvalidInputError('revokedAt', 'a restored revocation must be revoked')
+    const stored = this.#keys.get(record.id)
+    if (stored && stored.revokedAt !== null) return false
+    if (stored) {
+      stored.revokedAt = record.revokedAt
+      stored.revokedReason = record.revokedReason
+      stored.incidentId = record.incidentId
+    } else {
+      this.#keys.set(record.id, clone(record))
+    }
+    this.#notify(record.id)
+    return true
+  }
+
   async updateHash(keyId: string, hash: string): Promise<void> {
     this.#mustGet(keyId).hash = hash
   }

@@ -41,6 +41,15 @@ export type InvalidationEvent =
   | { type: 'key'; keyId: string; sentAt?: number }
   /** The feed may have lost messages (reconnect, missed heartbeat): drop every cached state. */
   | { type: 'reset'; reason: string }
+  /**
+   * The store itself came back without data it had (`empty`: its identity is
+   * gone or new; `rollback`: its change sequence is lower than one this
+   * process saw). Records read from it may be missing or older than the truth.
+   */
+  | { type: 'store-reset'; cause: StoreResetCause; detail: string; at: number }
+
+/** Why a store counts as reset: it came back `empty`, or from an older copy (`rollback`). */
+export type StoreResetCause = 'empty' | 'rollback'
 
 /**
  * The narrow contract a key store meets. `test/contract` holds the suite every
@@ -86,6 +95,22 @@ export interface KeyStore {
    * for at most `cache.stateTtl`. Omit it for stores used by one process.
    */
   invalidationLive?(): boolean
+  /**
+   * Writes a revocation back to a store that forgot it (after a `store-reset`):
+   * inserts `record` as revoked when the key is missing, or marks the stored
+   * key revoked with `record.revokedAt` when it is not. Never loosens a key;
+   * allowed while the store refuses other writes after a reset. Returns
+   * whether the store changed. Stores that never reset may omit it.
+   */
+  restoreRevocation?(record: KeyRecord): Promise<boolean>
+  /**
+   * Whether the store was reset and an operator has not accepted it yet: it
+   * then refuses admin writes with `StoreResetError`, and keyrings answer
+   * `KEYROT_STORE_RESET` (503) instead of "key not found" for keys it lacks.
+   */
+  resetPending?(): boolean
+  /** The operator's acknowledgement of a reset: admin writes work again, on every process sharing the store. */
+  acceptReset?(): Promise<void>
   /** Flushes pending usage counts and releases resources the store opened. */
   close(): Promise<void>
 }
