@@ -12,10 +12,13 @@
 //   FLUSH_INTERVAL_MS    RedisStore usage.flushInterval (default 1000)
 //   HEARTBEAT_INTERVAL_MS / HEARTBEAT_TIMEOUT_MS   invalidation heartbeats (default 1000 / 3000)
 //   KEYROT_MASTER_KEYS   master keys for signing secrets (optional)
+//   KEYROT_PROOF_KEY     the fleet-wide proof key (optional; the keyring reads it itself)
+//   ARGON2_MEMORY_KIB / ARGON2_TIME_COST   Argon2id parameters (default 1024 / 1)
 //
-// Argon2id runs with small parameters (m=1024 KiB, t=1, p=1) so that the
-// suites can create and prove hundreds of keys on a 2-core machine; the code
-// path is the production one, only the work factor is lower. Rate limits are
+// Argon2id runs with small parameters (m=1024 KiB, t=1, p=1) unless told
+// otherwise, so that the suites can create and prove hundreds of keys on a
+// 2-core machine; the code path is the production one, only the work factor
+// is lower. Rate limits are
 // off: every suite sends from 127.0.0.1, and the limits have their own tests.
 //
 // Prints one JSON line `{"event":"replica.listening","port":N,...}` on stdout
@@ -78,7 +81,7 @@ store.get = async (keyId) => {
 }
 const keyring = createKeyring({
   store,
-  hasher: new Argon2Hasher({ memoryCost: 1024, timeCost: 1, parallelism: 1 }),
+  hasher: new Argon2Hasher({ memoryCost: number('ARGON2_MEMORY_KIB', 1024), timeCost: number('ARGON2_TIME_COST', 1), parallelism: 1 }),
   cache: { stateTtl: number('STATE_TTL_MS', 5000) },
   rateLimit: false,
   logger: logger.child({ component: 'keyrot' }),

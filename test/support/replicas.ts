@@ -27,6 +27,10 @@ export interface ReplicaOptions {
   heartbeatIntervalMs?: number
   heartbeatTimeoutMs?: number
   masterKeys?: string
+  /** `KEYROT_PROOF_KEY` (base64): the fleet-wide proof cache is on when given. */
+  proofKey?: string
+  /** Argon2id parameters of the replica's hasher. Default: the small ones (m=1024 KiB, t=1). */
+  argon2?: { memoryKiB: number; timeCost: number }
 }
 
 export interface Replica {
@@ -65,6 +69,11 @@ export async function startReplica(options: ReplicaOptions): Promise<Replica> {
   for (const [name, value] of numbers) if (value !== undefined) env[name] = String(value)
   if (options.keyPrefix) env.KEY_PREFIX = options.keyPrefix
   if (options.masterKeys) env.KEYROT_MASTER_KEYS = options.masterKeys
+  if (options.proofKey) env.KEYROT_PROOF_KEY = options.proofKey
+  if (options.argon2) {
+    env.ARGON2_MEMORY_KIB = String(options.argon2.memoryKiB)
+    env.ARGON2_TIME_COST = String(options.argon2.timeCost)
+  }
 
   const child = spawn(process.execPath, [REPLICA_SCRIPT], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] })
   running.add(child)
