@@ -14,6 +14,7 @@ import { httpSection } from './sections/http.js'
 import { memorySection } from './sections/memory.js'
 import { peersSection } from './sections/peers.js'
 import { propagationSection } from './sections/propagation.js'
+import { proofsSection } from './sections/proofs.js'
 import { verifySection } from './sections/verify.js'
 
 const USAGE = `Usage: npm run bench -- [--quick] [--only ${SECTION_IDS.join(',')}] [--out <file.json>] [--max-keys <n>]
@@ -35,6 +36,7 @@ const SECTIONS: Record<SectionId, (context: RunContext) => Promise<SectionReport
   propagation: propagationSection,
   memory: memorySection,
   argon2: argon2Section,
+  proofs: proofsSection,
 }
 
 function parseCommandLine() {

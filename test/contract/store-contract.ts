@@ -13,6 +13,7 @@ import {
   type KeyStore,
 } from '@keyrot/core'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { describeSharedProofContract } from './shared-proof-contract.js'
 
 /**
  * What a store under test offers the suite. Every store passes the same
@@ -525,6 +526,8 @@ export function describeStoreContract(
         }).not.toThrow()
       })
     })
+
+    describeSharedProofContract({ store: () => store, makeRecord, successorOf })
 
     if (options.subscribe ?? true) describe('subscribe', () => {
       it('tells listeners which key changed on rotate, revoke, emergency rotation and setExpiry', async () => {

@@ -13,6 +13,8 @@
 //   HEARTBEAT_INTERVAL_MS / HEARTBEAT_TIMEOUT_MS   invalidation heartbeats (default 1000 / 3000)
 //   KEYROT_MASTER_KEYS   master keys for signing secrets (optional)
 //   STALE_IF_ERROR_MS    keyring cache.staleIfError (default: the keyring's, 30 s)
+//   KEYROT_PROOF_KEY     the fleet-wide proof key (optional; the keyring reads it itself)
+//   ARGON2_MEMORY_KIB / ARGON2_TIME_COST   Argon2id parameters (default 1024 / 1)
 //   RATE_LIMITER         'redis': abuse protection on, with RedisRateLimiter on the
 //                        store's Redis (IP limits off, every client is 127.0.0.1;
 //                        per-key quota 6,000/min); unset: rate limits off
@@ -83,7 +85,7 @@ store.get = async (keyId) => {
 }
 const keyring = createKeyring({
   store,
-  hasher: new Argon2Hasher({ memoryCost: 1024, timeCost: 1, parallelism: 1 }),
+  hasher: new Argon2Hasher({ memoryCost: number('ARGON2_MEMORY_KIB', 1024), timeCost: number('ARGON2_TIME_COST', 1), parallelism: 1 }),
   cache: {
     stateTtl: number('STATE_TTL_MS', 5000),
     ...(env.STALE_IF_ERROR_MS ? { staleIfError: number('STALE_IF_ERROR_MS', 0) } : {}),

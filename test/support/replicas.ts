@@ -31,6 +31,10 @@ export interface ReplicaOptions {
   staleIfErrorMs?: number
   /** `'redis'`: abuse protection with `RedisRateLimiter` on the store's Redis; default: rate limits off. */
   rateLimiter?: 'redis'
+  /** `KEYROT_PROOF_KEY` (base64): the fleet-wide proof cache is on when given. */
+  proofKey?: string
+  /** Argon2id parameters of the replica's hasher. Default: the small ones (m=1024 KiB, t=1). */
+  argon2?: { memoryKiB: number; timeCost: number }
 }
 
 export interface Replica {
@@ -71,6 +75,11 @@ export async function startReplica(options: ReplicaOptions): Promise<Replica> {
   if (options.keyPrefix) env.KEY_PREFIX = options.keyPrefix
   if (options.masterKeys) env.KEYROT_MASTER_KEYS = options.masterKeys
   if (options.rateLimiter) env.RATE_LIMITER = options.rateLimiter
+  if (options.proofKey) env.KEYROT_PROOF_KEY = options.proofKey
+  if (options.argon2) {
+    env.ARGON2_MEMORY_KIB = String(options.argon2.memoryKiB)
+    env.ARGON2_TIME_COST = String(options.argon2.timeCost)
+  }
 
   const child = spawn(process.execPath, [REPLICA_SCRIPT], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] })
   running.add(child)

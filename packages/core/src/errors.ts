@@ -32,6 +32,7 @@ export const ERROR_CODES = {
   KEYROT_ROUTE_NOT_FOUND: { status: 404, message: 'No such route.' },
   KEYROT_SIGNING_NOT_CONFIGURED: { status: 501, message: 'Signing secrets need master keys, and none are configured.' },
   KEYROT_ADMIN_TENANT_FORBIDDEN: { status: 403, message: 'This admin key manages only the keys of its own tenant.' },
+  KEYROT_OVERLOADED: { status: 503, message: 'The service is busy proving new keys; retry shortly.' },
 } as const satisfies Record<string, { status: number; message: string }>
 
 export type ErrorCode = keyof typeof ERROR_CODES
@@ -214,6 +215,20 @@ export class RateLimitedError extends KeyrotError {
     this.policy = info.policy ?? (code === 'KEYROT_IP_BLOCKED' ? 'ip-block' : info.scope === 'key' ? 'per-key' : 'ip-failures')
     this.remaining = info.remaining ?? 0
     this.resetMs = Math.max(info.resetMs ?? info.retryAfterMs, info.retryAfterMs)
+  }
+}
+
+/**
+ * A token not proven before needed Argon2, and this replica's Argon2 queue
+ * could not start it within `argon2.maxWait`. Tokens proven before are still
+ * served. Adapters answer 503 with `Retry-After`.
+ */
+export class OverloadedError extends KeyrotError {
+  /** Milliseconds until the queued Argon2 runs should be done. */
+  readonly retryAfterMs: number
+  constructor(retryAfterMs: number, options?: { keyId?: string }) {
+    super('KEYROT_OVERLOADED', undefined, options)
+    this.retryAfterMs = retryAfterMs
   }
 }
 

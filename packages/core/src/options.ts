@@ -2,6 +2,8 @@ import { systemClock, type Clock } from './clock.js'
 import type { HistoryLog } from './audit/history.js'
 import { parseDuration, type Duration } from './duration.js'
 import { Argon2Hasher, type Hasher } from './hash/hasher.js'
+import { DEFAULT_ARGON2_MAX_WAIT_MS } from './hash/argon2-queue.js'
+import { resolveProofKey } from './proof/proof-key.js'
 import { silentLogger, type Logger } from './logger.js'
 import { resolveRateLimitOptions, type RateLimitOptions, type ResolvedRateLimitOptions } from './rate-limit/options.js'
 import { SecretSealer, type SigningOptions } from './signing/sealer.js'
@@ -68,6 +70,27 @@ export interface KeyringOptions {
    * `keyring.verifyHistory()`. Default: none.
    */
   history?: HistoryLog
+  /**
+   * The server-side key of the fleet-wide proof cache (docs/redis.md#shared-proofs):
+   * at least 32 random bytes, as a `Buffer` or base64. Every replica of a
+   * fleet needs the same one; it never reaches the store. When a replica
+   * proves a token with Argon2, it stores an HMAC of it under this key, and
+   * every other replica then accepts that token with one HMAC instead of
+   * Argon2. Default: `KEYROT_PROOF_KEY` from the environment; without either
+   * (or with `null`) each replica proves each token with Argon2 itself.
+   */
+  proofKey?: Buffer | Uint8Array | string | null
+  /** The Argon2 runs of `verify()` (tokens not proven before). */
+  argon2?: {
+    /** Runs at once. Default: the machine's cores. */
+    concurrency?: number
+    /**
+     * Longest a token waits for an Argon2 slot before its verify answers
+     * `KEYROT_OVERLOADED` (503 + `Retry-After`). ms or `'1s'`. Default `'1s'`.
+     * `0`: never refuse, wait as long as the queue takes.
+     */
+    maxWait?: Duration
+  }
 }
 
 export interface ResolvedKeyringOptions {
@@ -88,6 +111,9 @@ export interface ResolvedKeyringOptions {
   rateLimit: ResolvedRateLimitOptions | null
   /** `null` when no history log is configured. */
   history: HistoryLog | null
+  /** `null` when shared proofs are off (no `proofKey`, no `KEYROT_PROOF_KEY`). */
+  proofKey: Buffer | null
+  argon2: { concurrency: number | undefined; maxWaitMs: number }
 }
 
 /** Resolves and validates options once; never mutates the caller's object. */
@@ -142,5 +168,16 @@ export function resolveKeyringOptions(options: KeyringOptions = {}): ResolvedKey
     signing: options.signing === undefined ? null : new SecretSealer(options.signing),
     rateLimit: resolveRateLimitOptions(options.rateLimit),
     history,
+    proofKey: resolveProofKey(options.proofKey),
+    argon2: resolveArgon2Options(options.argon2),
   }
+}
+
+function resolveArgon2Options(value: KeyringOptions['argon2']): ResolvedKeyringOptions['argon2'] {
+  if (value !== undefined && (value === null || typeof value !== 'object')) throw new TypeError('argon2 must be an object: { concurrency?, maxWait? }')
+  const concurrency = value?.concurrency
+  if (concurrency !== undefined && (!Number.isInteger(concurrency) || concurrency < 1)) {
+    throw new TypeError(`argon2.concurrency must be a positive integer; got ${String(concurrency)}`)
+  }
+  return { concurrency, maxWaitMs: value?.maxWait === undefined ? DEFAULT_ARGON2_MAX_WAIT_MS : parseDuration(value.maxWait, 'argon2.maxWait') }
 }

@@ -35,10 +35,17 @@ export interface KeyRecord {
   /** Last time this key was used while in its grace period. */
   lastUsedInGraceAt: number | null
   hash: string
+  /**
+   * The fleet-wide proof of this key's token (`<fingerprint>.<HMAC>` under the
+   * keyrings' proof key, never stored with it), written after one replica proved the
+   * token with Argon2; absent until then and after a rotation or revocation.
+   * See docs/redis.md#shared-proofs.
+   */
+  sharedProof?: string
 }
 
 /** A key as the keyring returns it: no hash, and its state at the time of the call. */
-export type ApiKey = Omit<KeyRecord, 'hash'> & { state: KeyState }
+export type ApiKey = Omit<KeyRecord, 'hash' | 'sharedProof'> & { state: KeyState }
 
 export function stateOf(record: Pick<KeyRecord, 'revokedAt' | 'expiresAt' | 'rotatedTo'>, now: number): KeyState {
   if (record.revokedAt !== null) return 'revoked'
@@ -48,6 +55,6 @@ export function stateOf(record: Pick<KeyRecord, 'revokedAt' | 'expiresAt' | 'rot
 }
 
 export function toApiKey(record: KeyRecord, now: number): ApiKey {
-  const { hash: _hash, ...rest } = record
+  const { hash: _hash, sharedProof: _sharedProof, ...rest } = record
   return { ...rest, scopes: [...rest.scopes], metadata: { ...rest.metadata }, state: stateOf(record, now) }
 }

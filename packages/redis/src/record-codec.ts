@@ -100,7 +100,7 @@ export function decodeRecord(reply: unknown): KeyRecord | null {
   ) {
     throw new CorruptRecordError('field rateLimit is not { limit, windowMs }')
   }
-  return {
+  const record: KeyRecord = {
     id: text('id'),
     familyId: text('familyId'),
     tenantId: text('tenantId'),
@@ -122,6 +122,10 @@ export function decodeRecord(reply: unknown): KeyRecord | null {
     lastUsedInGraceAt: integer(map, 'lastUsedInGraceAt'),
     hash: text('hash'),
   }
+  // The shared proof (`putProof`): never written by encodeRecord, so a new key has none.
+  const proof = map.get('proof')
+  if (proof !== undefined) record.sharedProof = proof
+  return record
 }
 
 /** A nullable string as one Lua argument: `''` for null, `'='` + value otherwise. */

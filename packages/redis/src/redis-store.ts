@@ -19,8 +19,8 @@ import { ClusterTransport, InvalidationFeed, keyMessage, StandaloneTransport } f
 import { KeyLayout } from './keys.js'
 import { listRecords } from './list.js'
 import { resolveRedisStoreOptions, type DurableOperation, type RedisClient, type RedisStoreOptions, type ResolvedRedisStoreOptions } from './options.js'
-import { decodeRecord, encodeRecord, optionalArg } from './record-codec.js'
-import { okPayload, requireRecord } from './replies.js'
+import { CorruptRecordError, decodeRecord, encodeRecord, optionalArg } from './record-codec.js'
+import { okPayload, requireRecord, tagged } from './replies.js'
 import { SCRIPTS, type LuaScript } from './scripts.js'
 import { StoreIdentity } from './store-identity.js'
 import { UsageBatcher, type UsageDelta } from './usage-batcher.js'
@@ -202,6 +202,20 @@ export class RedisStore implements KeyStore {
     if (!isKeyId(keyId)) throw new KeyNotFoundError(keyId)
     const keys = [this.layout.record(keyId), this.layout.credential(keyId)]
     okPayload(await this.#write(null, 'update a key hash', keyId, SCRIPTS.updateHash, keys, [hash]), keyId)
+  }
+
+  /**
+   * Keeps a shared proof on the key's record (the `proof` field), unless the
+   * key is gone, revoked, rotated or past its deadline. One script, so a
+   * revocation (which drops the field) and a late proof never interleave.
+   */
+  async putProof(keyId: string, proof: string): Promise<boolean> {
+    if (!isKeyId(keyId) || typeof proof !== 'string' || proof.length === 0 || proof.length > 128) return false
+    const keys = [this.layout.record(keyId), this.layout.credential(keyId)]
+    const { tag } = tagged(await this.#write(null, 'share a proof', keyId, SCRIPTS.putProof, keys, [proof]))
+    if (tag === 'ok') return true
+    if (tag === 'refused') return false
+    throw new CorruptRecordError(`putProof replied with the unknown tag ${JSON.stringify(tag.slice(0, 40))}`)
   }
 
   // ---------------------------------------------------------------- usage

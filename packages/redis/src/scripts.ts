@@ -103,6 +103,7 @@ local deadline = tonumber(ARGV[2])
 local expiresAt = field(KEYS[1], 'expiresAt')
 if expiresAt and expiresAt < deadline then deadline = expiresAt end
 redis.call('HSET', KEYS[1], 'rotatedTo', ARGV[6], 'rotatedAt', ARGV[1], 'expiresAt', fmt(deadline))
+redis.call('HDEL', KEYS[1], 'proof')
 setCredential(KEYS[1], KEYS[2])
 keepRecord(KEYS[1], retention)
 addKey(KEYS[3], KEYS[4], ARGV, 7, retention)
@@ -118,6 +119,7 @@ const REVOKE = `
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'not_found'} end
 if redis.call('HEXISTS', KEYS[1], 'revokedAt') == 1 then return {'ok', 0, redis.call('HGETALL', KEYS[1])} end
 redis.call('HSET', KEYS[1], 'revokedAt', ARGV[1])
+redis.call('HDEL', KEYS[1], 'proof')
 setOpt(KEYS[1], 'revokedReason', ARGV[2])
 setOpt(KEYS[1], 'incidentId', ARGV[3])
 redis.call('DEL', KEYS[2])
@@ -136,6 +138,7 @@ if refusal then return refusal end
 if redis.call('EXISTS', KEYS[3]) == 1 or redis.call('EXISTS', KEYS[4]) == 1 then return {'exists'} end
 local retention = tonumber(ARGV[4])
 redis.call('HSET', KEYS[1], 'revokedAt', ARGV[1], 'revokedReason', ARGV[2], 'incidentId', ARGV[3], 'rotatedTo', ARGV[7], 'rotatedAt', ARGV[1])
+redis.call('HDEL', KEYS[1], 'proof')
 redis.call('DEL', KEYS[2])
 keepRecord(KEYS[1], retention)
 addKey(KEYS[3], KEYS[4], ARGV, 8, retention)
@@ -205,6 +208,20 @@ notify(ARGV[2], ARGV[3])
 return {'ok', 1}
 `
 
+/**
+ * KEYS: rec, cred. ARGV: proof. Keeps a shared proof on a key that still
+ * verifies; refuses one for a key that is gone, revoked, rotated or past its
+ * deadline (its credential expired), so a late write from a replica that
+ * proved the token before a revocation cannot bring a proof back.
+ * Reply: `{'ok'}` or `{'refused'}`.
+ */
+const PUT_PROOF = `
+if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('EXISTS', KEYS[2]) == 0 then return {'refused'} end
+if redis.call('HEXISTS', KEYS[1], 'revokedAt') == 1 or redis.call('HEXISTS', KEYS[1], 'rotatedTo') == 1 then return {'refused'} end
+redis.call('HSET', KEYS[1], 'proof', ARGV[1])
+return {'ok'}
+`
+
 export interface LuaScript {
   readonly name: string
   /** Normalised source, prelude included. */
@@ -242,6 +259,7 @@ export const SCRIPTS = Object.freeze({
   updateHash: defineLuaScript('updateHash', PRELUDE + UPDATE_HASH, 2),
   recordUsage: defineLuaScript('recordUsage', PRELUDE + RECORD_USAGE, 1),
   restoreRevocation: defineLuaScript('restoreRevocation', PRELUDE + RESTORE_REVOCATION, 2),
+  putProof: defineLuaScript('putProof', PRELUDE + PUT_PROOF, 2),
 })
 
 /** Whether Redis answered that it does not have the script cached (the only error retried with `EVAL`). */

@@ -1,4 +1,4 @@
-import { ERROR_CODES, KeyrotError, RateLimitedError, StoreUnavailableError, type ErrorCode } from '../errors.js'
+import { ERROR_CODES, KeyrotError, OverloadedError, RateLimitedError, StoreUnavailableError, type ErrorCode } from '../errors.js'
 import { rateLimitHeaders } from '../rate-limit/headers.js'
 
 export interface ErrorResponse {
@@ -66,6 +66,7 @@ export function errorResponse(error: KeyrotError, realm = 'api'): ErrorResponse 
     )
   }
   if (error instanceof StoreUnavailableError) headers['retry-after'] = '1'
+  if (error instanceof OverloadedError) headers['retry-after'] = String(Math.max(1, Math.ceil(error.retryAfterMs / 1000)))
   headers['cache-control'] = 'no-store'
   return { status, headers, body: { error: { code, message } } }
 }

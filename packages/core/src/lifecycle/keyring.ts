@@ -11,11 +11,14 @@ import {
   KeyNotFoundError,
   KeyrotError,
   KeyRevokedError,
+  OverloadedError,
   RateLimitedError,
   StoreUnavailableError,
 } from '../errors.js'
 import { TypedEmitter, type KeyringEventName, type KeyringListener, type RequestContext } from '../events.js'
 import { errorFields } from '../logger.js'
+import { Argon2Queue } from '../hash/argon2-queue.js'
+import { noteProofsOff, SharedProofs, type SharedProofResult } from '../proof/shared-proofs.js'
 import { resolveKeyringOptions, type KeyringOptions, type ResolvedKeyringOptions } from '../options.js'
 import { FallbackRateLimiter } from '../rate-limit/fallback-limiter.js'
 import { MemoryRateLimiter } from '../rate-limit/memory-limiter.js'
@@ -63,7 +66,9 @@ export class Keyring {
   readonly store: KeyStore
   readonly #cache: VerificationCache | null
   readonly #events: TypedEmitter
-  readonly #proving = new Map<string, Promise<boolean>>()
+  readonly #proving = new Map<string, Promise<boolean | OverloadedError>>()
+  readonly #proofs: SharedProofs | null
+  readonly #argon2: Argon2Queue
   readonly #views = new WeakMap<KeyRecord, ApiKey>()
   readonly #graceEventAt: LRUCache<string, number>
   readonly #unsubscribe: (() => void) | undefined
@@ -97,6 +102,9 @@ export class Keyring {
     )
     this.#graceEventAt = new LRUCache({ max: 10_000 })
     this.#storeCircuit = this.#openStoreCircuit()
+    this.#argon2 = new Argon2Queue(this.options.argon2)
+    this.#proofs = this.options.proofKey ? new SharedProofs(this.options.proofKey) : null
+    if (!this.#proofs) noteProofsOff(this.options.logger)
     const rateLimit = this.options.rateLimit
     this.#limiter = rateLimit && !(rateLimit.limiter instanceof MemoryRateLimiter) ? this.#fallbackLimiter(rateLimit.limiter) : null
     const guarded = rateLimit && this.#limiter ? { ...rateLimit, limiter: this.#limiter } : rateLimit
@@ -346,6 +354,7 @@ export class Keyring {
     if (!cache || cache.proofOf(digest) !== keyId) {
       cached = false
       const proven = record.prefix === prefix && (await this.#prove(digest, token, record))
+      if (proven instanceof OverloadedError) return this.#fail(proven, keyId, record.tenantId, options, now)
       if (!proven) {
         this.#guard?.rememberFailure(digest, { code: 'KEYROT_INVALID_SECRET', tenantId: record.tenantId })
         return this.#fail(new InvalidSecretError(keyId), keyId, record.tenantId, options, now)
@@ -442,20 +451,35 @@ export class Keyring {
     return view
   }
 
-  /** One Argon2 run per token at a time, shared by concurrent verifies of it. */
-  async #prove(digest: string, token: string, record: KeyRecord): Promise<boolean> {
+  /**
+   * One proof per token at a time, shared by concurrent verifies of it: the
+   * fleet's shared proof on the record (one HMAC) when it matches, else Argon2
+   * through the bounded queue, whose proof is then shared. Returns (not throws)
+   * `OverloadedError` when the queue cannot start the run in time. Says only
+   * which key the token belongs to: the caller checks the record's state.
+   */
+  async #prove(digest: string, token: string, record: KeyRecord): Promise<boolean | OverloadedError> {
     const cache = this.#cache
-    if (!cache) return this.options.hasher.verify(record.hash, token)
+    const hasher = this.options.hasher
+    if (!cache) return this.#argon2.run(() => hasher.verify(record.hash, token)).catch(overloadedOnly)
     let pending = this.#proving.get(digest)
     if (!pending) {
       pending = (async () => {
         try {
-          const ok = await this.options.hasher.verify(record.hash, token)
+          const proofs = this.#proofs
+          if (proofs?.check(record, token) === 'hit') {
+            cache.rememberProof(digest, record.id)
+            return true
+          }
+          const ok = await this.#argon2.run(() => hasher.verify(record.hash, token))
           if (ok) {
             cache.rememberProof(digest, record.id)
             this.#maybeRehash(record, token)
+            proofs?.share(this.store, record, token, this.options.logger)
           }
           return ok
+        } catch (error) {
+          return overloadedOnly(error)
         } finally {
           this.#proving.delete(digest)
         }
@@ -463,6 +487,16 @@ export class Keyring {
       this.#proving.set(digest, pending)
     }
     return pending
+  }
+
+  /** The Argon2 queue and the shared proofs' outcomes since start, for metrics (`sharedProofs` is `null` when no proof key is set). */
+  proofStats(): { argon2QueueLength: number; argon2Running: number; argon2Refused: number; sharedProofs: Record<SharedProofResult, number> | null } {
+    return {
+      argon2QueueLength: this.#argon2.length,
+      argon2Running: this.#argon2.running,
+      argon2Refused: this.#argon2.refused,
+      sharedProofs: this.#proofs?.stats() ?? null,
+    }
   }
 
   #maybeRehash(record: KeyRecord, token: string): void {
@@ -860,6 +894,11 @@ export class Keyring {
   #audit(event: string, fields: Record<string, unknown>): void {
     this.options.logger.info({ event, ...fields }, `keyrot ${event}`)
   }
+}
+
+function overloadedOnly(error: unknown): OverloadedError {
+  if (error instanceof OverloadedError) return error
+  throw error
 }
 
 /**

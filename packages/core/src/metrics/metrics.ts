@@ -3,6 +3,7 @@ import { ERROR_CODES } from '../errors.js'
 import type { KeyringEventName, KeyringListener } from '../events.js'
 import type { Keyring } from '../lifecycle/keyring.js'
 import { errorFields } from '../logger.js'
+import { registerProofMetrics } from './proof-metrics.js'
 import type { KeyState } from '../types.js'
 import { registerOutageMetrics } from './outage-metrics.js'
 
@@ -261,6 +262,8 @@ export function createMetrics(options: MetricsOptions): KeyrotMetrics {
       this.set(total === 0 ? Number.NaN : cachedOk / total)
     },
   })
+
+  registerProofMetrics(keyring, registers, name)
 
   if (config.tenantStates) {
     // A registry collects every metric concurrently: the gauges and counter

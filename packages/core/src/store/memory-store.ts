@@ -19,6 +19,13 @@ function clone(record: KeyRecord): KeyRecord {
   }
 }
 
+/** A new key has no shared proof yet: only a verify of its token writes one (`putProof`). */
+function withoutProof(record: KeyRecord): KeyRecord {
+  const copy = clone(record)
+  delete copy.sharedProof
+  return copy
+}
+
 /**
  * The embedded store: keys in a `Map`, for one process. Every operation runs
  * synchronously between two awaits, so each is atomic. Keyrings sharing one
@@ -38,7 +45,7 @@ export class MemoryStore implements KeyStore {
 
   async insert(record: KeyRecord): Promise<void> {
     if (this.#keys.has(record.id)) throw new InvalidInputError('id', `key ${record.id} already exists`)
-    this.#keys.set(record.id, clone(record))
+    this.#keys.set(record.id, withoutProof(record))
   }
 
   async get(keyId: string): Promise<KeyRecord | null> {
@@ -58,10 +65,11 @@ export class MemoryStore implements KeyStore {
     if (this.#keys.has(input.newKey.id)) throw new InvalidInputError('id', `key ${input.newKey.id} already exists`)
     old.rotatedTo = input.newKey.id
     old.rotatedAt = input.now
+    delete old.sharedProof
     old.expiresAt = old.expiresAt === null ? input.graceDeadline : Math.min(old.expiresAt, input.graceDeadline)
-    this.#keys.set(input.newKey.id, clone(input.newKey))
+    this.#keys.set(input.newKey.id, withoutProof(input.newKey))
     this.#notify(old.id)
-    return { previous: clone(old), next: clone(input.newKey) }
+    return { previous: clone(old), next: withoutProof(input.newKey) }
   }
 
   async revoke(input: RevokeInput): Promise<KeyRecord> {
@@ -70,6 +78,7 @@ export class MemoryStore implements KeyStore {
       record.revokedAt = input.at
       record.revokedReason = input.reason
       record.incidentId = input.incidentId ?? null
+      delete record.sharedProof
       this.#notify(record.id)
     }
     return clone(record)
@@ -84,9 +93,10 @@ export class MemoryStore implements KeyStore {
     old.incidentId = input.incidentId
     old.rotatedTo = input.newKey.id
     old.rotatedAt = input.at
-    this.#keys.set(input.newKey.id, clone(input.newKey))
+    delete old.sharedProof
+    this.#keys.set(input.newKey.id, withoutProof(input.newKey))
     this.#notify(old.id)
-    return { revoked: clone(old), next: clone(input.newKey) }
+    return { revoked: clone(old), next: withoutProof(input.newKey) }
   }
 
   async setExpiry(keyId: string, expiresAt: number | null): Promise<KeyRecord> {
@@ -114,6 +124,13 @@ export class MemoryStore implements KeyStore {
 
   async updateHash(keyId: string, hash: string): Promise<void> {
     this.#mustGet(keyId).hash = hash
+  }
+
+  async putProof(keyId: string, proof: string): Promise<boolean> {
+    const record = this.#keys.get(keyId)
+    if (!record || record.revokedAt !== null || record.rotatedTo !== null) return false
+    record.sharedProof = proof
+    return true
   }
 
   recordUsage(keyId: string, at: number, inGrace: boolean): void {

@@ -111,6 +111,14 @@ export interface KeyStore {
   resetPending?(): boolean
   /** The operator's acknowledgement of a reset: admin writes work again, on every process sharing the store. */
   acceptReset?(): Promise<void>
+  /**
+   * Keeps `proof` as the key's `sharedProof`, returned by `get()` from then
+   * on, unless the key is gone, revoked or rotated (returns `false`). `rotate`,
+   * `emergencyRotate` and `revoke` drop the old key's proof in the same atomic
+   * step, so no replica accepts its token by proof afterwards. A store
+   * without it shares no proofs: each replica proves each token with Argon2.
+   */
+  putProof?(keyId: string, proof: string): Promise<boolean>
   /** Flushes pending usage counts and releases resources the store opened. */
   close(): Promise<void>
 }
