@@ -35,6 +35,15 @@ export type { Logger } from './logger.js'
 export { Argon2Hasher, FastTestHasher, OWASP_ARGON2 } from './hash/hasher.js'
 export type { Hasher, Argon2Options } from './hash/hasher.js'
 export { MemoryStore } from './store/memory-store.js'
+export {
+  ROTATION_USAGE_LIMITS,
+  RotationTally,
+  rotationClientField,
+  parseRotationClientField,
+  rotationWindow,
+  emptyRotationUsage,
+} from './store/rotation-usage.js'
+export type { RotationUse, RotationUsage, RotationUsageQuery, RotationClient } from './store/rotation-usage.js'
 export type {
   KeyStore,
   RotateInput,

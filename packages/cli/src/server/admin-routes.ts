@@ -1,5 +1,7 @@
 import { InvalidInputError, KeyNotFoundError, parseDuration, type Keyring } from '@keyrot/core'
+import { z } from 'zod'
 import { defineRoute, type RouteSpec } from './route-spec.js'
+import { endGraceWarningFor } from './rotation-routes.js'
 import {
   createKeyBody,
   emergencyResponse,
@@ -177,10 +179,23 @@ export const adminRoutes: readonly RouteSpec[] = [
     auth: 'admin',
     params: keyParams,
     body: expiryBody,
-    responses: { 200: { description: 'The key with its new deadline.', schema: keyResponse }, ...errors, ...notFound, ...conflict, ...bodyErrors },
+    responses: {
+      200: {
+        description: 'The key with its new deadline; with `endNow`, `warning` says when replicas served the old key in the last 15 minutes.',
+        schema: keyResponse.extend({ warning: z.string().optional() }),
+      },
+      ...errors,
+      ...notFound,
+      ...conflict,
+      ...bodyErrors,
+    },
     async handler({ keyring, params, body }) {
       let key
-      if (body.endNow) key = await keyring.endGrace(params.id)
+      if (body.endNow) {
+        const warning = await endGraceWarningFor(keyring, params.id)
+        key = await keyring.endGrace(params.id)
+        return { status: 200, body: warning === null ? { key } : { key, warning } }
+      }
       else if (body.extendBy !== undefined) key = await keyring.extendGrace(params.id, body.extendBy)
       else key = await keyring.setExpiry(params.id, body.expiresAt ?? null)
       return { status: 200, body: { key } }

@@ -4,6 +4,7 @@ import express, { type ErrorRequestHandler, type Express, type NextFunction, typ
 import { collectDefaultMetrics, Registry } from 'prom-client'
 import { createDashboard, type DashboardOptions } from '../dashboard/index.js'
 import { adminRoutes } from './admin-routes.js'
+import { rotationRoutes } from './rotation-routes.js'
 import { adminErrorResponse, BodyError, parseInput } from './errors.js'
 import { buildOpenApiDocument } from './openapi.js'
 import { defineRoute, type RouteSpec } from './route-spec.js'
@@ -201,6 +202,7 @@ export function createServer(options: ServerOptions): Express {
       document: () => document,
     }),
     ...adminRoutes,
+    ...rotationRoutes(),
     ...(dashboard?.routes ?? []),
   ]
   document = buildOpenApiDocument(routes, options.openapi)
