@@ -12,6 +12,7 @@ import {
   type KeyRecord,
   type KeyStore,
 } from '@keyrot/core'
+import { describeRotationUsageContract } from './rotation-usage-contract.js'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 
 /**
@@ -525,6 +526,8 @@ export function describeStoreContract(
         }).not.toThrow()
       })
     })
+
+    describeRotationUsageContract(() => harness, makeRecord)
 
     if (options.subscribe ?? true) describe('subscribe', () => {
       it('tells listeners which key changed on rotate, revoke, emergency rotation and setExpiry', async () => {

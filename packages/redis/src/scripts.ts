@@ -216,9 +216,9 @@ for _ = 1, minutes do
     end
   end
   if heldMinute == minute then
-    redis.call('HSET', KEYS[1], slot, fmt(minute) .. ':' .. fmt(heldCount + count))
+    redis.call('HSET', KEYS[1], slot, string.format('%.0f:%.0f', minute, heldCount + count))
   elseif heldMinute == nil or heldMinute < minute then
-    redis.call('HSET', KEYS[1], slot, fmt(minute) .. ':' .. fmt(count))
+    redis.call('HSET', KEYS[1], slot, string.format('%.0f:%.0f', minute, count))
   end
 end
 redis.call('PEXPIRE', KEYS[1], ttl)
@@ -236,7 +236,7 @@ while i + 2 <= #ARGV do
     if heldSeen > seen then seen = heldSeen end
     count = count + heldCount
   end
-  redis.call('HSET', KEYS[2], name, fmt(count) .. ':' .. fmt(seen))
+  redis.call('HSET', KEYS[2], name, string.format('%.0f:%.0f', count, seen))
   added = true
 end
 if omitted > 0 then
