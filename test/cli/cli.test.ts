@@ -163,6 +163,11 @@ describe('keyrot create -> rotate -> inspect -> revoke', () => {
     expect(inspected.stdout).toMatch(new RegExp(`^Lineage\\s+\\[${first.id}\\] -> ${second.id}$`, 'm'))
     expect(inspected.stdout).toMatch(/^Usage\s+1 request$/m)
     expect(inspected.stdout).toMatch(/^Last used\s+\S+ \((now|\d+s ago)\)$/m)
+    // The rotation as every process sharing the store counted it (the verifies above ran in this test process).
+    expect(inspected.stdout).toMatch(new RegExp(`^Old key\\s+${first.id}: 1 request, last (now|\\d+s ago)$`, 'm'))
+    expect(inspected.stdout).toMatch(new RegExp(`^New key\\s+${second.id}: 1 request, last (now|\\d+s ago)$`, 'm'))
+    expect(inspected.stdout).toMatch(new RegExp(`^End grace\\s+Key ${first.id} was served 1 times in the last 15 minutes`, 'm'))
+    expect(inspected.stdout).toMatch(/^\(unknown\)\s+\(none\)\s+1\s+(now|\d+s ago)$/m)
 
     const inspectedJson = await runKeyrot(['inspect', second.id, '--json', ...store()])
     expect(inspectedJson.code).toBe(0)
@@ -170,6 +175,7 @@ describe('keyrot create -> rotate -> inspect -> revoke', () => {
     expect(detail.lineage).toEqual([first.id, second.id])
     expect(detail.key).toMatchObject({ id: second.id, state: 'active', rotatedFrom: first.id })
     expect(detail.graceRemainingMs).toBeNull()
+    expect(detail.rotationUsage).toMatchObject({ keyId: second.id, oldKey: { keyId: first.id }, newKey: { keyId: second.id }, oldKeyUsedRecently: true })
     // The successor keeps the 30-day lifetime.
     expect(detail.key.expiresAt - detail.key.createdAt).toBe(30 * 86_400_000)
 

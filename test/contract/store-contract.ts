@@ -12,6 +12,7 @@ import {
   type KeyRecord,
   type KeyStore,
 } from '@keyrot/core'
+import { describeRotationUsageContract } from './rotation-usage-contract.js'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { describeSharedProofContract } from './shared-proof-contract.js'
 
@@ -528,6 +529,7 @@ export function describeStoreContract(
     })
 
     describeSharedProofContract({ store: () => store, makeRecord, successorOf })
+    describeRotationUsageContract(() => harness, makeRecord)
 
     if (options.subscribe ?? true) describe('subscribe', () => {
       it('tells listeners which key changed on rotate, revoke, emergency rotation and setExpiry', async () => {

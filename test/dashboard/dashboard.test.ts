@@ -187,10 +187,16 @@ describe('dashboard in headless Chromium', () => {
     expect(await rotation.locator('h3').textContent()).toBe(`Rotation ${billing.key.id} → ${newId}`)
     expect(await rotation.locator('svg.chart polyline').count()).toBe(2)
     expect(await rotation.locator('.grace-line').textContent()).toMatch(/^Grace ends in 59m \d{1,2}s \(1h 0m grace, /)
-    expect(await rotation.locator('.legend').textContent()).toMatch(/old key: 5 requests.*new key: 1 requests/)
+    // Counted through the store (what every replica reports): the old key's uses in grace, the new key's uses.
+    expect(await rotation.locator('.legend').textContent()).toMatch(/old key: 2 requests.*new key: 1 requests/)
+    expect(await rotation.locator('.end-grace-warning').textContent()).toBe(
+      `Key ${billing.key.id} was served 2 times in the last 15 minutes, by the replicas sharing this store, to 2 clients: ending the grace now breaks them.`,
+    )
 
-    // End the grace: the old key stops at once.
+    // End the grace: the confirmation warns that clients still use the old key; the old key stops at once.
     await page.click('form[data-action="end-grace"] button[type="submit"]')
+    await page.locator('#confirm-dialog').waitFor({ state: 'visible' })
+    expect(await page.locator('#confirm-warning').textContent()).toMatch(new RegExp(`^Key ${billing.key.id} was served 2 times in the last 15 minutes`))
     await confirm(page, /^End the grace period of /)
     await expect.poll(() => oldRow.locator('.badge').textContent()).toBe('expired')
     expect(await page.locator('#detail .notice').textContent()).toBe(`Grace ended: ${billing.key.id} no longer works.`)

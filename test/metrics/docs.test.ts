@@ -9,7 +9,7 @@ describe('docs/observability.md', () => {
   it('documents every metric createMetrics registers, and no other', async () => {
     const keyring = createKeyring({ hasher: new FastTestHasher() })
     const registry = new Registry()
-    const metrics = createMetrics({ keyring, registry, tenantStates: true })
+    const metrics = createMetrics({ keyring, registry, tenantStates: true, tenantFailures: true })
     try {
       const registered = registry.getMetricsAsArray().map((metric) => metric.name).sort()
       const documented = [...doc.matchAll(/^\| `(keyrot_[a-z_]+)` \| (counter|gauge|histogram) \|/gm)].map((m) => m[1]).sort()

@@ -40,6 +40,15 @@ export type { SharedProofResult } from './proof/shared-proofs.js'
 export { resolveProofKey, PROOF_KEY_ENV, MIN_PROOF_KEY_BYTES } from './proof/proof-key.js'
 export { Argon2Queue, DEFAULT_ARGON2_MAX_WAIT_MS } from './hash/argon2-queue.js'
 export type { Argon2QueueOptions } from './hash/argon2-queue.js'
+export {
+  ROTATION_USAGE_LIMITS,
+  RotationTally,
+  rotationClientField,
+  parseRotationClientField,
+  rotationWindow,
+  emptyRotationUsage,
+} from './store/rotation-usage.js'
+export type { RotationUse, RotationUsage, RotationUsageQuery, RotationClient } from './store/rotation-usage.js'
 export type {
   KeyStore,
   RotateInput,

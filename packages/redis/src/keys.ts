@@ -10,6 +10,8 @@ import { familyOf } from '@keyrot/core'
  *   hash), with `PEXPIREAT` at the key's deadline; deleted on revocation.
  * - `<p>:{<family>}:rec:<keyId>`: the full record (why a key fails, usage,
  *   the hash too), kept `retention` past the deadline or revocation.
+ * - `<p>:{<family>}:rotm:<keyId>` / `rotc:<keyId>`: rotation telemetry (uses
+ *   per minute; clients of uses in grace), TTL'd a day after the last use.
  * - `<p>:tenant:{<tenantId>}`: sorted set of a tenant's key ids by creation time.
  * - `<p>:tenants`: set of tenant ids (for listing every key).
  * - `<p>:invalidation`: the pub/sub channel of changes and heartbeats.
@@ -40,6 +42,16 @@ export class KeyLayout {
 
   credential(keyId: string): string {
     return `${this.prefix}:{${familyOf(keyId)}}:cred:${keyId}`
+  }
+
+  /** Rotation uses per minute: field `m<minute % retention>` = `<minute>:<count>`. */
+  rotationMinutes(keyId: string): string {
+    return `${this.prefix}:{${familyOf(keyId)}}:rotm:${keyId}`
+  }
+
+  /** Clients of uses in grace: field `c<ip>\n<user agent>` = `<count>:<lastSeenAt>`, plus `omitted`. */
+  rotationClients(keyId: string): string {
+    return `${this.prefix}:{${familyOf(keyId)}}:rotc:${keyId}`
   }
 
   tenant(tenantId: string): string {

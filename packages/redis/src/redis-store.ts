@@ -1,4 +1,5 @@
 import {
+  emptyRotationUsage,
   InvalidInputError,
   isKeyId,
   KeyNotFoundError,
@@ -11,6 +12,9 @@ import {
   type ListQuery,
   type RevokeInput,
   type RotateInput,
+  type RotationUsage,
+  type RotationUsageQuery,
+  type RotationUse,
 } from '@keyrot/core'
 import type { Cluster, Redis } from 'ioredis'
 import { checkDurability, UnsafeRedisConfigError } from './durability-check.js'
@@ -23,6 +27,7 @@ import { CorruptRecordError, decodeRecord, encodeRecord, optionalArg } from './r
 import { okPayload, requireRecord, tagged } from './replies.js'
 import { SCRIPTS, type LuaScript } from './scripts.js'
 import { StoreIdentity } from './store-identity.js'
+import { readRotationUsage, writeRotationUsage } from './rotation-usage.js'
 import { UsageBatcher, type UsageDelta } from './usage-batcher.js'
 
 /**
@@ -220,8 +225,19 @@ export class RedisStore implements KeyStore {
 
   // ---------------------------------------------------------------- usage
 
-  recordUsage(keyId: string, at: number, inGrace: boolean): void {
-    if (isKeyId(keyId)) this.#usage.record(keyId, at, inGrace)
+  recordUsage(keyId: string, at: number, inGrace: boolean, rotation?: RotationUse): void {
+    if (isKeyId(keyId)) this.#usage.record(keyId, at, inGrace, rotation)
+  }
+
+  /**
+   * Rotation uses of `keyId` as every replica flushed them (see
+   * `rotation-usage.ts` in core). A use shows once its replica flushed it:
+   * up to `usage.flushInterval` later; a replica that crashes loses its
+   * unflushed interval.
+   */
+  rotationUsage(keyId: string, query: RotationUsageQuery): Promise<RotationUsage> {
+    if (!isKeyId(keyId)) return Promise.resolve(emptyRotationUsage(keyId, query))
+    return this.#call('read rotation usage', keyId, this.options.timeoutMs, (redis) => readRotationUsage(redis, this.layout, keyId, query))
   }
 
   /** Writes the usage counts gathered so far (also done every `usage.flushInterval` and on `close()`). */
@@ -233,15 +249,16 @@ export class RedisStore implements KeyStore {
     await this.#call('record usage', undefined, this.options.timeoutMs, async (redis) => {
       // Sent back to back without waiting for replies (Redis pipelining; on a
       // Cluster ioredis sends each to its node); one script per key and batch.
-      await Promise.all(
-        batch.map((delta) =>
+      await Promise.all([
+        ...batch.map((delta) =>
           runScript(redis, SCRIPTS.recordUsage, [this.layout.record(delta.keyId)], [
             delta.count,
             delta.lastUsedAt,
             delta.lastUsedInGraceAt === null ? '' : delta.lastUsedInGraceAt,
           ]),
         ),
-      )
+        ...batch.flatMap((delta) => (delta.rotation ? [writeRotationUsage(redis, this.layout, delta.keyId, delta.rotation)] : [])),
+      ])
     })
   }
 

@@ -222,6 +222,90 @@ redis.call('HSET', KEYS[1], 'proof', ARGV[1])
 return {'ok'}
 `
 
+/**
+ * KEYS: rotm, rotc (layout.rotationMinutes / rotationClients).
+ * ARGV: retentionMinutes, ttlMs, maxClients, omittedClients, lastUsedAt, minuteCount,
+ * then minuteCount pairs (minute, count), then triples (client field, count,
+ * lastSeenAt). Adds one replica's flushed rotation uses to what every replica
+ * wrote. Minutes sit in a ring of `retentionMinutes` fields (an older minute
+ * in a slot is replaced); past `maxClients` the clients seen least recently
+ * are dropped and counted in `omitted`. Both keys expire `ttlMs` after the
+ * last write, so nothing outlives a day without uses.
+ */
+const RECORD_ROTATION_USAGE = `
+local retention = tonumber(ARGV[1])
+local ttl = tonumber(ARGV[2])
+local maxClients = tonumber(ARGV[3])
+local omitted = tonumber(ARGV[4])
+local lastUsedAt = tonumber(ARGV[5])
+local minutes = tonumber(ARGV[6])
+local i = 7
+local last = field(KEYS[1], 'last')
+if not last or lastUsedAt > last then redis.call('HSET', KEYS[1], 'last', fmt(lastUsedAt)) end
+for _ = 1, minutes do
+  local minute = tonumber(ARGV[i])
+  local count = tonumber(ARGV[i + 1])
+  i = i + 2
+  local slot = 'm' .. fmt(minute % retention)
+  local held = redis.call('HGET', KEYS[1], slot)
+  local heldMinute, heldCount = nil, 0
+  if held then
+    local cut = string.find(held, ':', 1, true)
+    if cut then
+      heldMinute = tonumber(string.sub(held, 1, cut - 1))
+      heldCount = tonumber(string.sub(held, cut + 1)) or 0
+    end
+  end
+  if heldMinute == minute then
+    redis.call('HSET', KEYS[1], slot, string.format('%.0f:%.0f', minute, heldCount + count))
+  elseif heldMinute == nil or heldMinute < minute then
+    redis.call('HSET', KEYS[1], slot, string.format('%.0f:%.0f', minute, count))
+  end
+end
+redis.call('PEXPIRE', KEYS[1], ttl)
+local added = false
+while i + 2 <= #ARGV do
+  local name = 'c' .. ARGV[i]
+  local count = tonumber(ARGV[i + 1])
+  local seen = tonumber(ARGV[i + 2])
+  i = i + 3
+  local held = redis.call('HGET', KEYS[2], name)
+  if held then
+    local cut = string.find(held, ':', 1, true)
+    local heldCount = tonumber(string.sub(held, 1, cut - 1)) or 0
+    local heldSeen = tonumber(string.sub(held, cut + 1)) or 0
+    if heldSeen > seen then seen = heldSeen end
+    count = count + heldCount
+  end
+  redis.call('HSET', KEYS[2], name, string.format('%.0f:%.0f', count, seen))
+  added = true
+end
+if omitted > 0 then
+  redis.call('HINCRBY', KEYS[2], 'omitted', omitted)
+  added = true
+end
+if added then
+  -- Over the bound: drop the clients seen least recently (the hash holds at most maxClients + one flush's worth).
+  local over = redis.call('HLEN', KEYS[2]) - maxClients
+  if redis.call('HEXISTS', KEYS[2], 'omitted') == 1 then over = over - 1 end
+  if over > 0 then
+    local entries = {}
+    local all = redis.call('HGETALL', KEYS[2])
+    for j = 1, #all, 2 do
+      if all[j] ~= 'omitted' then
+        local cut = string.find(all[j + 1], ':', 1, true)
+        entries[#entries + 1] = { all[j], tonumber(string.sub(all[j + 1], cut + 1)) or 0 }
+      end
+    end
+    table.sort(entries, function(a, b) return a[2] < b[2] end)
+    for j = 1, over do redis.call('HDEL', KEYS[2], entries[j][1]) end
+    redis.call('HINCRBY', KEYS[2], 'omitted', over)
+  end
+  redis.call('PEXPIRE', KEYS[2], ttl)
+end
+return 1
+`
+
 export interface LuaScript {
   readonly name: string
   /** Normalised source, prelude included. */
@@ -260,6 +344,7 @@ export const SCRIPTS = Object.freeze({
   recordUsage: defineLuaScript('recordUsage', PRELUDE + RECORD_USAGE, 1),
   restoreRevocation: defineLuaScript('restoreRevocation', PRELUDE + RESTORE_REVOCATION, 2),
   putProof: defineLuaScript('putProof', PRELUDE + PUT_PROOF, 2),
+  recordRotationUsage: defineLuaScript('recordRotationUsage', PRELUDE + RECORD_ROTATION_USAGE, 2),
 })
 
 /** Whether Redis answered that it does not have the script cached (the only error retried with `EVAL`). */

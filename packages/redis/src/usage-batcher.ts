@@ -1,4 +1,4 @@
-import type { Logger } from '@keyrot/core'
+import { RotationTally, type Logger, type RotationUse } from '@keyrot/core'
 
 export interface UsageDelta {
   keyId: string
@@ -6,6 +6,8 @@ export interface UsageDelta {
   lastUsedAt: number
   /** Latest use while the key was in its grace period, or `null`. */
   lastUsedInGraceAt: number | null
+  /** Rotation uses (per minute, clients in grace) since the last flush; only for keys in a rotation. */
+  rotation?: RotationTally
 }
 
 export interface UsageBatcherOptions {
@@ -50,7 +52,7 @@ export class UsageBatcher {
     return this.#pending.size
   }
 
-  record(keyId: string, at: number, inGrace: boolean): void {
+  record(keyId: string, at: number, inGrace: boolean, rotation?: RotationUse): void {
     if (this.#closed) return
     let delta = this.#pending.get(keyId)
     if (delta === undefined) {
@@ -64,6 +66,7 @@ export class UsageBatcher {
     delta.count += 1
     if (at > delta.lastUsedAt) delta.lastUsedAt = at
     if (inGrace && (delta.lastUsedInGraceAt === null || at > delta.lastUsedInGraceAt)) delta.lastUsedInGraceAt = at
+    if (rotation) (delta.rotation ??= new RotationTally()).add(at, inGrace, rotation)
     if (this.#pending.size >= this.#options.maxPendingKeys && !this.#failing) {
       void this.flush()
     } else {

@@ -2,8 +2,13 @@ import { KeyNotFoundError, type ApiKey, type Keyring } from '@keyrot/core'
 import type { Command } from 'commander'
 import type { CliIo } from '../io.js'
 import { graceRemainingMs, renderKeyDetails } from '../output/keys.js'
+import { renderRotationUsage } from '../output/rotation.js'
+import { rotationUsageOf } from '../server/rotation-routes.js'
 import type { StoreFlags } from '../store.js'
 import { printJson, withJsonOption, withKeyring, withStoreOptions, type OutputFlags } from './shared.js'
+
+/** Window of the rotation figures `inspect` shows. */
+const ROTATION_MINUTES = 60
 
 /** Longest lineage walked each way: rotation chains are short; a cycle or corrupt record must not loop. */
 const MAX_LINEAGE_STEPS = 50
@@ -40,8 +45,10 @@ export function registerInspect(program: Command, io: CliIo): void {
       if (key === null) throw new KeyNotFoundError(keyId)
       const lineage = await lineageOf(keyring, key)
       const now = io.now()
-      if (flags.json) printJson(io, { key, graceRemainingMs: graceRemainingMs(key, now), lineage })
-      else io.stdout.write(renderKeyDetails(key, lineage, now))
+      // A key in a rotation: how its traffic moves, as every replica counted it.
+      const rotation = key.rotatedTo !== null || key.rotatedFrom !== null ? await rotationUsageOf(keyring, key, ROTATION_MINUTES) : null
+      if (flags.json) printJson(io, { key, graceRemainingMs: graceRemainingMs(key, now), lineage, ...(rotation ? { rotationUsage: rotation } : {}) })
+      else io.stdout.write(renderKeyDetails(key, lineage, now) + (rotation ? `\n${renderRotationUsage(rotation, ROTATION_MINUTES)}` : ''))
     })
   })
 }

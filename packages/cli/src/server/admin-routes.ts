@@ -1,6 +1,8 @@
 import { InvalidInputError, parseDuration } from '@keyrot/core'
+import { z } from 'zod'
 import { adminAccessOf, assertTenant, listedTenant, manageableKey } from './admin-access.js'
 import { defineRoute, type RouteSpec } from './route-spec.js'
+import { endGraceWarningFor } from './rotation-routes.js'
 import { assertSigningUsable, signingRoutes } from './signing-routes.js'
 import {
   createKeyBody,
@@ -186,11 +188,24 @@ export const adminRoutes: readonly RouteSpec[] = [
     auth: 'admin',
     params: keyParams,
     body: expiryBody,
-    responses: { 200: { description: 'The key with its new deadline.', schema: keyResponse }, ...errors, ...notFound, ...conflict, ...bodyErrors },
+    responses: {
+      200: {
+        description: 'The key with its new deadline; with `endNow`, `warning` says when replicas served the old key in the last 15 minutes.',
+        schema: keyResponse.extend({ warning: z.string().optional() }),
+      },
+      ...errors,
+      ...notFound,
+      ...conflict,
+      ...bodyErrors,
+    },
     async handler({ keyring, params, body, res }) {
       await manageableKey(keyring, adminAccessOf(res), params.id)
       let key
-      if (body.endNow) key = await keyring.endGrace(params.id)
+      if (body.endNow) {
+        const warning = await endGraceWarningFor(keyring, params.id)
+        key = await keyring.endGrace(params.id)
+        return { status: 200, body: warning === null ? { key } : { key, warning } }
+      }
       else if (body.extendBy !== undefined) key = await keyring.extendGrace(params.id, body.extendBy)
       else key = await keyring.setExpiry(params.id, body.expiresAt ?? null)
       return { status: 200, body: { key } }

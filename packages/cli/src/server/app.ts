@@ -5,6 +5,7 @@ import { collectDefaultMetrics, Registry } from 'prom-client'
 import { createDashboard, type DashboardOptions } from '../dashboard/index.js'
 import { recordAdminAccess } from './admin-access.js'
 import { adminRoutes } from './admin-routes.js'
+import { rotationRoutes } from './rotation-routes.js'
 import { adminErrorResponse, BodyError, parseInput } from './errors.js'
 import { metricsRoute } from './metrics-app.js'
 import { buildOpenApiDocument } from './openapi.js'
@@ -224,6 +225,7 @@ export function createServer(options: ServerOptions): Express {
       document: () => document,
     }),
     ...adminRoutes,
+    ...rotationRoutes(),
     ...(dashboard?.routes ?? []),
   ]
   document = buildOpenApiDocument(routes, options.openapi)

@@ -45,6 +45,7 @@ import {
 } from './validate.js'
 
 import type { CreateKeyInput, IssuedKey, RotateOptions, VerifyOptions, VerifyResult } from './keyring-types.js'
+import { rotationUseOf } from '../store/rotation-usage.js'
 export type { CreateKeyInput, IssuedKey, RotateOptions, VerifyOptions, VerifyResult } from './keyring-types.js'
 
 const EMPTY: readonly string[] = Object.freeze([])
@@ -394,7 +395,9 @@ export class Keyring {
     }
 
     const inGrace = record.rotatedTo !== null
-    this.store.recordUsage(keyId, now, inGrace)
+    const rotationUse = rotationUseOf(record, now, options.clientIp, options.userAgent)
+    if (rotationUse) this.store.recordUsage(keyId, now, inGrace, rotationUse)
+    else this.store.recordUsage(keyId, now, inGrace)
     if (inGrace) this.#noteGraceUse(record, options, now)
     if (this.#events.has('verification.succeeded')) {
       this.#events.emit('verification.succeeded', {

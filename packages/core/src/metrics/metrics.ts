@@ -6,6 +6,7 @@ import { errorFields } from '../logger.js'
 import { registerProofMetrics } from './proof-metrics.js'
 import type { KeyState } from '../types.js'
 import { registerOutageMetrics } from './outage-metrics.js'
+import { countTenantFailures } from './tenant-failures.js'
 
 /** Seconds. Cached verifies take microseconds, an Argon2 proof tens of milliseconds. */
 export const DEFAULT_DURATION_BUCKETS: readonly number[] = Object.freeze([
@@ -51,6 +52,13 @@ export interface MetricsOptions {
    * under `_other` (per-state totals only).
    */
   maxTenants?: number
+  /**
+   * Export `keyrot_tenant_failures_total{tenant}` (failed verifications of a
+   * tenant's keys; the first `maxTenants` tenants seen get their own label).
+   * It tells readers of `/metrics` which tenant a failing key id belongs to.
+   * Default `false`.
+   */
+  tenantFailures?: boolean
   /** Buckets (seconds) of the verification duration histogram. Default {@link DEFAULT_DURATION_BUCKETS}. */
   durationBuckets?: readonly number[]
   /** Buckets (seconds) of the invalidation delivery lag histogram. Default {@link DEFAULT_LAG_BUCKETS}. */
@@ -74,6 +82,7 @@ interface ResolvedMetricsOptions {
   prefix: string
   tenantStates: boolean
   maxTenants: number
+  tenantFailures: boolean
   durationBuckets: number[]
   lagBuckets: number[]
   splitInvalidKey: boolean
@@ -125,6 +134,7 @@ function resolveMetricsOptions(options: MetricsOptions): ResolvedMetricsOptions 
     prefix,
     tenantStates: options.tenantStates ?? false,
     maxTenants,
+    tenantFailures: options.tenantFailures ?? false,
     durationBuckets: checkBuckets(options.durationBuckets, DEFAULT_DURATION_BUCKETS, 'durationBuckets'),
     lagBuckets: checkBuckets(options.lagBuckets, DEFAULT_LAG_BUCKETS, 'lagBuckets'),
     splitInvalidKey: flag(options.splitInvalidKey, 'splitInvalidKey'),
@@ -328,6 +338,9 @@ export function createMetrics(options: MetricsOptions): KeyrotMetrics {
     verifications.inc({ result: event.code })
     if (event.durationMs !== undefined) duration.observe({ result: 'error', cache: 'none' }, event.durationMs / 1000)
   })
+  if (config.tenantFailures) {
+    unsubscribers.push(countTenantFailures({ keyring, name: name('tenant_failures_total'), registers, maxTenants: config.maxTenants }))
+  }
   on('ratelimit.blocked', (event) => rateLimitBlocks.inc({ policy: event.policy ?? 'other', code: event.code }))
   on('key.created', () => keyChanges.inc({ action: 'created' }))
   on('key.rotated', () => keyChanges.inc({ action: 'rotated' }))

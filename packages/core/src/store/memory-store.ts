@@ -1,6 +1,7 @@
 import { InvalidInputError, KeyNotFoundError } from '../errors.js'
 import { assertRotatable } from '../lifecycle/succession.js'
 import type { KeyRecord } from '../types.js'
+import { emptyRotationUsage, ROTATION_USAGE_LIMITS, RotationTally, type RotationUsage, type RotationUsageQuery, type RotationUse } from './rotation-usage.js'
 import type {
   EmergencyRotateInput,
   InvalidationListener,
@@ -37,6 +38,7 @@ function withoutProof(record: KeyRecord): KeyRecord {
 export class MemoryStore implements KeyStore {
   readonly #keys = new Map<string, KeyRecord>()
   readonly #listeners = new Set<InvalidationListener>()
+  readonly #rotation = new Map<string, RotationTally>()
 
   /** Number of stored records (any state). */
   get size(): number {
@@ -133,12 +135,25 @@ export class MemoryStore implements KeyStore {
     return true
   }
 
-  recordUsage(keyId: string, at: number, inGrace: boolean): void {
+  recordUsage(keyId: string, at: number, inGrace: boolean, rotation?: RotationUse): void {
     const record = this.#keys.get(keyId)
     if (!record) return
     record.usageCount += 1
     record.lastUsedAt = at
     if (inGrace) record.lastUsedInGraceAt = at
+    if (rotation) {
+      let tally = this.#rotation.get(keyId)
+      if (!tally) this.#rotation.set(keyId, (tally = new RotationTally()))
+      tally.add(at, inGrace, rotation)
+    }
+  }
+
+  async rotationUsage(keyId: string, query: RotationUsageQuery): Promise<RotationUsage> {
+    const tally = this.#rotation.get(keyId)
+    // Like the Redis store's TTL: nothing is kept past the retention after the last use.
+    const retentionMs = ROTATION_USAGE_LIMITS.retentionMinutes * ROTATION_USAGE_LIMITS.bucketMs
+    if (!tally || tally.lastUsedAt === null || tally.lastUsedAt <= query.now - retentionMs) return emptyRotationUsage(keyId, query)
+    return tally.read(keyId, query)
   }
 
   async list(query: ListQuery): Promise<KeyRecord[]> {

@@ -1,4 +1,5 @@
 import type { KeyRecord } from '../types.js'
+import type { RotationUsage, RotationUsageQuery, RotationUse } from './rotation-usage.js'
 
 export interface RotateInput {
   oldKeyId: string
@@ -78,8 +79,20 @@ export interface KeyStore {
   setExpiry(keyId: string, expiresAt: number | null): Promise<KeyRecord>
   /** Replaces a key's hash (re-hash with new parameters after a verify). */
   updateHash(keyId: string, hash: string): Promise<void>
-  /** Counts one use. May be batched; must never block the caller. */
-  recordUsage(keyId: string, at: number, inGrace: boolean): void
+  /**
+   * Counts one use. May be batched; must never block the caller. `rotation`
+   * is given only when the key is in grace or is a recent successor: a store
+   * with `rotationUsage` then also counts the use per minute and, in grace,
+   * its client (see `rotation-usage.ts`; never a token).
+   */
+  recordUsage(keyId: string, at: number, inGrace: boolean, rotation?: RotationUse): void
+  /**
+   * Rotation uses of a key as every process sharing the store recorded them
+   * (per-minute counts; clients of uses in grace). A batching store shows a
+   * use once it is flushed. Optional: stores without it show no rotation
+   * telemetry.
+   */
+  rotationUsage?(keyId: string, query: RotationUsageQuery): Promise<RotationUsage>
   /** Keys, newest first. */
   list(query: ListQuery): Promise<KeyRecord[]>
   /**

@@ -673,11 +673,13 @@ async function runAction(action, form, key) {
       return
     }
     case 'end-grace': {
+      // Read just before asking: did any replica serve the old key recently?
+      const usage = await api('GET', `${path}/rotation-usage?minutes=15`)
       const ok = await confirmAction({
         title: `End the grace period of ${key.id} now?`,
         text: 'The old key stops working at once, on every replica.',
         confirm: 'End grace now',
-        warning: ownKeyWarning(key),
+        warning: [usage.endGraceWarning, ownKeyWarning(key)].filter(Boolean).join(' ') || undefined,
       })
       if (!ok) return
       const { key: ended } = await api('POST', `${path}/expiry`, { endNow: true })
@@ -809,13 +811,13 @@ async function loadRotation() {
   // From ten minutes before the rotation to now: the traffic moving over. At most the server's 24 hours.
   const minutes = Math.min(1440, Math.max(15, Math.ceil((serverNow() - rotatedAt) / MINUTE) + 10))
   try {
-    const [oldUsage, newUsage, clients] = await Promise.all([
-      api('GET', `v1/keys/${encodeURIComponent(pair.oldId)}/usage?minutes=${minutes}`),
-      api('GET', `v1/keys/${encodeURIComponent(pair.newId)}/usage?minutes=${minutes}`),
-      api('GET', `v1/keys/${encodeURIComponent(pair.oldId)}/grace-clients`),
-    ])
+    // Counted by every replica through the shared store, not only by this server.
+    const usage = await api('GET', `v1/keys/${encodeURIComponent(pair.oldId)}/rotation-usage?minutes=${minutes}`)
     if (state.rotation !== pair) return
-    renderRotation(pair, old, oldUsage, newUsage, clients)
+    const oldUsage = { from: usage.from, counts: usage.oldKey.counts }
+    const newUsage = { from: usage.from, counts: usage.newKey?.counts ?? [] }
+    const clients = { clients: usage.oldKey.clients, omittedClients: usage.oldKey.omittedClients }
+    renderRotation(pair, old, oldUsage, newUsage, clients, usage)
   } catch (error) {
     if (handleSessionError(error)) return
     if (state.rotation !== pair) return
@@ -873,7 +875,7 @@ function chartSvg(oldCounts, newCounts, from, rotatedAt) {
   )
 }
 
-function renderRotation(pair, old, oldUsage, newUsage, graceClients) {
+function renderRotation(pair, old, oldUsage, newUsage, graceClients, usage) {
   const section = $('#rotation')
   if (!section) return
   const now = serverNow()
@@ -901,7 +903,7 @@ function renderRotation(pair, old, oldUsage, newUsage, graceClients) {
     .join('')
   const clientsBlock =
     clients.length === 0
-      ? '<p class="ok">No client has used the old key during its grace period, as seen by this server.</p>'
+      ? '<p class="ok">No client has used the old key during its grace period, as counted by every replica.</p>'
       : `<table class="clients"><thead><tr><th scope="col">Client IP</th><th scope="col">User agent</th><th scope="col" class="num">Requests</th><th scope="col">Last seen</th></tr></thead><tbody>${clientRows}</tbody></table>` +
         (graceClients.omittedClients > 0 ? `<p class="hint">${graceClients.omittedClients} more clients not listed.</p>` : '')
   section.innerHTML =
@@ -918,7 +920,10 @@ function renderRotation(pair, old, oldUsage, newUsage, graceClients) {
     `<span><i class="swatch swatch-old"></i>old key: ${numberFormat.format(sum(oldCounts))} requests, ${lastMinuteOld} in the last minute</span>` +
     `<span><i class="swatch swatch-new"></i>new key: ${numberFormat.format(sum(newCounts))} requests, ${lastMinuteNew} in the last minute</span></p>` +
     `<h4>Clients still on the old key (${clients.length + graceClients.omittedClients})</h4>${clientsBlock}` +
-    `<p class="hint">Requests per minute counted by this server process since ${esc(iso(oldUsage.trackedSince))}; each replica counts its own.</p>`
+    (usage.endGraceWarning ? `<p class="form-error end-grace-warning">${esc(usage.endGraceWarning)}</p>` : '') +
+    (usage.scope === 'unavailable'
+      ? '<p class="hint">This store keeps no rotation telemetry: no figures from any replica.</p>'
+      : `<p class="hint">${esc(usage.caveat)}</p>`)
   section.hidden = false
   collectCountdowns()
 }
