@@ -29,6 +29,7 @@ export const ERROR_CODES = {
   KEYROT_PAYLOAD_TOO_LARGE: { status: 413, message: 'The request body is too large to verify.' },
   KEYROT_SECRET_UNREADABLE: { status: 500, message: 'A signing secret cannot be decrypted with the configured master keys.' },
   KEYROT_ROUTE_NOT_FOUND: { status: 404, message: 'No such route.' },
+  KEYROT_MIDDLEWARE_MISUSE: { status: 500, message: 'The authentication middleware was mounted wrongly.' },
 } as const satisfies Record<string, { status: number; message: string }>
 
 export type ErrorCode = keyof typeof ERROR_CODES
