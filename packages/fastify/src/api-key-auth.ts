@@ -98,24 +98,33 @@ function withRouteScopes(base: AuthenticateOptions & { realm: string }, route: R
  * fastify.get('/partners', { config: { keyrot: false }, preHandler: apiKeyHook({ keyring: partners }) }, handler)
  */
 export function apiKeyHook(options: Omit<ApiKeyAuthOptions, 'addHook'>): ApiKeyHook {
-  if (isMisuse(options)) return misused('apiKeyHook', 'apiKeyHook({ keyring })') as unknown as ApiKeyHook
+  if (isMisuse(options)) return misused('apiKeyHook', 'apiKeyHook({ keyring })')(options, arguments[1] as FastifyReply) as never
   const { keyring, authOptions } = resolveAdapterAuth('apiKeyHook', options, '(request)')
   const clientIp = options.clientIp ?? ((request: FastifyRequest) => request.ip || undefined)
   return createHook(keyring, clientIp, () => authOptions)
 }
 
 const plugin: FastifyPluginCallback<ApiKeyAuthOptions> = function keyrotFastify(fastify, options, done) {
-  const { keyring, authOptions } = resolveAdapterAuth('@keyrot/fastify', options, '(request)')
-  if (options.addHook !== undefined && typeof options.addHook !== 'boolean') {
-    throw new TypeError(`@keyrot/fastify addHook must be a boolean; got ${String(options.addHook)}`)
+  let resolved: ReturnType<typeof resolveAdapterAuth>
+  try {
+    resolved = resolveAdapterAuth('@keyrot/fastify', options, '(request)')
+    if (options.addHook !== undefined && typeof options.addHook !== 'boolean') {
+      throw new TypeError(`@keyrot/fastify addHook must be a boolean; got ${String(options.addHook)}`)
+    }
+  } catch (error) {
+    // Through done(), so that register() and ready() reject with this TypeError.
+    done(error as Error)
+    return
   }
+  const { keyring, authOptions } = resolved
   const clientIp = options.clientIp ?? ((request: FastifyRequest) => request.ip || undefined)
   // Resolved once per route, when the route is added; keyed by the route's `config.keyrot` object.
   const perRoute = new WeakMap<object, AuthenticateOptions>()
 
   if (!fastify.hasRequestDecorator('apiKey')) fastify.decorateRequest('apiKey', null)
   fastify.decorate('verifyApiKey', function verifyApiKey(this: FastifyInstance, route?: RouteApiKeyOptions): ApiKeyHook {
-    if (isMisuse(route)) return misused('fastify.verifyApiKey', 'fastify.verifyApiKey({ scopes })') as unknown as ApiKeyHook
+    // `preHandler: fastify.verifyApiKey`: this call is the hook, and the promise returned is its answer.
+    if (isMisuse(route)) return misused('fastify.verifyApiKey', 'fastify.verifyApiKey({ scopes })')(route, arguments[1] as FastifyReply) as never
     const resolved = route === undefined ? authOptions : withRouteScopes(authOptions, route, keyring, 'fastify.verifyApiKey options')
     return createHook(keyring, clientIp, () => resolved)
   })
