@@ -8,6 +8,8 @@ export default defineConfig({
     alias: {
       '@keyrot/core': src('core'),
       '@keyrot/express': src('express'),
+      '@keyrot/fastify': src('fastify'),
+      '@keyrot/hono': src('hono'),
       '@keyrot/koa': src('koa'),
       '@keyrot/redis': src('redis'),
     },

@@ -2,6 +2,12 @@ import { randomBytes } from 'node:crypto'
 import { createKeyring, FastTestHasher, ManualClock, MemoryReplayStore, MemoryStore, signRequest, type Keyring } from '@keyrot/core'
 import { signedRequest as expressSignedRequest } from '@keyrot/express'
 import { signedRequest as koaSignedRequest } from '@keyrot/koa'
+import { signedRequest as fastifySignedRequest } from '@keyrot/fastify'
+import { signedRequest as honoSignedRequest } from '@keyrot/hono'
+import { getRequestListener } from '@hono/node-server'
+import fastify5 from 'fastify'
+import fastify4 from 'fastify4'
+import { Hono } from 'hono'
 import express5 from 'express'
 import express4 from 'express4'
 import type { ErrorRequestHandler } from 'express'
@@ -63,11 +69,51 @@ function koaApp(Koa: typeof Koa3): AppFactory {
   }
 }
 
+function fastifyApp(createApp: typeof fastify5): AppFactory {
+  return async (keyring) => {
+    const errors: unknown[] = []
+    const app = createApp()
+    app.setErrorHandler((error, _request, reply) => {
+      errors.push(error)
+      return reply.code(500).send({ unexpected: true })
+    })
+    await app.register(fastifySignedRequest, { keyring, replayStore: new MemoryReplayStore({ clock: keyring.clock }), limit: 1024 })
+    app.all('/echo', { config: { keyrotSigned: true } }, async (request) => ({
+      tenant: request.signedRequest?.key.tenantId,
+      path: request.url,
+      body: request.signedRequest?.rawBody.toString('utf8'),
+    }))
+    await app.ready()
+    return listen((req, res) => app.routing(req, res), errors)
+  }
+}
+
+function honoApp(): AppFactory {
+  return async (keyring) => {
+    const errors: unknown[] = []
+    const app = new Hono()
+    app.onError((error, c) => {
+      errors.push(error)
+      return c.json({ unexpected: true }, 500)
+    })
+    app.all('/echo', honoSignedRequest({ keyring, replayStore: new MemoryReplayStore({ clock: keyring.clock }), limit: 1024 }), async (c) => {
+      const url = new URL(c.req.url)
+      // The body is still readable after verification.
+      const text = await c.req.text()
+      return c.json({ tenant: c.get('signedRequest').key.tenantId, path: `${url.pathname}${url.search}`, body: text })
+    })
+    return listen(getRequestListener(app.fetch), errors)
+  }
+}
+
 const frameworks: [string, AppFactory][] = [
   ['Express 5', expressApp(express5)],
   ['Express 4', expressApp(express4 as unknown as typeof express5)],
   ['Koa 3', koaApp(Koa3)],
   ['Koa 2', koaApp(Koa2 as unknown as typeof Koa3)],
+  ['Fastify 5', fastifyApp(fastify5)],
+  ['Fastify 4', fastifyApp(fastify4 as unknown as typeof fastify5)],
+  ['Hono', honoApp()],
 ]
 
 describe.each(frameworks)('signedRequest() on %s', (name, createApp) => {

@@ -33,6 +33,7 @@ export const ERROR_CODES = {
   KEYROT_SIGNING_NOT_CONFIGURED: { status: 501, message: 'Signing secrets need master keys, and none are configured.' },
   KEYROT_ADMIN_TENANT_FORBIDDEN: { status: 403, message: 'This admin key manages only the keys of its own tenant.' },
   KEYROT_OVERLOADED: { status: 503, message: 'The service is busy proving new keys; retry shortly.' },
+  KEYROT_MIDDLEWARE_MISUSE: { status: 500, message: 'The authentication middleware was mounted wrongly.' },
 } as const satisfies Record<string, { status: number; message: string }>
 
 export type ErrorCode = keyof typeof ERROR_CODES

@@ -1,4 +1,12 @@
-import { authenticate, credentialHeadersOf, type ApiKey, type Keyring } from '@keyrot/core'
+import {
+  authenticate,
+  credentialHeadersOf,
+  middlewareMisuseResponse,
+  reportMiddlewareMisuse,
+  resolveAdapterAuth,
+  type ApiKey,
+  type Keyring,
+} from '@keyrot/core'
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
 
 export interface ApiKeyAuthOptions {
@@ -39,13 +47,9 @@ declare global {
  * app.get('/v1/things', (req, res) => res.json({ tenant: req.apiKey!.tenantId }))
  */
 export function apiKeyAuth(options: ApiKeyAuthOptions): RequestHandler {
-  if (!options || typeof options !== 'object' || !options.keyring || typeof options.keyring.verify !== 'function') {
-    throw new TypeError('apiKeyAuth needs { keyring }: a keyring from createKeyring()')
-  }
-  const { keyring } = options
+  if (isExpressRequest(options, arguments[1])) return misused('apiKeyAuth', arguments[1] as Response)
+  const { keyring, authOptions } = resolveAdapterAuth('apiKeyAuth', options, '(req)')
   const clientIp = options.clientIp ?? ((req: Request) => req.ip ?? req.socket.remoteAddress)
-  const authOptions = { ...(options.scopes ? { scopes: [...options.scopes] } : {}), realm: options.realm ?? 'api' }
-
   return function keyrotApiKeyAuth(req: Request, res: Response, next: NextFunction): void {
     authenticate(
       keyring,
@@ -68,4 +72,20 @@ export function apiKeyAuth(options: ApiKeyAuthOptions): RequestHandler {
       (error: unknown) => next(error),
     )
   }
+}
+
+/** `app.get(path, apiKeyAuth, handler)`: Express called the factory with `(req, res, next)`. */
+export function isExpressRequest(first: unknown, second: unknown): boolean {
+  return (
+    typeof first === 'object' && first !== null && 'method' in first && 'headers' in first &&
+    typeof second === 'object' && second !== null && typeof (second as { setHeader?: unknown }).setHeader === 'function'
+  )
+}
+
+/** Answers 500 KEYROT_MIDDLEWARE_MISUSE as JSON (never Express's HTML stack trace) and logs it once. */
+export function misused(name: string, res: Response): RequestHandler {
+  reportMiddlewareMisuse(name)
+  const { status, headers, body } = middlewareMisuseResponse(name)
+  if (!res.headersSent) res.status(status).set(headers).json(body)
+  return (_req, _res, next) => next()
 }

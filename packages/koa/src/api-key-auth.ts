@@ -1,4 +1,12 @@
-import { authenticate, credentialHeadersOf, type ApiKey, type Keyring } from '@keyrot/core'
+import {
+  authenticate,
+  credentialHeadersOf,
+  middlewareMisuseResponse,
+  reportMiddlewareMisuse,
+  resolveAdapterAuth,
+  type ApiKey,
+  type Keyring,
+} from '@keyrot/core'
 import type { Context, Middleware, Next } from 'koa'
 
 export interface ApiKeyAuthOptions {
@@ -51,15 +59,9 @@ function defaultClientIp(ctx: Context): string | undefined {
  * app.use((ctx) => { ctx.body = { tenant: ctx.state.apiKey!.tenantId } })
  */
 export function apiKeyAuth(options: ApiKeyAuthOptions): Middleware {
-  if (!options || typeof options !== 'object' || !options.keyring || typeof options.keyring.verify !== 'function') {
-    throw new TypeError('apiKeyAuth needs { keyring }: a keyring from createKeyring()')
-  }
-  if (options.clientIp !== undefined && typeof options.clientIp !== 'function') {
-    throw new TypeError('apiKeyAuth clientIp must be a function (ctx) => string | undefined')
-  }
-  const { keyring } = options
+  if (isKoaContext(options)) return misused('apiKeyAuth', options)
+  const { keyring, authOptions } = resolveAdapterAuth('apiKeyAuth', options, '(ctx)')
   const clientIp = options.clientIp ?? defaultClientIp
-  const authOptions = { ...(options.scopes ? { scopes: [...options.scopes] } : {}), realm: options.realm ?? 'api' }
 
   return async function keyrotApiKeyAuth(ctx: Context, next: Next): Promise<void> {
     const outcome = await authenticate(
@@ -77,4 +79,22 @@ export function apiKeyAuth(options: ApiKeyAuthOptions): Middleware {
     ctx.set(outcome.headers)
     ctx.body = outcome.body
   }
+}
+
+/** `app.use(apiKeyAuth)`: Koa called the factory with `(ctx, next)`. */
+export function isKoaContext(value: unknown): value is Context {
+  return typeof value === 'object' && value !== null && 'req' in value && 'res' in value && 'state' in value
+}
+
+/**
+ * Answers 500 KEYROT_MIDDLEWARE_MISUSE as JSON and logs it once. Koa awaits
+ * what the factory returns, so the answer set here is the one sent.
+ */
+export function misused(name: string, ctx: Context): Middleware {
+  reportMiddlewareMisuse(name)
+  const { status, headers, body } = middlewareMisuseResponse(name)
+  ctx.status = status
+  ctx.set(headers)
+  ctx.body = body
+  return async () => undefined
 }

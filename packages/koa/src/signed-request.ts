@@ -5,6 +5,7 @@ import {
   type SignedRequestVerifierOptions,
 } from '@keyrot/core'
 import type { Context, Middleware, Next } from 'koa'
+import { isKoaContext, misused } from './api-key-auth.js'
 
 /** Options of `signedRequest()`: the verifier's (keyring, replay store, tolerance, realm) plus the body limit and client IP. */
 export interface SignedRequestOptions extends SignedRequestVerifierOptions {
@@ -53,6 +54,7 @@ function bodyOf(ctx: Context, limit: number): Promise<Buffer> {
  * })
  */
 export function signedRequest(options: SignedRequestOptions): Middleware {
+  if (isKoaContext(options)) return misused('signedRequest', options)
   if (!options || typeof options !== 'object') throw new TypeError('signedRequest needs { keyring }: a keyring from createKeyring()')
   const limit = options.limit ?? 1_048_576
   if (!Number.isInteger(limit) || limit < 1) throw new TypeError(`limit must be a positive integer (bytes); got ${String(limit)}`)

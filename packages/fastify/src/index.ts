@@ -1,0 +1,5 @@
+export { apiKeyAuth, apiKeyHook } from './api-key-auth.js'
+export type { ApiKeyAuthOptions, ApiKeyHook, RouteApiKeyOptions } from './api-key-auth.js'
+export { metricsHandler } from './metrics.js'
+export { signedRequest } from './signed-request.js'
+export type { SignedRequestOptions } from './signed-request.js'

@@ -1,0 +1,5 @@
+export { apiKeyAuth } from './api-key-auth.js'
+export type { ApiKeyAuthOptions, ApiKeyEnv, ApiKeyVariables } from './api-key-auth.js'
+export { metricsHandler } from './metrics.js'
+export { signedRequest } from './signed-request.js'
+export type { SignedRequestEnv, SignedRequestOptions } from './signed-request.js'
