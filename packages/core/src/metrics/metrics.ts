@@ -197,6 +197,20 @@ export function createMetrics(options: MetricsOptions): KeyrotMetrics {
     registers,
   })
 
+  // Leak reports (docs/leak-response.md): providers are the handler's configured names, a bounded set.
+  const leakReports = new Counter({
+    name: name('leak_reports_total'),
+    help: 'Tokens in verified leak reports, by provider and label (true_positive: a real secret of one of our keys).',
+    labelNames: ['provider', 'label'] as const,
+    registers,
+  })
+  const keysLeaked = new Counter({
+    name: name('keys_leaked_total'),
+    help: 'Keys a leak report proved public, by provider and the action applied (revoke, emergencyRotate, notify).',
+    labelNames: ['provider', 'action'] as const,
+    registers,
+  })
+
   // Lifetime totals of successful verifications, for the hit-ratio gauge.
   let cachedOk = 0
   let uncachedOk = 0
@@ -294,6 +308,11 @@ export function createMetrics(options: MetricsOptions): KeyrotMetrics {
     if (event.lagMs !== undefined) invalidationLag.observe(event.lagMs / 1000)
   })
   on('cache.reset', () => cacheResets.inc())
+  on('leak.reported', (event) => {
+    if (event.truePositives > 0) leakReports.inc({ provider: event.provider, label: 'true_positive' }, event.truePositives)
+    if (event.falsePositives > 0) leakReports.inc({ provider: event.provider, label: 'false_positive' }, event.falsePositives)
+  })
+  on('key.leaked', (event) => keysLeaked.inc({ provider: event.provider, action: event.action }))
 
   let closed = false
   return {
