@@ -5,6 +5,7 @@ import { registerDemo } from './commands/demo.js'
 import { registerInspect } from './commands/inspect.js'
 import { registerEmergencyRotate, registerRevoke, registerRotate } from './commands/lifecycle.js'
 import { registerExpiring, registerList } from './commands/list.js'
+import { registerScan } from './commands/scan.js'
 import { registerServe } from './commands/serve.js'
 import { registerRewrapSecrets } from './commands/signing.js'
 import { describeFailure, EXIT_OK, EXIT_USAGE } from './exit-codes.js'
@@ -47,6 +48,7 @@ Exit codes: 0 ok, 1 error (unknown key, Redis unreachable...), 2 usage (bad argu
   registerDemo(program, io)
   registerServe(program, io)
   registerRewrapSecrets(program, io)
+  registerScan(program, io)
   return program
 }
 

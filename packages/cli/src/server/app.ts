@@ -5,6 +5,7 @@ import { collectDefaultMetrics, Registry } from 'prom-client'
 import { createDashboard, type DashboardOptions } from '../dashboard/index.js'
 import { adminRoutes } from './admin-routes.js'
 import { adminErrorResponse, BodyError, parseInput } from './errors.js'
+import { leakRoutesFromEnv, mountLeakRoutes, type LeakRoutesOptions } from './leak-routes.js'
 import { buildOpenApiDocument } from './openapi.js'
 import { defineRoute, type RouteSpec } from './route-spec.js'
 import { emptyObject, healthResponse, whoamiResponse, errorSchema } from './schemas.js'
@@ -44,6 +45,8 @@ export interface ServerOptions {
   trustProxy?: boolean | number | string
   /** The operator dashboard at `/dashboard` (docs/dashboard.md) and its usage routes. `false` leaves them out. Default: on. */
   dashboard?: false | DashboardOptions
+  /** Leak-report routes for secret scanning programs (docs/leak-response.md). Default: from `KEYROT_*_KEYS_URL` (see `leakRoutesFromEnv`). `false` leaves them out. */
+  leakReports?: false | LeakRoutesOptions
 }
 
 const DEFAULT_BODY_LIMIT = '16kb'
@@ -212,6 +215,8 @@ export function createServer(options: ServerOptions): Express {
   const adminAuth = apiKeyAuth({ keyring, scopes: [adminScope], realm: 'keyrot-admin' })
   const keyAuth = apiKeyAuth({ keyring, realm: 'api' })
   const json = express.json({ limit: bodyLimit, strict: true })
+  // Signed by the provider over the raw body: mounted before any JSON parser, with no API key.
+  if (options.leakReports !== false) mountLeakRoutes(app, keyring, options.leakReports ?? leakRoutesFromEnv(process.env), logger)
 
   for (const route of routes) {
     const chain: RequestHandler[] = []

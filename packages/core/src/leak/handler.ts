@@ -87,7 +87,7 @@ export function createLeakReportHandler(options: LeakReportHandlerOptions): Leak
   async function handle(request: LeakReportRequest): Promise<LeakReportResponse> {
     try {
       if (request.body.byteLength > config.maxBodyBytes) {
-        return failure(new KeyrotError('KEYROT_PAYLOAD_TOO_LARGE', `The leak report is larger than the ${config.maxBodyBytes} bytes this endpoint reads.`))
+        return leakErrorResponse(new KeyrotError('KEYROT_PAYLOAD_TOO_LARGE', `The leak report is larger than the ${config.maxBodyBytes} bytes this endpoint reads.`))
       }
       await authenticate(request)
       const reported = parseReport(request.body, config.maxTokens)
@@ -99,7 +99,7 @@ export function createLeakReportHandler(options: LeakReportHandlerOptions): Leak
       } else {
         config.logger.warn({ event: 'leak.report_refused', provider: config.provider, code: keyrotError.code }, 'keyrot refused a leak report')
       }
-      return failure(keyrotError)
+      return leakErrorResponse(keyrotError)
     }
   }
 
@@ -235,7 +235,8 @@ function single(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? (value.length === 1 ? value[0] : undefined) : value
 }
 
-function failure(error: KeyrotError): LeakReportResponse {
+/** The answer to a refused report (adapters use it when reading the body fails: 413, 400). */
+export function leakErrorResponse(error: KeyrotError): LeakReportResponse {
   const headers: Record<string, string> = { 'cache-control': 'no-store' }
   if (error instanceof LeakKeysUnavailableError) headers['retry-after'] = String(Math.ceil(error.retryAfterMs / 1000))
   if (error.code === 'KEYROT_STORE_UNAVAILABLE') headers['retry-after'] = '1'

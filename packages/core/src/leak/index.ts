@@ -1,4 +1,4 @@
-export { createLeakReportHandler } from './handler.js'
+export { createLeakReportHandler, leakErrorResponse } from './handler.js'
 export type { LeakReportHandler, LeakReportRequest, LeakReportResponse } from './handler.js'
 export type { LeakAction, LeakActionRules, LeakReportHandlerOptions, LeakRotation } from './options.js'
 export { PublicKeyCache, parseKeysDocument } from './public-keys.js'
