@@ -102,9 +102,9 @@ export interface ServeProcess {
 }
 
 /** Starts `keyrot serve --port 0` and resolves once it logs its URL. */
-export function startServe(args: string[], options: { timeoutMs?: number } = {}): Promise<ServeProcess> {
+export function startServe(args: string[], options: { timeoutMs?: number; env?: Record<string, string> } = {}): Promise<ServeProcess> {
   const timeoutMs = options.timeoutMs ?? 30_000
-  const child = spawn(process.execPath, [bin, 'serve', '--port', '0', ...args], { cwd: root, env: childEnv(), stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, [bin, 'serve', '--port', '0', ...args], { cwd: root, env: childEnv(options.env), stdio: ['ignore', 'pipe', 'pipe'] })
   children.add(child)
   let stdout = ''
   let stderr = ''
