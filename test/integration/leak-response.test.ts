@@ -227,6 +227,10 @@ describe('leak reports through keyrot serve, three replicas on one Redis', () =>
     // No GitLab keys URL: no GitLab route.
     expect((await post(isolated.url, 'gitlab', signedReport([], gitlab, 'gitlab'))).status).toBe(404)
     await expectLiveEverywhere(live.token)
+    // Rate-limited per client address (120 a minute), before any work: the 121st report in the minute hears 429.
+    const statuses: number[] = []
+    for (let i = 0; i < 125; i++) statuses.push((await post(isolated.url, 'github', signedReport([], github, 'github'))).status)
+    expect(statuses.filter((status) => status === 429).length).toBeGreaterThanOrEqual(5)
     isolated.child.kill('SIGTERM')
     await isolated.exited
   })

@@ -5,7 +5,7 @@ import { collectDefaultMetrics, Registry } from 'prom-client'
 import { createDashboard, type DashboardOptions } from '../dashboard/index.js'
 import { adminRoutes } from './admin-routes.js'
 import { adminErrorResponse, BodyError, parseInput } from './errors.js'
-import { leakRoutesFromEnv, mountLeakRoutes, type LeakRoutesOptions } from './leak-routes.js'
+import { leakRoutes, leakRoutesFromEnv, type LeakRoutesOptions } from './leak-routes.js'
 import { buildOpenApiDocument } from './openapi.js'
 import { defineRoute, type RouteSpec } from './route-spec.js'
 import { emptyObject, healthResponse, whoamiResponse, errorSchema } from './schemas.js'
@@ -205,6 +205,8 @@ export function createServer(options: ServerOptions): Express {
     }),
     ...adminRoutes,
     ...(dashboard?.routes ?? []),
+    // Signed by the provider over the raw body (no API key, no JSON parser).
+    ...(options.leakReports === false ? [] : leakRoutes(keyring, options.leakReports ?? leakRoutesFromEnv(process.env), logger)),
   ]
   document = buildOpenApiDocument(routes, options.openapi)
 
@@ -215,8 +217,6 @@ export function createServer(options: ServerOptions): Express {
   const adminAuth = apiKeyAuth({ keyring, scopes: [adminScope], realm: 'keyrot-admin' })
   const keyAuth = apiKeyAuth({ keyring, realm: 'api' })
   const json = express.json({ limit: bodyLimit, strict: true })
-  // Signed by the provider over the raw body: mounted before any JSON parser, with no API key.
-  if (options.leakReports !== false) mountLeakRoutes(app, keyring, options.leakReports ?? leakRoutesFromEnv(process.env), logger)
 
   for (const route of routes) {
     const chain: RequestHandler[] = []

@@ -9,7 +9,10 @@ import {
   type PublicKeySource,
 } from '@keyrot/core'
 import { leakReportRoute } from '@keyrot/express'
-import type { Express, NextFunction, Request, Response } from 'express'
+import type { Request, Response } from 'express'
+import { z } from 'zod'
+import { defineRoute, type RouteSpec } from './route-spec.js'
+import { emptyObject, errorSchema } from './schemas.js'
 
 /**
  * The leak-report routes of `keyrot serve` (docs/leak-response.md):
@@ -54,9 +57,9 @@ export function leakRoutesFromEnv(env: NodeJS.ProcessEnv): LeakRoutesOptions {
 }
 
 /** A fixed one-minute window per client IP, bounded in memory: enough to keep a flood of forged reports off the keys fetcher and the store. */
-function perIpLimit(perMinute: number) {
+function perIpLimit(perMinute: number): (req: Request, res: Response) => boolean {
   const windows = new Map<string, { start: number; count: number }>()
-  return function leakReportLimit(req: Request, res: Response, next: NextFunction) {
+  return function admitLeakReport(req, res) {
     const now = Date.now()
     const ip = req.ip ?? req.socket.remoteAddress ?? 'unknown'
     let window = windows.get(ip)
@@ -65,22 +68,34 @@ function perIpLimit(perMinute: number) {
       if (windows.size >= 10_000) windows.clear()
       windows.set(ip, (window = { start: now, count: 0 }))
     }
-    if (++window.count > perMinute) {
-      const retryAfter = Math.max(1, Math.ceil((window.start + 60_000 - now) / 1000))
-      res.status(429).set({ 'retry-after': String(retryAfter), 'cache-control': 'no-store' })
-      res.json({ error: { code: 'KEYROT_RATE_LIMITED', message: 'Too many requests.' } })
-      return
-    }
-    next()
+    if (++window.count <= perMinute) return true
+    const retryAfter = Math.max(1, Math.ceil((window.start + 60_000 - now) / 1000))
+    res.status(429).set({ 'retry-after': String(retryAfter), 'cache-control': 'no-store' })
+    res.json({ error: { code: 'KEYROT_RATE_LIMITED', message: 'Too many requests.' } })
+    return false
   }
 }
 
-/** Mounts the configured leak-report routes on `app`. Returns the providers mounted. */
-export function mountLeakRoutes(app: Express, keyring: Keyring, options: LeakRoutesOptions, logger: Logger): LeakProvider[] {
+const labels = z
+  .array(
+    z.object({
+      token_hash: z.string().describe('SHA-256 (hex) of the reported token.'),
+      token_type: z.string().describe('The type the provider reported.'),
+      label: z.enum(['true_positive', 'false_positive']),
+    }),
+  )
+  .describe('One entry per reported token, in order.')
+
+/**
+ * The configured leak-report routes, as route specs: the server registers
+ * them and the OpenAPI document lists them. Each reads the raw body itself
+ * (the signature covers the exact bytes), after the per-IP limit.
+ */
+export function leakRoutes(keyring: Keyring, options: LeakRoutesOptions, logger: Logger): RouteSpec[] {
   const perMinute = options.perMinute ?? 120
   if (!Number.isSafeInteger(perMinute) || perMinute < 1) throw new TypeError('leakReports.perMinute must be a positive integer')
-  const limit = perIpLimit(perMinute)
-  const mounted: LeakProvider[] = []
+  const admit = perIpLimit(perMinute)
+  const routes: RouteSpec[] = []
   for (const provider of ['github', 'gitlab'] as const) {
     const keys = options[provider]
     if (keys === undefined || keys === false) continue
@@ -93,8 +108,32 @@ export function mountLeakRoutes(app: Express, keyring: Keyring, options: LeakRou
       ...(options.maxBodyBytes === undefined ? {} : { maxBodyBytes: options.maxBodyBytes }),
       ...(options.fetch === undefined ? {} : { fetch: options.fetch }),
     })
-    app.post(`/v1/leak-reports/${provider}`, limit, leakReportRoute(handler))
-    mounted.push(provider)
+    const route = leakReportRoute(handler)
+    routes.push(
+      defineRoute({
+        method: 'post',
+        path: `/v1/leak-reports/${provider}`,
+        operationId: `leakReport${provider === 'github' ? 'GitHub' : 'GitLab'}`,
+        summary: `Leak reports from ${provider === 'github' ? "GitHub's secret scanning partner program" : "GitLab's secret detection partner API"}: signed by the provider (no API key); live keys found are acted on (docs/leak-response.md).`,
+        auth: 'none',
+        query: emptyObject,
+        responses: {
+          200: { description: 'The labels.', schema: labels },
+          400: { description: 'A signed body that is not a batch of tokens.', schema: errorSchema },
+          401: { description: 'Missing, unknown or wrong provider signature: nothing was read.', schema: errorSchema },
+          413: { description: 'Body over the limit (1 MiB).', schema: errorSchema },
+          429: { description: 'Too many reports from this address.', schema: errorSchema },
+          503: { description: "The provider's keys cannot be fetched, or the store is down: retry.", schema: errorSchema },
+        },
+        async handler({ req, res }) {
+          if (!admit(req, res)) return
+          await new Promise<void>((resolve, reject) => {
+            res.once('finish', () => resolve())
+            void route(req, res, (error?: unknown) => (error ? reject(error) : resolve()))
+          })
+        },
+      }),
+    )
   }
-  return mounted
+  return routes
 }
