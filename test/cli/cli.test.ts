@@ -5,7 +5,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { freePort, startRedisCluster, startRedisServer, type RedisServer } from '../helpers/redis-server.js'
 import { ensureBuilt, ensureDemoBuilt, killChildren, runKeyrot } from './keyrot-bin.js'
 
-const COMMANDS = ['create', 'list', 'inspect', 'rotate', 'revoke', 'emergency-rotate', 'expiring', 'rewrap-secrets', 'demo', 'serve']
+const COMMANDS = ['create', 'list', 'inspect', 'rotate', 'revoke', 'emergency-rotate', 'expiring', 'rewrap-secrets', 'demo', 'serve', 'scan']
 const WHOLE_TOKEN = new RegExp(`^${TOKEN_PATTERN.source}\\n$`)
 
 let redis: RedisServer

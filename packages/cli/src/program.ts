@@ -5,6 +5,7 @@ import { registerDemo } from './commands/demo.js'
 import { registerInspect } from './commands/inspect.js'
 import { registerEmergencyRotate, registerRevoke, registerRotate } from './commands/lifecycle.js'
 import { registerExpiring, registerList } from './commands/list.js'
+import { registerScan } from './commands/scan.js'
 import { registerServe } from './commands/serve.js'
 import { registerRewrapSecrets } from './commands/signing.js'
 import { registerStore } from './commands/store-reset.js'
@@ -49,6 +50,7 @@ Exit codes: 0 ok, 1 error (unknown key, Redis unreachable...), 2 usage (bad argu
   registerServe(program, io)
   registerRewrapSecrets(program, io)
   registerStore(program, io)
+  registerScan(program, io)
   return program
 }
 

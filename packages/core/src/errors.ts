@@ -34,6 +34,9 @@ export const ERROR_CODES = {
   KEYROT_ADMIN_TENANT_FORBIDDEN: { status: 403, message: 'This admin key manages only the keys of its own tenant.' },
   KEYROT_OVERLOADED: { status: 503, message: 'The service is busy proving new keys; retry shortly.' },
   KEYROT_MIDDLEWARE_MISUSE: { status: 500, message: 'The authentication middleware was mounted wrongly.' },
+  KEYROT_LEAK_SIGNATURE_INVALID: { status: 401, message: 'The leak report is not signed by a known key of its provider.' },
+  KEYROT_LEAK_REPORT_INVALID: { status: 400, message: 'The leak report is not a valid batch of tokens.' },
+  KEYROT_LEAK_KEYS_UNAVAILABLE: { status: 503, message: "The provider's public keys cannot be fetched; retry later." },
 } as const satisfies Record<string, { status: number; message: string }>
 
 export type ErrorCode = keyof typeof ERROR_CODES
@@ -235,4 +238,28 @@ export class OverloadedError extends KeyrotError {
 
 export function isKeyrotError(value: unknown): value is KeyrotError {
   return value instanceof KeyrotError
+}
+
+/** A leak report whose signature headers are missing, name an unknown key, or do not match the body. */
+export class LeakSignatureError extends KeyrotError {
+  constructor(message = ERROR_CODES.KEYROT_LEAK_SIGNATURE_INVALID.message) {
+    super('KEYROT_LEAK_SIGNATURE_INVALID', message)
+  }
+}
+
+/** A signed leak report that is not a bounded JSON array of `{ token }` objects. */
+export class LeakReportError extends KeyrotError {
+  constructor(message: string) {
+    super('KEYROT_LEAK_REPORT_INVALID', message)
+  }
+}
+
+/** The provider's public keys could not be fetched (or the report could not be finished now): the provider should retry. */
+export class LeakKeysUnavailableError extends KeyrotError {
+  /** How long the provider should wait before retrying, in ms. */
+  readonly retryAfterMs: number
+  constructor(message: string, retryAfterMs: number, options?: { cause?: unknown }) {
+    super('KEYROT_LEAK_KEYS_UNAVAILABLE', message, options)
+    this.retryAfterMs = retryAfterMs
+  }
 }

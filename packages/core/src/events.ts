@@ -106,6 +106,23 @@ export interface KeyringEvents {
     lastUsedInGraceAt: number | null
     at: number
   }
+  /**
+   * A leak report (docs/leak-response.md) proved that this key's real secret
+   * is public, and `action` was applied: `key` is its state afterwards.
+   * `sourceUrl` is where the provider found it (`null` if not given);
+   * `newKeyId` is the successor of an emergency rotation. Once per key per
+   * leak: a redelivered report emits nothing.
+   */
+  'key.leaked': {
+    key: ApiKey
+    provider: string
+    sourceUrl: string | null
+    action: 'revoke' | 'emergencyRotate' | 'notify'
+    newKeyId: string | null
+    at: number
+  }
+  /** A verified leak report was answered: how many of its tokens were ours (`truePositives`) and not. */
+  'leak.reported': { provider: string; truePositives: number; falsePositives: number; at: number }
   /** An active key's planned expiry falls within the watcher's `expiringWithin` (see `watchExpiry`). Once per key and deadline. */
   'key.expiring_soon': {
     keyId: string

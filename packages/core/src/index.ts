@@ -158,3 +158,4 @@ export type {
 export { historyEntryOf } from './audit/history-recorder.js'
 export { watchExpiry } from './lifecycle/expiry-watcher.js'
 export type { ExpiryWatcherOptions, ExpiryWatcher } from './lifecycle/expiry-watcher.js'
+export * from './leak/index.js'

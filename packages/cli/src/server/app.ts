@@ -8,6 +8,7 @@ import { adminRoutes } from './admin-routes.js'
 import { rotationRoutes } from './rotation-routes.js'
 import { adminErrorResponse, BodyError, parseInput } from './errors.js'
 import { metricsRoute } from './metrics-app.js'
+import { leakRoutes, leakRoutesFromEnv, type LeakRoutesOptions } from './leak-routes.js'
 import { buildOpenApiDocument } from './openapi.js'
 import { defineRoute, type RouteSpec } from './route-spec.js'
 import { emptyObject, healthResponse, whoamiResponse, errorSchema } from './schemas.js'
@@ -61,6 +62,8 @@ export interface ServerOptions {
   trustProxy?: boolean | number | string
   /** The operator dashboard at `/dashboard` (docs/dashboard.md) and its usage routes. `false` leaves them out. Default: on. */
   dashboard?: false | DashboardOptions
+  /** Leak-report routes for secret scanning programs (docs/leak-response.md). Default: from `KEYROT_*_KEYS_URL` (see `leakRoutesFromEnv`). `false` leaves them out. */
+  leakReports?: false | LeakRoutesOptions
 }
 
 const DEFAULT_BODY_LIMIT = '16kb'
@@ -227,6 +230,8 @@ export function createServer(options: ServerOptions): Express {
     ...adminRoutes,
     ...rotationRoutes(),
     ...(dashboard?.routes ?? []),
+    // Signed by the provider over the raw body (no API key, no JSON parser).
+    ...(options.leakReports === false ? [] : leakRoutes(keyring, options.leakReports ?? leakRoutesFromEnv(process.env), logger)),
   ]
   document = buildOpenApiDocument(routes, options.openapi)
 

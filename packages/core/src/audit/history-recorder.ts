@@ -32,7 +32,28 @@ export function historyEntryOf<E extends HistoryAction>(action: E, payload: Keyr
     }
     case 'key.revoked': {
       const { key, reason, at } = payload as KeyringEvents['key.revoked']
-      return { at, action, keyId: key.id, familyId: key.familyId, tenantId: key.tenantId, ...(reason === null ? {} : { reason }) }
+      return {
+        at,
+        action,
+        keyId: key.id,
+        familyId: key.familyId,
+        tenantId: key.tenantId,
+        ...(reason === null ? {} : { reason }),
+        ...(key.incidentId === null ? {} : { incidentId: key.incidentId }),
+      }
+    }
+    case 'key.leaked': {
+      const { key, provider, sourceUrl, action: applied, newKeyId, at } = payload as KeyringEvents['key.leaked']
+      return {
+        at,
+        action,
+        keyId: key.id,
+        familyId: key.familyId,
+        tenantId: key.tenantId,
+        incidentId: `leak:${provider}`,
+        reason: leakReason(provider, sourceUrl, applied),
+        ...(newKeyId === null ? {} : { newKeyId }),
+      }
     }
     case 'key.emergency_rotated': {
       const { revoked, next, incidentId, at } = payload as KeyringEvents['key.emergency_rotated']
@@ -52,6 +73,12 @@ export function historyEntryOf<E extends HistoryAction>(action: E, payload: Keyr
       return { at, action: 'key.expiry_changed', keyId: key.id, familyId: key.familyId, tenantId: key.tenantId, expiresAt: key.expiresAt, previousExpiresAt }
     }
   }
+}
+
+/** The history reason of a leak: who found the key, where, and what was done (at most 200 characters, like every reason). */
+export function leakReason(provider: string, sourceUrl: string | null, action: string): string {
+  const text = `public leak reported by ${provider} (${action})${sourceUrl ? `: ${sourceUrl}` : ''}`
+  return text.length <= 200 ? text : `${text.slice(0, 199)}…`
 }
 
 /**
@@ -84,6 +111,7 @@ export class HistoryRecorder {
     record('key.revoked')
     record('key.emergency_rotated')
     record('key.expiry_changed')
+    record('key.leaked')
   }
 
   /** Resolves once every action recorded so far has been appended (or its failure logged). Never rejects. */

@@ -18,6 +18,8 @@ import { createHash } from 'node:crypto'
 
 /** The admin actions recorded: the keyring event names. */
 export type HistoryAction = 'key.created' | 'key.rotated' | 'key.revoked' | 'key.emergency_rotated' | 'key.expiry_changed'
+  /** A leak report proved the key's secret public (docs/leak-response.md): `reason` says who found it where and what was done. */
+  | 'key.leaked'
 
 export const HISTORY_ACTIONS: readonly HistoryAction[] = Object.freeze([
   'key.created',
@@ -25,6 +27,7 @@ export const HISTORY_ACTIONS: readonly HistoryAction[] = Object.freeze([
   'key.revoked',
   'key.emergency_rotated',
   'key.expiry_changed',
+  'key.leaked',
 ])
 
 /** `prevHash` of the first entry ever appended. */

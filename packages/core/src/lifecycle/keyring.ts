@@ -619,12 +619,14 @@ export class Keyring {
   // ---------------------------------------------------------------- revoke & expiry
 
   /** Revokes a key at once, on every replica. Idempotent: a second call keeps the first reason. */
-  async revoke(keyId: string, options: { reason?: string } = {}): Promise<ApiKey> {
+  async revoke(keyId: string, options: { reason?: string; incidentId?: string } = {}): Promise<ApiKey> {
     this.#assertOpen()
     const now = this.clock.now()
     const reason = options.reason === undefined ? null : checkName(options.reason, 'reason')
+    // An incident id ties the revocation to an incident (a leak report: 'leak:github').
+    const incidentId = options.incidentId === undefined ? null : checkName(options.incidentId, 'incidentId')
     await this.#mustGet(keyId)
-    const record = await this.store.revoke({ keyId, at: now, reason })
+    const record = await this.store.revoke({ keyId, at: now, reason, ...(incidentId === null ? {} : { incidentId }) })
     this.#reset.observe(record, true)
     this.#cache?.invalidate(keyId)
     const key = toApiKey(record, now)

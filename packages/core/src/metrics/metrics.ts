@@ -246,6 +246,19 @@ export function createMetrics(options: MetricsOptions): KeyrotMetrics {
     help: 'Keys this replica knew that a reset store no longer had.',
     registers,
   })
+  // Leak reports (docs/leak-response.md): providers are the handler's configured names, a bounded set.
+  const leakReports = new Counter({
+    name: name('leak_reports_total'),
+    help: 'Tokens in verified leak reports, by provider and label (true_positive: a real secret of one of our keys).',
+    labelNames: ['provider', 'label'] as const,
+    registers,
+  })
+  const keysLeaked = new Counter({
+    name: name('keys_leaked_total'),
+    help: 'Keys a leak report proved public, by provider and the action applied (revoke, emergencyRotate, notify).',
+    labelNames: ['provider', 'action'] as const,
+    registers,
+  })
 
   // Lifetime totals of successful verifications, for the hit-ratio gauge.
   let cachedOk = 0
@@ -354,6 +367,11 @@ export function createMetrics(options: MetricsOptions): KeyrotMetrics {
   on('cache.reset', () => cacheResets.inc())
   on('store.reset', (event) => storeResets.inc({ cause: event.cause }))
   on('keys.lost', (event) => keysLost.inc(event.count))
+  on('leak.reported', (event) => {
+    if (event.truePositives > 0) leakReports.inc({ provider: event.provider, label: 'true_positive' }, event.truePositives)
+    if (event.falsePositives > 0) leakReports.inc({ provider: event.provider, label: 'false_positive' }, event.falsePositives)
+  })
+  on('key.leaked', (event) => keysLeaked.inc({ provider: event.provider, action: event.action }))
 
   let closed = false
   return {

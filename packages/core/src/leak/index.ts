@@ -1,0 +1,7 @@
+export { createLeakReportHandler, leakErrorResponse } from './handler.js'
+export type { LeakReportHandler, LeakReportRequest, LeakReportResponse } from './handler.js'
+export type { LeakAction, LeakActionRules, LeakReportHandlerOptions, LeakRotation } from './options.js'
+export { PublicKeyCache, parseKeysDocument } from './public-keys.js'
+export type { PublicKeySource, PublicKeysDocument } from './public-keys.js'
+export { LEAK_PROVIDERS, parseReport, signatureMatches, tokenHash } from './report.js'
+export type { LeakLabel, LeakProvider, ReportedToken } from './report.js'
