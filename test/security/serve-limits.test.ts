@@ -65,7 +65,6 @@ describe('finding 1: keyrot serve applies the documented abuse limits', () => {
     expect(after.slice(5).every((status) => status === 429)).toBe(true)
     expect(Number(firstRetryAfter)).toBeGreaterThan(0)
     expect(fivexx).toBe(0)
-    // The real admin key from another IP is unaffected.
   }, 120_000)
 
   it('150 requests with one key: 200 x150 and no RateLimit-Policy before; 100 x200 then 429 with RateLimit-Policy after', async () => {
