@@ -85,7 +85,7 @@ describe('finding 2: /metrics is no oracle for outsiders', () => {
     expect(defaultAddress).toBe('127.0.0.1:9464')
   }, 120_000)
 
-  it('--metrics-listen off serves no metrics at all; a malformed address is a usage error', async () => {
+  it('--metrics-listen off serves no metrics at all; KEYROT_METRICS_LISTEN sets the address; a malformed address is a usage error', async () => {
     redis ??= await startRedisServer()
     const serve = await startServe(['--redis', redis.url, '--metrics-listen', 'off'])
     try {
@@ -96,8 +96,19 @@ describe('finding 2: /metrics is no oracle for outsiders', () => {
       serve.child.kill('SIGTERM')
       await serve.exited
     }
+    const fromEnv = await startServe(['--redis', redis.url], { env: { KEYROT_METRICS_LISTEN: '127.0.0.1:0' } })
+    try {
+      expect(fromEnv.metricsUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/metrics$/)
+      expect((await call(fromEnv.metricsUrl as string, 'GET', '')).status).toBe(200)
+    } finally {
+      fromEnv.child.kill('SIGTERM')
+      await fromEnv.exited
+    }
     const bad = await runKeyrot(['serve', '--redis', redis.url, '--metrics-listen', 'everywhere'])
     expect(bad.code).toBe(2)
     expect(bad.stderr).toContain('host:port')
+    const badEnv = await runKeyrot(['serve', '--redis', redis.url], { env: { KEYROT_METRICS_LISTEN: '9464' } })
+    expect(badEnv.code).toBe(2)
+    expect(badEnv.stderr).toContain('KEYROT_METRICS_LISTEN')
   }, 60_000)
 })
