@@ -105,11 +105,12 @@ export interface ServeProcess {
 
 /**
  * Starts `keyrot serve --port 0` and resolves once it logs its URL. The
- * metrics listener takes a free port too unless `args` set `--metrics-listen`.
+ * metrics listener takes a free port too unless `args` set `--metrics-listen`
+ * or `env` sets KEYROT_METRICS_LISTEN.
  */
 export function startServe(args: string[], options: { timeoutMs?: number; env?: Record<string, string> } = {}): Promise<ServeProcess> {
   const timeoutMs = options.timeoutMs ?? 30_000
-  const metrics = args.includes('--metrics-listen') ? [] : ['--metrics-listen', '127.0.0.1:0']
+  const metrics = args.includes('--metrics-listen') || options.env?.['KEYROT_METRICS_LISTEN'] !== undefined ? [] : ['--metrics-listen', '127.0.0.1:0']
   const child = spawn(process.execPath, [bin, 'serve', '--port', '0', ...metrics, ...args], { cwd: root, env: childEnv(options.env), stdio: ['ignore', 'pipe', 'pipe'] })
   children.add(child)
   let stdout = ''

@@ -1,4 +1,4 @@
-import { generateToken, parseToken } from '../../packages/core/src/token/format.js'
+import { DEFAULT_PREFIX, generateToken, newKeyId, parseToken } from '../../packages/core/src/token/format.js'
 
 /**
  * Shared by the `serve-*` security suites: one HTTP call that keeps status,
@@ -41,6 +41,11 @@ export async function call(
 export function wrongSecretFor(token: string): string {
   const parsed = parseToken(token)
   return generateToken(parsed.prefix, parsed.keyId)
+}
+
+/** A well-formed token whose key id exists nowhere. */
+export function unknownIdToken(): string {
+  return generateToken(DEFAULT_PREFIX, newKeyId())
 }
 
 /** Counts of statuses, e.g. `{ 401: 5, 429: 55 }`. */

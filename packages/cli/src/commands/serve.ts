@@ -58,7 +58,7 @@ function parseMetricsListenFromEnv(value: string | undefined): { host: string; p
 export function registerServe(program: Command, io: CliIo): void {
   const command = program
     .command('serve')
-    .description('run the reference server: admin API, /openapi.json, /metrics, /healthz, a sample protected route')
+    .description('run the reference server: admin API, /openapi.json, /healthz, a sample protected route; /metrics on its own listener')
     .option('--port <port>', 'TCP port (0 picks a free one)', parsePort, 3000)
     .option('--host <host>', 'interface to listen on (0.0.0.0 for every interface)', '127.0.0.1')
     .option('--body-limit <size>', 'largest JSON body the admin API reads', parseBodyLimit, '16kb')

@@ -1,6 +1,7 @@
 import { once } from 'node:events'
 import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import type { Duplex } from 'node:stream'
 import { silentLogger, type Logger } from '@keyrot/core'
 import type { Express } from 'express'
 
@@ -30,6 +31,30 @@ export interface RunningServer {
   close(): Promise<void>
 }
 
+/**
+ * Bytes Node's HTTP parser refused (a request line it cannot read, stray
+ * bytes after a body shorter than its Content-Length, headers too large):
+ * the same 4xx Node would send, with a JSON body carrying a code like every
+ * other answer of the server.
+ */
+function answerClientError(error: Error & { code?: string }, socket: Duplex): void {
+  const response = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage
+  if (error.code === 'ECONNRESET' || !socket.writable || response?.headersSent) {
+    socket.destroy()
+    return
+  }
+  const [status, reason, code, message] =
+    error.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'Request Header Fields Too Large', 'KEYROT_INVALID_REQUEST', 'The request headers are too large.']
+      : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'Request Timeout', 'KEYROT_INVALID_REQUEST', 'The request was not received in time.']
+        : [400, 'Bad Request', 'KEYROT_INVALID_REQUEST', 'The HTTP request is malformed.']
+  const body = JSON.stringify({ error: { code, message } })
+  socket.end(
+    `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n${body}`,
+  )
+}
+
 /** Starts `app` and returns a handle whose `close()` shuts it down gracefully. */
 export async function listen(app: Express, options: ListenOptions = {}): Promise<RunningServer> {
   const logger = options.logger ?? silentLogger
@@ -40,6 +65,7 @@ export async function listen(app: Express, options: ListenOptions = {}): Promise
   // A slow or stuck client must not hold a request (and a shutdown) open forever.
   server.headersTimeout = 10_000
   server.requestTimeout = 30_000
+  server.on('clientError', answerClientError)
 
   let shuttingDown = false
   // Keep-alive connections that finish their request during the shutdown get
