@@ -261,7 +261,8 @@ describe.each(frameworks)('HTTP behaviour on $framework', ({ start }) => {
       } finally {
         world.flakyStore.failure = null
       }
-      expect((await get(port, '/flaky', bearer(world.flakyKey.token))).status).toBe(200)
+      // The keyring's store circuit opened: its background probe closes it within a few hundred ms.
+      await expect.poll(async () => (await get(port, '/flaky', bearer(world.flakyKey.token))).status, { timeout: 3_000, interval: 50 }).toBe(200)
     })
   })
 

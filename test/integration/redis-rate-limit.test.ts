@@ -1,7 +1,7 @@
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { randomBytes } from 'node:crypto'
-import { createKeyring, FastTestHasher, generateToken, ManualClock, RateLimitedError, StoreUnavailableError, type Keyring, type VerifyResult } from '@keyrot/core'
+import { createKeyring, FastTestHasher, generateToken, ManualClock, RateLimitedError, type Keyring, type VerifyResult } from '@keyrot/core'
 import { apiKeyAuth } from '@keyrot/express'
 import { RedisRateLimiter, RedisStore } from '@keyrot/redis'
 import express from 'express'
@@ -79,7 +79,7 @@ describe('RedisRateLimiter keys', () => {
     expect(quotaTtl).toBeLessThanOrEqual(600)
   })
 
-  it('fails with StoreUnavailableError when Redis does not answer, and the keyring answers 503, never a pass', async () => {
+  it("falls back to the replica's own counters when Redis does not answer: limits still hold, never a 503, never a pass", async () => {
     const deadPort = await freePort()
     const client = new Redis(deadPort, '127.0.0.1', { lazyConnect: true, retryStrategy: () => null })
     cleanup.push(() => client.disconnect())
@@ -87,8 +87,14 @@ describe('RedisRateLimiter keys', () => {
     cleanup.push(() => unreachable.close())
     const keyring = createKeyring({ hasher: new FastTestHasher(), rateLimit: { limiter: unreachable } })
     cleanup.push(() => keyring.close())
-    const { token } = await keyring.create({ tenantId: 'acme', name: 'ci' })
-    await expect(keyring.verify(token, { clientIp: '127.0.0.1' })).rejects.toBeInstanceOf(StoreUnavailableError)
+    const phases: string[] = []
+    keyring.on('ratelimit.fallback', (event) => phases.push(event.phase))
+    const { token } = await keyring.create({ tenantId: 'acme', name: 'ci', rateLimit: { limit: 2, window: '1m' } })
+    const codes: string[] = []
+    for (let i = 0; i < 3; i++) codes.push(codeOf(await keyring.verify(token, { clientIp: '127.0.0.1' })))
+    expect(codes).toEqual(['OK', 'OK', 'KEYROT_RATE_LIMITED'])
+    expect(phases).toEqual(['start'])
+    expect(keyring.outageStats().rateLimitFallbacks).toBeGreaterThanOrEqual(3)
   })
 })
 

@@ -121,6 +121,8 @@ beforeAll(async () => {
   store.down = true
   await call('store down', '/v1/things', bearer(quota.token))
   store.down = false
+  // The store circuit opened on the failure; its background probe (real timers) closes it.
+  for (let waited = 0; !keyring.outageStats().storeUp && waited < 3_000; waited += 50) await new Promise((resolve) => setTimeout(resolve, 50))
   for (let i = 0; i < 3; i++) await call('quota', '/v1/things', bearer(quota.token))
   store.send({ type: 'key', keyId: next.key.id, sentAt: clock.now() - 20 })
   store.send({ type: 'key', keyId: next.key.id })

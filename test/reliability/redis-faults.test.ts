@@ -11,7 +11,8 @@ import { corpusBytes, SecretLedger, suiteArtefacts } from '../support/secret-sca
  * Redis faults under load. A and B talk to Redis directly with the default
  * cache; S talks to it through a loopback fault proxy and reads Redis on
  * every request (`cache.stateTtl: 0`), so every one of its answers depends
- * on the link. Redis keeps an fsynced append-only file, as a key store's
+ * on the link, but for the valid key it confirmed, which keeps working for
+ * `cache.staleIfError` while the link fails. Redis keeps an fsynced append-only file, as a key store's
  * Redis would: a SIGKILL loses no acknowledged write.
  *
  * Each client alternates the valid key and well-formed tokens of unknown
@@ -174,15 +175,18 @@ describe('Redis faults under load', () => {
       expect(phase(index).judged.every((e) => e.status !== 503)).toBe(true)
     }
     expect(Math.min(...phase(1).ms)).toBeGreaterThanOrEqual(100)
-    // A delay over the timeout, and a stall: refused as unavailable, at the timeout.
-    for (const index of [2, 3]) {
-      expect(phase(index).judged.length).toBeGreaterThan(5)
-      expect(phase(index).judged.every((e) => e.status === 503)).toBe(true)
-      expect(Math.min(...phase(index).ms)).toBeGreaterThanOrEqual(STORE_TIMEOUT_MS - 5)
+    // A delay over the timeout, a stall, connections reset: unknown keys are refused as unavailable; the
+    // valid key, confirmed by S before, keeps working (cache.staleIfError). Once the first read timed out,
+    // the store circuit is open: requests no longer wait the timeout.
+    for (const index of [2, 3, 5]) {
+      const unknown = phase(index).judged.filter((e) => e.tag.startsWith('unknown'))
+      const known = phase(index).judged.filter((e) => e.tag.startsWith('valid'))
+      expect(unknown.length).toBeGreaterThan(5)
+      expect(unknown.every((e) => e.status === 503)).toBe(true)
+      expect(known.length).toBeGreaterThan(5)
+      expect(known.every((e) => e.status === 200)).toBe(true)
+      expect(percentile(phase(index).ms, 50)).toBeLessThan(STORE_TIMEOUT_MS / 2)
     }
-    // Connections reset: refused as unavailable, without waiting.
-    expect(phase(5).judged.length).toBeGreaterThan(10)
-    expect(phase(5).judged.every((e) => e.status === 503)).toBe(true)
     expect(S.alive()).toBe(true)
     expect(recovered.get('S')).toBeLessThan(5_000)
     // A and B, on their own connections, never noticed.

@@ -12,6 +12,7 @@ describe('keyring options', () => {
     expect(resolved.prefix).toBe('sk_live')
     expect(resolved.cacheMaxEntries).toBe(10_000)
     expect(resolved.stateTtlMs).toBe(5_000)
+    expect(resolved.staleIfErrorMs).toBe(30_000)
     expect(resolved.graceUsageEventIntervalMs).toBe(60_000)
     expect(resolved.store).toBeInstanceOf(MemoryStore)
     expect(resolved.hasher).toBeInstanceOf(Argon2Hasher)
@@ -28,6 +29,8 @@ describe('keyring options', () => {
     expect(resolved.gracePeriodMs).toBe(3_600_000)
     expect(resolved.stateTtlMs).toBe(250)
     expect(resolved.cacheMaxEntries).toBe(10_000)
+    expect(resolveKeyringOptions({ cache: { staleIfError: '1m' } }).staleIfErrorMs).toBe(60_000)
+    expect(resolveKeyringOptions({ cache: { staleIfError: 0 } }).staleIfErrorMs).toBe(0)
     expect(resolved.graceUsageEventIntervalMs).toBe(60_000)
     expect(resolved.prefix).toBe('sk_live')
   })
@@ -47,6 +50,7 @@ describe('keyring options', () => {
     ['gracePeriod', { gracePeriod: 'forever' }, /^gracePeriod /],
     ['gracePeriod', { gracePeriod: -1 }, /^gracePeriod /],
     ['cache.stateTtl', { cache: { stateTtl: '5 minutes' } }, /^cache\.stateTtl /],
+    ['cache.staleIfError', { cache: { staleIfError: -1 } }, /^cache\.staleIfError /],
     ['cache', { cache: 5 as never }, /^cache /],
     ['cache.maxEntries', { cache: { maxEntries: -1 } }, /^cache\.maxEntries /],
     ['cache.maxEntries', { cache: { maxEntries: 1.5 } }, /^cache\.maxEntries /],

@@ -1,8 +1,10 @@
+import { Registry } from 'prom-client'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { ManualClock } from '../clock.js'
 import { StoreUnavailableError } from '../errors.js'
 import type { KeyringEvents } from '../events.js'
 import { FastTestHasher } from '../hash/hasher.js'
+import { createMetrics } from '../metrics/metrics.js'
 import type { KeyringOptions } from '../options.js'
 import { MemoryStore } from '../store/memory-store.js'
 import type { InvalidationEvent, InvalidationListener, KeyStore } from '../store/store.js'
@@ -131,6 +133,25 @@ describe('stale-if-error', () => {
     store.down = true
     expect(await outcome(keyring.verify(revoked.token))).toBe('throws KEYROT_STORE_UNAVAILABLE')
     expect(await outcome(keyring.verify(unseen.token))).toBe('throws KEYROT_STORE_UNAVAILABLE')
+    await keyring.close()
+  })
+
+  it('exports the outage as keyrot_store_up, keyrot_store_outages_total and keyrot_stale_verifications_total', async () => {
+    const { clock, store, keyring } = setup()
+    const registry = new Registry()
+    const metrics = createMetrics({ keyring, registry })
+    const value = async (name: string) => (await registry.getSingleMetric(name)?.get())?.values[0]?.value
+    const { token } = await keyring.create({ tenantId: 'acme', name: 'ci' })
+    await keyring.verify(token)
+    expect(await value('keyrot_store_up')).toBe(1)
+    store.down = true
+    clock.advance(6_000)
+    for (let i = 0; i < 3; i++) await keyring.verify(token)
+    expect(await value('keyrot_store_up')).toBe(0)
+    expect(await value('keyrot_store_outages_total')).toBe(1)
+    expect(await value('keyrot_stale_verifications_total')).toBe(3)
+    expect(await value('keyrot_ratelimit_fallbacks_total')).toBe(0)
+    metrics.close()
     await keyring.close()
   })
 
