@@ -85,7 +85,7 @@ const keyring = createKeyring({
   ...(env.KEYROT_MASTER_KEYS ? { signing: { masterKeys: masterKeysFromEnv(env) } } : {}),
 })
 attachAuditLog(keyring, logger.child({ component: 'keyrot-audit' }))
-for (const event of ['cache.reset', 'invalidation.received', 'key.expired', 'key.used_in_grace']) {
+for (const event of ['cache.reset', 'invalidation.received', 'key.expired', 'key.used_in_grace', 'store.reset', 'keys.lost']) {
   keyring.on(event, (payload) => logger.info({ component: 'keyrot-events', keyrotEvent: event, payload }, `event ${event}`))
 }
 const registry = new Registry()
