@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto'
 import type { Clock, InvalidationEvent, InvalidationListener, Logger, StoreResetCause } from '@keyrot/core'
+import { runScript } from './connection.js'
 import type { KeyLayout } from './keys.js'
 import type { RedisClient } from './options.js'
+import { SCRIPTS } from './scripts.js'
 
 export interface StoreIdentityOptions {
   layout: KeyLayout
@@ -23,7 +25,7 @@ export interface ResetFlag {
 /**
  * Notices when Redis came back empty or rolled back.
  *
- * Redis keeps three keys in one slot (`{store}` hash tag, so one `MGET` reads
+ * Redis keeps three keys in one slot (`{store}` hash tag, so one script reads
  * them on a Cluster too): an identity created once with `SET NX`, a change
  * sequence and the reset flag. Every admin write advances the sequence with
  * an `INCR` sent after its script and awaited (a separate command: a script
@@ -115,32 +117,34 @@ export class StoreIdentity {
   }
 
   async #look(redis: RedisClient): Promise<void> {
-    const { layout } = this.#options
-    const [identity, rawSequence, rawFlag] = (await redis.mget(layout.storeIdentity, layout.storeSequence, layout.storeReset)) as (string | null)[]
+    const first = this.#identity === null
+    // A first look at a Redis with no identity creates one, in the same round trip (a fresh store is not a reset).
+    const reply = await runScript(redis, SCRIPTS.storeLook, this.#keys, [newIdentity(), first ? '1' : '0'])
+    const [identity, rawSequence, rawFlag] = (Array.isArray(reply) ? reply : []) as (string | null | undefined)[]
     const sequence = toSequence(rawSequence)
-    if (this.#identity === null) {
-      this.#identity = identity ?? (await this.#createIdentity(redis))
+    if (first) {
+      if (typeof identity !== 'string') throw new Error('keyrot Redis store: the store identity could not be read')
+      this.#identity = identity
       this.#sequence = sequence
-      this.#follow(rawFlag ?? null)
+      this.#follow(typeof rawFlag === 'string' ? rawFlag : null)
       return
     }
     let cause: StoreResetCause | null = null
     let detail = ''
-    if (identity !== this.#identity) {
+    if ((identity ?? null) !== this.#identity) {
       cause = 'empty'
-      detail = identity === null ? 'its identity key is gone (restarted without its data, or flushed)' : 'its identity changed (replaced by a store without this one\'s data)'
+      detail = identity == null ? 'its identity key is gone (restarted without its data, or flushed)' : 'its identity changed (replaced by a store without this one\'s data)'
     } else if (sequence < this.#sequence) {
       cause = 'rollback'
       detail = `its change sequence is ${sequence}, below the ${this.#sequence} this process saw (restored from an older copy)`
     }
     if (cause === null) {
       this.#sequence = Math.max(this.#sequence, sequence)
-      this.#follow(rawFlag ?? null)
+      this.#follow(typeof rawFlag === 'string' ? rawFlag : null)
       return
     }
     const flag: ResetFlag = { cause, detail, at: this.#options.clock.now() }
-    await redis.set(layout.storeReset, JSON.stringify(flag), 'NX')
-    this.#identity = identity ?? (await this.#createIdentity(redis))
+    this.#identity = String(await runScript(redis, SCRIPTS.storeFlagReset, this.#keys, [newIdentity(), JSON.stringify(flag)]))
     this.#sequence = sequence
     this.#raise(flag)
   }
@@ -168,12 +172,9 @@ export class StoreIdentity {
     }
   }
 
-  async #createIdentity(redis: RedisClient): Promise<string> {
+  get #keys(): string[] {
     const { layout } = this.#options
-    await redis.set(layout.storeIdentity, randomBytes(12).toString('base64url'), 'NX')
-    const identity = await redis.get(layout.storeIdentity)
-    if (identity === null) throw new Error('keyrot Redis store: the identity key vanished right after it was created (eviction?)')
-    return identity
+    return [layout.storeIdentity, layout.storeSequence, layout.storeReset]
   }
 
   close(): void {
@@ -181,6 +182,10 @@ export class StoreIdentity {
     clearInterval(this.#timer)
     this.#listeners.clear()
   }
+}
+
+function newIdentity(): string {
+  return randomBytes(12).toString('base64url')
 }
 
 function toSequence(raw: string | null | undefined): number {
