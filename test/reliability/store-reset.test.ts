@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ensureBuilt, ROOT } from '../support/build.js'
 import { ControlledRedis } from '../support/redis-process.js'
+import { corpusBytes, SecretLedger, suiteArtefacts } from '../support/secret-scan.js'
 import {
   admin,
   callWithKey,
@@ -27,6 +28,7 @@ const CLI = fileURLToPath(new URL('../../packages/cli/dist/bin.js', import.meta.
 const CLOSE_SCRIPT = fileURLToPath(new URL('../support/revoke-then-close.mjs', import.meta.url))
 
 let redis: ControlledRedis
+const ledger = new SecretLedger()
 let replicas: Replica[] = []
 const extra: Replica[] = []
 
@@ -41,6 +43,13 @@ afterAll(async () => {
   await Promise.all([...replicas, ...extra].map((replica) => replica.stop()))
   await redis?.stop()
 })
+
+/** A key created on `target`, its token added to the secrets scan. */
+async function issued(target: Replica, action: 'create', body: Record<string, unknown>): Promise<IssuedKeyBody> {
+  const key = await admin<IssuedKeyBody>(target, action, body)
+  ledger.addToken(key.token)
+  return key
+}
 
 function recordKey(keyId: string): string {
   return `keyrot:{${keyId.slice(0, 10)}}:rec:${keyId}`
@@ -88,11 +97,11 @@ function acceptReset(): { status: number | null; stdout: string; stderr: string 
 describe('Redis rolled back to a snapshot taken before a revoke', () => {
   it('never accepts the revoked key again, writes the revocation back, reports KEYROT_STORE_RESET and the lost key', async () => {
     const [A, B, C] = replicas as [Replica, Replica, Replica]
-    const revoked = await admin<IssuedKeyBody>(A, 'create', { name: 'revoked after the snapshot' })
-    const kept = await admin<IssuedKeyBody>(A, 'create', { name: 'kept' })
+    const revoked = await issued(A, 'create', { name: 'revoked after the snapshot' })
+    const kept = await issued(A, 'create', { name: 'kept' })
     for (const replica of replicas) for (const key of [revoked, kept]) expect((await callWithKey(replica, key.token)).status).toBe(200)
     redis.snapshot()
-    const lost = await admin<IssuedKeyBody>(B, 'create', { name: 'created after the snapshot' })
+    const lost = await issued(B, 'create', { name: 'created after the snapshot' })
     for (const replica of replicas) expect((await callWithKey(replica, lost.token)).status).toBe(200)
     await admin(C, 'revoke', { keyId: revoked.key.id, reason: 'leaked' })
     // Every replica hears of the revoke (invalidation) before Redis goes.
@@ -142,7 +151,7 @@ describe('Redis rolled back to a snapshot taken before a revoke', () => {
     const accepted = acceptReset()
     expect(accepted.status, accepted.stderr).toBe(0)
     expect(JSON.parse(accepted.stdout)).toMatchObject({ accepted: true, cause: 'rollback' })
-    await admin(A, 'create', { name: 'after accept-reset' })
+    await issued(A, 'create', { name: 'after accept-reset' })
     expect(JSON.parse(acceptReset().stdout)).toEqual({ accepted: false, pending: false })
     // Once accepted, an unknown key is "not found" again (401), on every replica within a look.
     await sleep(1_500)
@@ -157,8 +166,8 @@ describe('Redis restarted empty', () => {
     const [A] = replicas as [Replica]
     // Independent of the test before: the store starts accepted.
     expect(acceptReset().status).toBe(0)
-    const everywhere = await admin<IssuedKeyBody>(A, 'create', { name: 'used on every replica' })
-    const unused = await admin<IssuedKeyBody>(A, 'create', { name: 'never used before the restart' })
+    const everywhere = await issued(A, 'create', { name: 'used on every replica' })
+    const unused = await issued(A, 'create', { name: 'never used before the restart' })
     for (const replica of replicas) expect((await callWithKey(replica, everywhere.token)).status).toBe(200)
 
     await redis.kill()
@@ -189,7 +198,7 @@ describe('close() right after an un-awaited revoke', () => {
   it('lands the revoke in Redis and exits cleanly', async () => {
     const [A] = replicas as [Replica]
     expect(acceptReset().status).toBe(0)
-    const key = await admin<IssuedKeyBody>(A, 'create', { name: 'revoked during shutdown' })
+    const key = await issued(A, 'create', { name: 'revoked during shutdown' })
     const run = spawnSync(process.execPath, [CLOSE_SCRIPT], {
       cwd: ROOT,
       env: { PATH: process.env.PATH, HOME: process.env.HOME, REDIS_URL: redis.url, KEY_ID: key.key.id },
@@ -201,5 +210,15 @@ describe('close() right after an un-awaited revoke', () => {
     expect(redis.cli('HGET', recordKey(key.key.id), 'revokedReason').trim()).toBe('revoked during shutdown')
     await sleep(300)
     expect((await callWithKey(A, key.token)).status).toBe(401)
+  }, 60_000)
+})
+
+describe('secrets', () => {
+  it('never reach Redis, the replicas\' logs, metrics or error answers, through resets, write-backs and lost-key reports', async () => {
+    const corpora = await suiteArtefacts(redis.port, [...replicas, ...extra])
+    const hits = ledger.scan(corpora)
+    console.log(`[store-reset] secrets scan: ${ledger.tokens} tokens in ${corpora.length} sources, ${corpusBytes(corpora)} bytes: ${hits.length} hits`)
+    expect(ledger.tokens).toBeGreaterThanOrEqual(6)
+    expect(hits).toEqual([])
   }, 60_000)
 })
