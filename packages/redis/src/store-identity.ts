@@ -11,6 +11,14 @@ export interface StoreIdentityOptions {
   logger: Logger
   /** How often to look; 0: only on demand (null reads, admin writes). */
   intervalMs: number
+  /**
+   * Whether `confirm()` always looks. `false` (standalone Redis) trusts a
+   * look younger than `intervalMs` as long as the data connection did not
+   * reconnect since ({@link connectionRenewed}): a Redis restart always
+   * breaks the connection. A Cluster's node connections come and go on
+   * their own, so there it is `true`.
+   */
+  alwaysConfirm: boolean
   /** Runs a command on the store's data connection within the store's timeout. */
   run<T>(what: string, work: (redis: RedisClient) => Promise<T>): Promise<T>
 }
@@ -54,6 +62,10 @@ export class StoreIdentity {
   #sequence = 0
   #pending: ResetFlag | null = null
   #looking: Promise<void> | null = null
+  /** Bumped on every (re)connection of the data connection; the epoch and time of the last good look. */
+  #epoch = 0
+  #lookedEpoch = -1
+  #lookedAt = Number.NEGATIVE_INFINITY
   #timer: NodeJS.Timeout | undefined
   #closed = false
 
@@ -99,6 +111,22 @@ export class StoreIdentity {
     return this.#looking
   }
 
+  /** The data connection (re)connected: Redis may have restarted since the last look. */
+  connectionRenewed(): void {
+    this.#epoch++
+  }
+
+  /**
+   * Before a "not found" answer or an admin write: looks now unless a look
+   * since the last reconnection is younger than `intervalMs` (the periodic
+   * look catches a `FLUSHALL` within that time).
+   */
+  confirm(): Promise<void> {
+    const { alwaysConfirm, intervalMs, clock } = this.#options
+    const fresh = !alwaysConfirm && intervalMs > 0 && this.#lookedEpoch === this.#epoch && clock.now() - this.#lookedAt < intervalMs
+    return fresh ? Promise.resolve() : this.check()
+  }
+
   /** Advances the change sequence after a write and remembers the new value. */
   async advance(redis: RedisClient): Promise<void> {
     const value = Number(await redis.incr(this.#options.layout.storeSequence))
@@ -117,6 +145,13 @@ export class StoreIdentity {
   }
 
   async #look(redis: RedisClient): Promise<void> {
+    const epoch = this.#epoch
+    await this.#compare(redis)
+    this.#lookedEpoch = epoch
+    this.#lookedAt = this.#options.clock.now()
+  }
+
+  async #compare(redis: RedisClient): Promise<void> {
     const first = this.#identity === null
     // A first look at a Redis with no identity creates one, in the same round trip (a fresh store is not a reset).
     const reply = await runScript(redis, SCRIPTS.storeLook, this.#keys, [newIdentity(), first ? '1' : '0'])
