@@ -36,11 +36,14 @@ export interface ResetFlag {
  * Redis keeps three keys in one slot (`{store}` hash tag, so one script reads
  * them on a Cluster too): an identity created once with `SET NX`, a change
  * sequence and the reset flag. Every admin write advances the sequence with
- * an `INCR` sent after its script and awaited (a separate command: a script
+ * an `INCR` pipelined right behind its script (a separate command: a script
  * may only touch keys of its own slot, and the write scripts live in the key
- * family's slot). Incrementing after the write means a snapshot can hold a
- * write without its increment (seen as a rollback: a harmless false alarm),
- * never an increment without its write (a rollback nobody would see).
+ * family's slot). On one connection Redis runs it after the write, so a
+ * snapshot can hold a write without its increment (seen as a rollback: a
+ * harmless false alarm), not an increment without its write (a rollback
+ * nobody would see). Exceptions: the first write after a script cache flush
+ * (its `EVAL` retry follows the increment) and a Cluster, where the two go to
+ * different nodes.
  *
  * This process keeps the identity and the highest sequence it saw (from its
  * own increments and from every look). A look finds:
@@ -50,8 +53,9 @@ export interface ResetFlag {
  *   an AOF that lost its last second, a failover to a replica that lagged).
  * It then sets the shared reset flag (so replicas that could not tell, and
  * replicas started later, learn of it too), adopts what it sees as its new
- * baseline and tells its listeners. Looks happen every `intervalMs`, before
- * a "not found" is returned and before every admin write. A process that
+ * baseline and tells its listeners. Looks happen every `intervalMs`, and
+ * before a "not found" is returned or an admin write runs (see `confirm()`).
+ * A process that
  * never looked before Redis lost its data cannot tell; a first look at a
  * Redis with no identity creates one (a fresh store is not a reset).
  */
@@ -118,12 +122,19 @@ export class StoreIdentity {
 
   /**
    * Before a "not found" answer or an admin write: looks now unless a look
-   * since the last reconnection is younger than `intervalMs` (the periodic
-   * look catches a `FLUSHALL` within that time).
+   * since the last reconnection is younger than two `intervalMs` (the
+   * periodic look, due every `intervalMs`, catches a `FLUSHALL` meanwhile).
+   * While a reset is pending it always looks, so an operator's acceptance
+   * counts at once.
    */
   confirm(): Promise<void> {
     const { alwaysConfirm, intervalMs, clock } = this.#options
-    const fresh = !alwaysConfirm && intervalMs > 0 && this.#lookedEpoch === this.#epoch && clock.now() - this.#lookedAt < intervalMs
+    const fresh =
+      !alwaysConfirm &&
+      this.#pending === null &&
+      intervalMs > 0 &&
+      this.#lookedEpoch === this.#epoch &&
+      clock.now() - this.#lookedAt < 2 * intervalMs
     return fresh ? Promise.resolve() : this.check()
   }
 
