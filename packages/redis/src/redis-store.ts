@@ -355,8 +355,11 @@ export class RedisStore implements KeyStore {
         const [reply] = await Promise.all([runScript(redis, script, keys, args), this.#identity.advance(redis)])
         return reply
       }
-      const { reply, acknowledged, attached } = await runScriptAndWait(redis, script, keys, args, durability.replicas, durability.timeoutMs)
-      await this.#identity.advance(redis)
+      // The increment is queued behind the script (and before any WAIT, which then covers it too).
+      const [{ reply, acknowledged, attached }] = await Promise.all([
+        runScriptAndWait(redis, script, keys, args, durability.replicas, durability.timeoutMs),
+        this.#identity.advance(redis),
+      ])
       if (attached === 0) {
         this.#warnOnce('durability.no_replica', {}, 'keyrot durability: the primary has no replica attached; WAIT has nothing to wait for')
       } else if (acknowledged < durability.replicas) {
