@@ -530,6 +530,29 @@ export function describeStoreContract(
 
     describeSharedProofContract({ store: () => store, makeRecord, successorOf })
     describeRotationUsageContract(() => harness, makeRecord)
+    describe('restoreRevocation', () => {
+      it('stores a key the store lost as the revoked record, and revokes a stored key that is not', async () => {
+        if (!store.restoreRevocation) return expect(store.restoreRevocation).toBeUndefined()
+        const at = Date.now()
+        const lost = await makeRecord({ revokedAt: at, revokedReason: 'leaked', incidentId: 'INC-9' })
+        expect(await store.restoreRevocation(lost)).toBe(true)
+        expect(await store.get(lost.id)).toMatchObject({ id: lost.id, tenantId: 'acme', revokedAt: at, revokedReason: 'leaked', incidentId: 'INC-9' })
+        const stored = await makeRecord()
+        await store.insert(stored)
+        expect(await store.restoreRevocation({ ...stored, revokedAt: at, revokedReason: 'left' })).toBe(true)
+        expect(await store.get(stored.id)).toMatchObject({ revokedAt: at, revokedReason: 'left' })
+      })
+
+      it('never loosens or rewrites a revocation: an already revoked key is left as it is', async () => {
+        if (!store.restoreRevocation) return expect(store.restoreRevocation).toBeUndefined()
+        const record = await makeRecord()
+        await store.insert(record)
+        const at = Date.now()
+        await store.revoke({ keyId: record.id, at, reason: 'first' })
+        expect(await store.restoreRevocation({ ...record, revokedAt: at + 5_000, revokedReason: 'second' })).toBe(false)
+        expect(await store.get(record.id)).toMatchObject({ revokedAt: at, revokedReason: 'first' })
+      })
+    })
 
     if (options.subscribe ?? true) describe('subscribe', () => {
       it('tells listeners which key changed on rotate, revoke, emergency rotation and setExpiry', async () => {

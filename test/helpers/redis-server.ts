@@ -108,13 +108,14 @@ function stopChild(child: ChildProcess): Promise<void> {
 /**
  * Starts one standalone `redis-server` on a free port. `replicaOf`: the
  * port of a primary on 127.0.0.1 to replicate (resolves once the link is up).
+ * `args`: more configuration directives (`['--appendonly', 'yes']`).
  */
-export async function startRedisServer(options: { replicaOf?: number } = {}): Promise<RedisServer> {
+export async function startRedisServer(options: { replicaOf?: number; args?: string[] } = {}): Promise<RedisServer> {
   assertRedisInstalled()
   const directory = mkdtempSync(join(tmpdir(), 'keyrot-redis-'))
   directories.add(directory)
   const port = await freePort()
-  const extra = options.replicaOf === undefined ? [] : ['--replicaof', '127.0.0.1', String(options.replicaOf)]
+  const extra = [...(options.replicaOf === undefined ? [] : ['--replicaof', '127.0.0.1', String(options.replicaOf)]), ...(options.args ?? [])]
   const child = await spawnServer(port, directory, extra)
   if (options.replicaOf !== undefined) {
     await waitFor(() => redisCli(port, 'INFO', 'replication').includes('master_link_status:up'), `replica on ${port} linked`)

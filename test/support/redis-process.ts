@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { assertRedisInstalled, freePort, redisCli } from '../helpers/redis-server.js'
@@ -99,6 +99,25 @@ export class ControlledRedis {
 
   cli(...args: string[]): string {
     return redisCli(this.port, ...args)
+  }
+
+  /** SAVE now and keep a copy of the RDB file, for {@link restoreSnapshot}. */
+  snapshot(): void {
+    if (this.cli('SAVE').trim() !== 'OK') throw new Error('redis-server refused SAVE')
+    copyFileSync(join(this.#directory, 'dump.rdb'), join(this.#directory, 'snapshot.rdb'))
+  }
+
+  /** While stopped: the next start loads the copy kept by {@link snapshot} (a rollback). */
+  restoreSnapshot(): void {
+    if (this.running) throw new Error('stop redis-server before restoring a snapshot')
+    copyFileSync(join(this.#directory, 'snapshot.rdb'), join(this.#directory, 'dump.rdb'))
+  }
+
+  /** While stopped: the next start has no data at all (a restart without persistence). */
+  forgetData(): void {
+    if (this.running) throw new Error('stop redis-server before dropping its data')
+    rmSync(join(this.#directory, 'dump.rdb'), { force: true })
+    rmSync(join(this.#directory, 'appendonlydir'), { recursive: true, force: true })
   }
 
   async stop(): Promise<void> {

@@ -98,7 +98,7 @@ const keyring = createKeyring({
   ...(env.KEYROT_MASTER_KEYS ? { signing: { masterKeys: masterKeysFromEnv(env) } } : {}),
 })
 attachAuditLog(keyring, logger.child({ component: 'keyrot-audit' }))
-for (const event of ['cache.reset', 'invalidation.received', 'key.expired', 'key.used_in_grace', 'store.down', 'store.up', 'ratelimit.fallback']) {
+for (const event of ['cache.reset', 'invalidation.received', 'key.expired', 'key.used_in_grace', 'store.down', 'store.up', 'ratelimit.fallback', 'store.reset', 'keys.lost']) {
   keyring.on(event, (payload) => logger.info({ component: 'keyrot-events', keyrotEvent: event, payload }, `event ${event}`))
 }
 const registry = new Registry()

@@ -16,8 +16,8 @@ import { familyOf } from '@keyrot/core'
  * - `<p>:tenants`: set of tenant ids (for listing every key).
  * - `<p>:invalidation`: the pub/sub channel of changes and heartbeats.
  * - `<p>:{store}:id`, `<p>:{store}:seq`, `<p>:{store}:reset`: the store's
- *   identity, change sequence and unaccepted reset (one slot, read with one
- *   `MGET`; see store-identity.ts).
+ *   identity, change sequence and unaccepted reset (one slot, read by one
+ *   script; see store-identity.ts).
  */
 export class KeyLayout {
   readonly prefix: string

@@ -66,6 +66,8 @@ export class RedisStore implements KeyStore {
     const { client, cluster, timeoutMs, durability } = this.options
     // Commands may legitimately last as long as a WAIT; the store's own deadline is the tighter bound.
     this.#data = duplicateForData(client, cluster, timeoutMs + durability.timeoutMs)
+    // A restarted Redis breaks the connection: the next "not found" or admin write looks at the store first.
+    this.#data.on('ready', () => this.#identity.connectionRenewed())
     this.#data.on('error', (error: Error) => this.#warnOnce('redis.error', { err: { message: error.message } }, 'keyrot Redis connection error'))
     this.#usage = new UsageBatcher({
       flushIntervalMs: this.options.usageFlushIntervalMs,
@@ -78,6 +80,7 @@ export class RedisStore implements KeyStore {
       clock: this.options.clock,
       logger: this.options.logger,
       intervalMs: this.options.resetCheckIntervalMs,
+      alwaysConfirm: this.options.cluster,
       run: (what, work) => this.#call(what, undefined, this.options.timeoutMs, work),
     })
   }
@@ -119,7 +122,7 @@ export class RedisStore implements KeyStore {
       const record = decodeRecord(recordReply)
       if (record === null) {
         // "Not found" is trusted only from a store that did not lose its data: look first.
-        await this.#identity.check()
+        await this.#identity.confirm()
         return null
       }
       if (credentialExists !== 1 && record.revokedAt === null) {
@@ -369,7 +372,7 @@ export class RedisStore implements KeyStore {
     const durable = operation !== null && durability.operations.has(operation)
     if (operation !== null) {
       // Nobody builds on a store that lost its data by accident: an operator accepts the reset first.
-      await this.#identity.check()
+      await this.#identity.confirm()
       if (this.#identity.resetPending) throw new StoreResetError(`The Redis store was reset; ${what} waits for \`keyrot store accept-reset\`.`, { keyId })
     }
     return this.#call(what, keyId, timeoutMs + (durable ? durability.timeoutMs : 0), async (redis) => {
@@ -377,12 +380,17 @@ export class RedisStore implements KeyStore {
       if (indexed) await this.#index(redis, indexed)
       // The change sequence moves after the write (see store-identity.ts); usage and re-hashes do not move it.
       if (!durable) {
-        const reply = await runScript(redis, script, keys, args)
-        if (operation !== null) await this.#identity.advance(redis)
+        if (operation === null) return runScript(redis, script, keys, args)
+        // Sent back to back on one connection, so Redis runs the increment after the write (but for a
+        // NOSCRIPT retry, whose EVAL comes after it); one round trip instead of two.
+        const [reply] = await Promise.all([runScript(redis, script, keys, args), this.#identity.advance(redis)])
         return reply
       }
-      const { reply, acknowledged, attached } = await runScriptAndWait(redis, script, keys, args, durability.replicas, durability.timeoutMs)
-      await this.#identity.advance(redis)
+      // The increment is queued behind the script (and before any WAIT, which then covers it too).
+      const [{ reply, acknowledged, attached }] = await Promise.all([
+        runScriptAndWait(redis, script, keys, args, durability.replicas, durability.timeoutMs),
+        this.#identity.advance(redis),
+      ])
       if (attached === 0) {
         this.#warnOnce('durability.no_replica', {}, 'keyrot durability: the primary has no replica attached; WAIT has nothing to wait for')
       } else if (acknowledged < durability.replicas) {

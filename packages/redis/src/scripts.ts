@@ -306,6 +306,32 @@ end
 return 1
 `
 
+/**
+ * KEYS: identity, sequence, reset flag (one slot: the `{store}` tag).
+ * ARGV: a new identity, '1' to create it when missing.
+ * One round trip for a look at the store (see store-identity.ts).
+ * Reply: `{identity | nil, sequence | nil, flag | nil}`.
+ */
+const STORE_LOOK = `
+local identity = redis.call('GET', KEYS[1])
+if not identity and ARGV[2] == '1' then
+  redis.call('SET', KEYS[1], ARGV[1])
+  identity = ARGV[1]
+end
+return {identity, redis.call('GET', KEYS[2]), redis.call('GET', KEYS[3])}
+`
+
+/**
+ * KEYS: identity, sequence, reset flag. ARGV: a new identity, the flag (JSON).
+ * A process noticed a reset: sets the flag unless one is set, and an identity
+ * unless one exists. Reply: the identity now.
+ */
+const STORE_FLAG_RESET = `
+redis.call('SET', KEYS[3], ARGV[2], 'NX')
+redis.call('SET', KEYS[1], ARGV[1], 'NX')
+return redis.call('GET', KEYS[1])
+`
+
 export interface LuaScript {
   readonly name: string
   /** Normalised source, prelude included. */
@@ -345,6 +371,8 @@ export const SCRIPTS = Object.freeze({
   restoreRevocation: defineLuaScript('restoreRevocation', PRELUDE + RESTORE_REVOCATION, 2),
   putProof: defineLuaScript('putProof', PRELUDE + PUT_PROOF, 2),
   recordRotationUsage: defineLuaScript('recordRotationUsage', PRELUDE + RECORD_ROTATION_USAGE, 2),
+  storeLook: defineLuaScript('storeLook', STORE_LOOK, 3),
+  storeFlagReset: defineLuaScript('storeFlagReset', STORE_FLAG_RESET, 3),
 })
 
 /** Whether Redis answered that it does not have the script cached (the only error retried with `EVAL`). */

@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto'
 import type { Clock, InvalidationEvent, InvalidationListener, Logger, StoreResetCause } from '@keyrot/core'
+import { runScript } from './connection.js'
 import type { KeyLayout } from './keys.js'
 import type { RedisClient } from './options.js'
+import { SCRIPTS } from './scripts.js'
 
 export interface StoreIdentityOptions {
   layout: KeyLayout
@@ -9,6 +11,14 @@ export interface StoreIdentityOptions {
   logger: Logger
   /** How often to look; 0: only on demand (null reads, admin writes). */
   intervalMs: number
+  /**
+   * Whether `confirm()` always looks. `false` (standalone Redis) trusts a
+   * look younger than `intervalMs` as long as the data connection did not
+   * reconnect since ({@link connectionRenewed}): a Redis restart always
+   * breaks the connection. A Cluster's node connections come and go on
+   * their own, so there it is `true`.
+   */
+  alwaysConfirm: boolean
   /** Runs a command on the store's data connection within the store's timeout. */
   run<T>(what: string, work: (redis: RedisClient) => Promise<T>): Promise<T>
 }
@@ -23,14 +33,17 @@ export interface ResetFlag {
 /**
  * Notices when Redis came back empty or rolled back.
  *
- * Redis keeps three keys in one slot (`{store}` hash tag, so one `MGET` reads
+ * Redis keeps three keys in one slot (`{store}` hash tag, so one script reads
  * them on a Cluster too): an identity created once with `SET NX`, a change
  * sequence and the reset flag. Every admin write advances the sequence with
- * an `INCR` sent after its script and awaited (a separate command: a script
+ * an `INCR` pipelined right behind its script (a separate command: a script
  * may only touch keys of its own slot, and the write scripts live in the key
- * family's slot). Incrementing after the write means a snapshot can hold a
- * write without its increment (seen as a rollback: a harmless false alarm),
- * never an increment without its write (a rollback nobody would see).
+ * family's slot). On one connection Redis runs it after the write, so a
+ * snapshot can hold a write without its increment (seen as a rollback: a
+ * harmless false alarm), not an increment without its write (a rollback
+ * nobody would see). Exceptions: the first write after a script cache flush
+ * (its `EVAL` retry follows the increment) and a Cluster, where the two go to
+ * different nodes.
  *
  * This process keeps the identity and the highest sequence it saw (from its
  * own increments and from every look). A look finds:
@@ -40,8 +53,9 @@ export interface ResetFlag {
  *   an AOF that lost its last second, a failover to a replica that lagged).
  * It then sets the shared reset flag (so replicas that could not tell, and
  * replicas started later, learn of it too), adopts what it sees as its new
- * baseline and tells its listeners. Looks happen every `intervalMs`, before
- * a "not found" is returned and before every admin write. A process that
+ * baseline and tells its listeners. Looks happen every `intervalMs`, and
+ * before a "not found" is returned or an admin write runs (see `confirm()`).
+ * A process that
  * never looked before Redis lost its data cannot tell; a first look at a
  * Redis with no identity creates one (a fresh store is not a reset).
  */
@@ -52,6 +66,10 @@ export class StoreIdentity {
   #sequence = 0
   #pending: ResetFlag | null = null
   #looking: Promise<void> | null = null
+  /** Bumped on every (re)connection of the data connection; the epoch and time of the last good look. */
+  #epoch = 0
+  #lookedEpoch = -1
+  #lookedAt = Number.NEGATIVE_INFINITY
   #timer: NodeJS.Timeout | undefined
   #closed = false
 
@@ -97,6 +115,29 @@ export class StoreIdentity {
     return this.#looking
   }
 
+  /** The data connection (re)connected: Redis may have restarted since the last look. */
+  connectionRenewed(): void {
+    this.#epoch++
+  }
+
+  /**
+   * Before a "not found" answer or an admin write: looks now unless a look
+   * since the last reconnection is younger than two `intervalMs` (the
+   * periodic look, due every `intervalMs`, catches a `FLUSHALL` meanwhile).
+   * While a reset is pending it always looks, so an operator's acceptance
+   * counts at once.
+   */
+  confirm(): Promise<void> {
+    const { alwaysConfirm, intervalMs, clock } = this.#options
+    const fresh =
+      !alwaysConfirm &&
+      this.#pending === null &&
+      intervalMs > 0 &&
+      this.#lookedEpoch === this.#epoch &&
+      clock.now() - this.#lookedAt < 2 * intervalMs
+    return fresh ? Promise.resolve() : this.check()
+  }
+
   /** Advances the change sequence after a write and remembers the new value. */
   async advance(redis: RedisClient): Promise<void> {
     const value = Number(await redis.incr(this.#options.layout.storeSequence))
@@ -115,32 +156,41 @@ export class StoreIdentity {
   }
 
   async #look(redis: RedisClient): Promise<void> {
-    const { layout } = this.#options
-    const [identity, rawSequence, rawFlag] = (await redis.mget(layout.storeIdentity, layout.storeSequence, layout.storeReset)) as (string | null)[]
+    const epoch = this.#epoch
+    await this.#compare(redis)
+    this.#lookedEpoch = epoch
+    this.#lookedAt = this.#options.clock.now()
+  }
+
+  async #compare(redis: RedisClient): Promise<void> {
+    const first = this.#identity === null
+    // A first look at a Redis with no identity creates one, in the same round trip (a fresh store is not a reset).
+    const reply = await runScript(redis, SCRIPTS.storeLook, this.#keys, [newIdentity(), first ? '1' : '0'])
+    const [identity, rawSequence, rawFlag] = (Array.isArray(reply) ? reply : []) as (string | null | undefined)[]
     const sequence = toSequence(rawSequence)
-    if (this.#identity === null) {
-      this.#identity = identity ?? (await this.#createIdentity(redis))
+    if (first) {
+      if (typeof identity !== 'string') throw new Error('keyrot Redis store: the store identity could not be read')
+      this.#identity = identity
       this.#sequence = sequence
-      this.#follow(rawFlag ?? null)
+      this.#follow(typeof rawFlag === 'string' ? rawFlag : null)
       return
     }
     let cause: StoreResetCause | null = null
     let detail = ''
-    if (identity !== this.#identity) {
+    if ((identity ?? null) !== this.#identity) {
       cause = 'empty'
-      detail = identity === null ? 'its identity key is gone (restarted without its data, or flushed)' : 'its identity changed (replaced by a store without this one\'s data)'
+      detail = identity == null ? 'its identity key is gone (restarted without its data, or flushed)' : 'its identity changed (replaced by a store without this one\'s data)'
     } else if (sequence < this.#sequence) {
       cause = 'rollback'
       detail = `its change sequence is ${sequence}, below the ${this.#sequence} this process saw (restored from an older copy)`
     }
     if (cause === null) {
       this.#sequence = Math.max(this.#sequence, sequence)
-      this.#follow(rawFlag ?? null)
+      this.#follow(typeof rawFlag === 'string' ? rawFlag : null)
       return
     }
     const flag: ResetFlag = { cause, detail, at: this.#options.clock.now() }
-    await redis.set(layout.storeReset, JSON.stringify(flag), 'NX')
-    this.#identity = identity ?? (await this.#createIdentity(redis))
+    this.#identity = String(await runScript(redis, SCRIPTS.storeFlagReset, this.#keys, [newIdentity(), JSON.stringify(flag)]))
     this.#sequence = sequence
     this.#raise(flag)
   }
@@ -168,12 +218,9 @@ export class StoreIdentity {
     }
   }
 
-  async #createIdentity(redis: RedisClient): Promise<string> {
+  get #keys(): string[] {
     const { layout } = this.#options
-    await redis.set(layout.storeIdentity, randomBytes(12).toString('base64url'), 'NX')
-    const identity = await redis.get(layout.storeIdentity)
-    if (identity === null) throw new Error('keyrot Redis store: the identity key vanished right after it was created (eviction?)')
-    return identity
+    return [layout.storeIdentity, layout.storeSequence, layout.storeReset]
   }
 
   close(): void {
@@ -181,6 +228,10 @@ export class StoreIdentity {
     clearInterval(this.#timer)
     this.#listeners.clear()
   }
+}
+
+function newIdentity(): string {
+  return randomBytes(12).toString('base64url')
 }
 
 function toSequence(raw: string | null | undefined): number {

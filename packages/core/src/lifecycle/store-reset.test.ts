@@ -164,6 +164,19 @@ describe('a store reset', () => {
     expect(await codeOfVerify(keyring.verify(gone.token))).toBe('KEYROT_KEY_NOT_FOUND')
   })
 
+  it('answers KEYROT_STORE_RESET for a working key it read before that vanished, before the store reports a reset', async () => {
+    const { clock, store, keyring } = setup()
+    const working = await keyring.create({ tenantId: 'acme', name: 'working' })
+    const ended = await keyring.create({ tenantId: 'acme', name: 'ended', expiresAt: clock.now() + HOUR })
+    expect(await codeOfVerify(keyring.verify(working.token))).toBe('ok')
+    expect(await codeOfVerify(keyring.verify(ended.token))).toBe('ok')
+    clock.advance(2 * HOUR)
+    store.inner = new MemoryStore()
+    expect(await codeOfVerify(keyring.verify(working.token))).toBe('KEYROT_STORE_RESET')
+    // A key past its deadline may leave the store (retention 0): "not found" is the truth for it.
+    expect(await codeOfVerify(keyring.verify(ended.token))).toBe('KEYROT_KEY_NOT_FOUND')
+  })
+
   it('writes back every revocation this replica knows, whether the store lost the key or only the revocation', async () => {
     const { store, keyring } = setup()
     const a = await keyring.create({ tenantId: 'acme', name: 'a' })

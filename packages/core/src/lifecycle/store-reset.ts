@@ -59,8 +59,11 @@ const LOST_CHECK_CONCURRENCY = 16
 export class StoreResetGuard {
   readonly #options: StoreResetGuardOptions
   readonly #tombstones: LRUCache<string, Tombstone>
-  /** Ids of keys this replica read or wrote: the candidates for `keys.lost`. */
-  readonly #known: LRUCache<string, true>
+  /**
+   * Keys this replica read or wrote, with the deadline it last saw (`null`:
+   * none; revoked keys count as ended): the candidates for `keys.lost`.
+   */
+  readonly #known: LRUCache<string, { endsAt: number | null }>
   /** The reset reports in progress (`close()` waits for them). */
   readonly #pending = new Set<Promise<void>>()
 
@@ -80,16 +83,25 @@ export class StoreResetGuard {
   checked(keyId: string, record: KeyRecord | null): KeyRecord | null {
     if (record === null) {
       if (this.#options.store.resetPending?.() === true) throw new StoreResetError(undefined, { keyId })
+      // A key this replica read before, still working when it last saw it, does not vanish by
+      // itself (records outlive their key by the store's retention): the store lost it, even if
+      // its own check has not told yet (it looks once a second).
+      const known = this.#known.get(keyId)
+      if (known && (known.endsAt === null || known.endsAt > this.#options.clock.now())) throw new StoreResetError(undefined, { keyId })
       return null
     }
-    this.#known.set(keyId, true)
+    this.#remember(record)
     this.observe(record, false)
     return this.tighten(record)
   }
 
   /** Remembers a key this replica created (a rollback may lose it). */
   noteKnown(keyId: string): void {
-    this.#known.set(keyId, true)
+    this.#known.set(keyId, { endsAt: null })
+  }
+
+  #remember(record: KeyRecord): void {
+    this.#known.set(record.id, { endsAt: record.revokedAt ?? record.expiresAt })
   }
 
   /**
@@ -97,6 +109,7 @@ export class StoreResetGuard {
    * write, or a re-read after another replica's change notice.
    */
   observe(record: KeyRecord, trusted: boolean): void {
+    if (trusted && this.#known.has(record.id)) this.#remember(record)
     const now = this.#options.clock.now()
     const existing = this.#tombstones.get(record.id)
     const revoked = record.revokedAt !== null
@@ -153,7 +166,13 @@ export class StoreResetGuard {
     if (!this.#known.has(keyId) && !this.#tombstones.has(keyId)) return
     this.#options.store.get(keyId).then(
       (record) => {
-        if (record) this.observe(record, true)
+        if (record === null) {
+          // Gone by the store's retention (or lost): nothing left to report.
+          this.#known.delete(keyId)
+          return
+        }
+        this.#remember(record)
+        this.observe(record, true)
       },
       () => {
         // The next read tightens; a store that is down sends resets of its own.
@@ -204,6 +223,8 @@ export class StoreResetGuard {
         if (record === null) lost.push(batch[index] as string)
       })
     }
+    // Reported once; from the operator's accept-reset on, they read as unknown.
+    for (const id of lost) this.#known.delete(id)
     if (lost.length === 0) return
     const keyIds = lost.slice(0, MAX_LOST_LISTED)
     logger.error(
