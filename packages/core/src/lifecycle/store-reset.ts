@@ -33,6 +33,8 @@ export interface StoreResetGuardOptions {
 
 /** Keys a `keys.lost` event lists by id; `count` carries the total. */
 const MAX_LOST_LISTED = 1_000
+/** How long a change notice waits for a verify to re-read the key before the guard re-reads it itself. */
+const REFRESH_DELAY_MS = 500
 /** Reads in flight while looking for lost keys, so a large keyring does not flood a store that just came back. */
 const LOST_CHECK_CONCURRENCY = 16
 
@@ -66,6 +68,9 @@ export class StoreResetGuard {
   readonly #known: LRUCache<string, { endsAt: number | null }>
   /** The reset reports in progress (`close()` waits for them). */
   readonly #pending = new Set<Promise<void>>()
+  /** Keys another replica changed: their next read is trusted (it follows the change notice). */
+  readonly #noticed = new Set<string>()
+  #refreshTimer: NodeJS.Timeout | undefined
 
   constructor(options: StoreResetGuardOptions) {
     this.#options = options
@@ -91,7 +96,7 @@ export class StoreResetGuard {
       return null
     }
     this.#remember(record)
-    this.observe(record, false)
+    this.observe(record, this.#noticed.delete(keyId))
     return this.tighten(record)
   }
 
@@ -164,6 +169,21 @@ export class StoreResetGuard {
    */
   refresh(keyId: string): void {
     if (!this.#known.has(keyId) && !this.#tombstones.has(keyId)) return
+    // Usually a verify re-reads the key at once (its cached state was just dropped) and that read
+    // counts; keys nobody asks for are re-read here shortly after, not at the same moment.
+    if (this.#noticed.size >= 10_000) return
+    this.#noticed.add(keyId)
+    if (this.#refreshTimer) return
+    this.#refreshTimer = setTimeout(() => {
+      this.#refreshTimer = undefined
+      const ids = [...this.#noticed]
+      this.#noticed.clear()
+      for (const id of ids) this.#reread(id)
+    }, REFRESH_DELAY_MS)
+    this.#refreshTimer.unref?.()
+  }
+
+  #reread(keyId: string): void {
     this.#options.store.get(keyId).then(
       (record) => {
         if (record === null) {
