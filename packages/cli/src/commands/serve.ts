@@ -1,7 +1,7 @@
 import type { Command } from 'commander'
 import { InvalidArgumentError } from 'commander'
 import type { CliIo } from '../io.js'
-import { signingOptionsFromEnv } from '../master-keys.js'
+import { proofOptionsFromEnv, signingOptionsFromEnv } from '../master-keys.js'
 import { parseDurationArg } from '../parse.js'
 import { openKeyring, resolveRedisUrl, type StoreFlags } from '../store.js'
 import { withStoreOptions } from './shared.js'
@@ -58,7 +58,7 @@ requests, flush usage counts, close Redis, exit 0.`,
     const opened = await openKeyring(url, flags, {
       reconnect: true,
       logger,
-      keyring: flags.grace === undefined ? {} : { gracePeriod: flags.grace },
+      keyring: { ...(flags.grace === undefined ? {} : { gracePeriod: flags.grace }), ...proofOptionsFromEnv(io.env) },
     })
     const app = createServer({
       keyring: opened.keyring,

@@ -66,3 +66,17 @@ describe('SharedProofs', () => {
     expect(Object.keys((await a.get(key.id)) ?? {})).not.toContain('sharedProof')
   })
 })
+
+describe('proofKeyFromEnv', () => {
+  it('prefers KEYROT_PROOF_KEY, else derives a distinct key from the newest master key, else returns null', async () => {
+    const { proofKeyFromEnv } = await import('./proof-key.js')
+    const master = randomBytes(32)
+    const proof = randomBytes(32)
+    expect(proofKeyFromEnv({ KEYROT_PROOF_KEY: proof.toString('base64'), KEYROT_MASTER_KEYS: `m1:${master.toString('base64')}` })?.equals(proof)).toBe(true)
+    const derived = proofKeyFromEnv({ KEYROT_MASTER_KEYS: `m2:${master.toString('base64')}, m1:${randomBytes(32).toString('base64')}` })
+    expect(derived?.length).toBe(32)
+    expect(derived?.equals(master)).toBe(false)
+    expect(proofKeyFromEnv({ KEYROT_MASTER_KEYS: `other:${master.toString('base64')}` })?.equals(derived as Buffer)).toBe(true)
+    expect(proofKeyFromEnv({})).toBeNull()
+  })
+})
