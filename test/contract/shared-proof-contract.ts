@@ -8,9 +8,9 @@ export interface SharedProofContext {
   successorOf(old: KeyRecord, overrides?: Partial<KeyRecord>): Promise<KeyRecord>
 }
 
-/** Shaped like a real proof (fingerprint, dot, 43 base64url characters); stores treat it as opaque. */
+/** Shaped like a real proof (4-character fingerprint, dot, 22 base64url characters); stores treat it as opaque. */
 function proofLike(seed: string): string {
-  return `${seed.padEnd(8, 'x').slice(0, 8)}.${'A'.repeat(42)}${seed.slice(0, 1)}`
+  return `${seed.padEnd(4, 'x').slice(0, 4)}.${seed.padEnd(22, 'A').slice(0, 22)}`
 }
 
 /**

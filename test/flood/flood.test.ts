@@ -188,8 +188,12 @@ describe.each(deployments)('a flood of wrong secrets: %s', (name, deploy) => {
     )
 
     expect(requests).toBe(4000)
-    // Every wrong secret got a 401 (it was hashed) or a 429 (it was not), never anything else.
-    for (const tally of [oneIp, manyIps]) expect([...tally.statuses.keys()].sort((x, y) => x - y)).toEqual([401, 429])
+    // Every wrong secret got a 401 (it was hashed) or a 429 (it was not), never anything else; or, when the
+    // Argon2 queue could not start it within argon2.maxWait (a loaded machine), a 503 KEYROT_OVERLOADED (not hashed).
+    for (const tally of [oneIp, manyIps]) {
+      const statuses = [...tally.statuses.keys()].sort((x, y) => x - y)
+      expect(statuses.filter((status) => status !== 503)).toEqual([401, 429])
+    }
     expect((oneIp.statuses.get(401) ?? 0) + (manyIps.statuses.get(401) ?? 0)).toBe(argon2Runs)
     // One IP: its 5 failures a minute; all IPs together: the key's 20 unproven attempts a minute
     // (exactly 5 and 20 when the flood fits in one minute, as it does on an idle machine).

@@ -184,7 +184,7 @@ describe('shared proofs on Redis', () => {
     }
     expect(b.hasher.verifies).toBe(0)
     const dump = (await dumpRedis([raw])).join('\n')
-    for (const id of ids) expect(await raw.hget(a.store.layout.record(id), 'proof')).toMatch(/^[\w-]{8}\.[\w-]{43}$/)
+    for (const id of ids) expect(await raw.hget(a.store.layout.record(id), 'proof')).toMatch(/^[\w-]{4}\.[\w-]{22}$/)
     for (const token of tokens) {
       const secret = token.slice(token.lastIndexOf('_') + 1)
       for (const value of [token, secret]) {

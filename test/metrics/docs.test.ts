@@ -12,7 +12,7 @@ describe('docs/observability.md', () => {
     const metrics = createMetrics({ keyring, registry, tenantStates: true, tenantFailures: true })
     try {
       const registered = registry.getMetricsAsArray().map((metric) => metric.name).sort()
-      const documented = [...doc.matchAll(/^\| `(keyrot_[a-z_]+)` \| (counter|gauge|histogram) \|/gm)].map((m) => m[1]).sort()
+      const documented = [...doc.matchAll(/^\| `(keyrot_[a-z0-9_]+)` \| (counter|gauge|histogram) \|/gm)].map((m) => m[1]).sort()
       expect(documented).toEqual(registered)
       for (const metric of registry.getMetricsAsArray()) {
         const row = new RegExp(`^\\| \`${metric.name}\` \\| ${metric.type} \\|`, 'm')

@@ -23,6 +23,10 @@ export interface BenchKeyringOptions {
   cache?: KeyringOptions['cache']
   /** Share this store instead of opening one. */
   shared?: KeyStore
+  /** Default `null`: no shared proofs (whatever KEYROT_PROOF_KEY says), so first uses cost what they measure. */
+  proofKey?: KeyringOptions['proofKey']
+  /** Default `{ maxWait: 0 }`: Argon2 runs queue without being refused, so a section measures their whole cost. */
+  argon2?: KeyringOptions['argon2']
 }
 
 export async function openStore(kind: StoreKind, redisUrl: string | undefined, keyPrefix = 'bench'): Promise<KeyStore> {
@@ -42,6 +46,8 @@ export async function benchKeyring(options: BenchKeyringOptions): Promise<Keyrin
     hasher: options.hasher ?? new FastTestHasher(),
     rateLimit: options.rateLimit ?? BENCH_RATE_LIMIT,
     ...(options.cache ? { cache: options.cache } : {}),
+    proofKey: options.proofKey ?? null,
+    argon2: options.argon2 ?? { maxWait: 0 },
   })
   if (store instanceof RedisStore) await store.invalidationReady()
   return keyring

@@ -125,13 +125,18 @@ async function stopProcess(child: ChildProcess, exited: Promise<void>, graceMs =
   clearTimeout(timer)
 }
 
+/** The fleet-wide proof key of this demo run, unless `KEYROT_PROOF_KEY` is set (docs/redis.md#shared-proofs). */
+const RUN_PROOF_KEY = randomBytes(32).toString('base64')
+
 /** The replica's module beside this one: `replica.js` when built, `replica.ts` under tsx. */
 function replicaEntry(): string {
   return fileURLToPath(new URL(`./replica${extname(fileURLToPath(import.meta.url))}`, import.meta.url))
 }
 
 async function startReplica(index: number, config: ReplicaConfig, timeoutMs: number, report: (line: string) => void): Promise<RunningReplica> {
-  const child = fork(replicaEntry(), [], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], serialization: 'json' })
+  // Every replica gets the run's proof key (in its environment, never argv): a token proven by one is accepted by all with one HMAC.
+  const env = { ...process.env, KEYROT_PROOF_KEY: process.env.KEYROT_PROOF_KEY ?? RUN_PROOF_KEY }
+  const child = fork(replicaEntry(), [], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], serialization: 'json', env })
   const name = `replica ${index + 1}`
   let stopping = false
   const exited = new Promise<void>((resolve) => {

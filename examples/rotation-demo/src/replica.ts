@@ -1,6 +1,6 @@
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { createKeyring, type Keyring } from '@keyrot/core'
+import { createKeyring, proofKeyFromEnv, type Keyring } from '@keyrot/core'
 import { RedisStore } from '@keyrot/redis'
 import { Redis } from 'ioredis'
 import { createApp } from './server.js'
@@ -55,7 +55,8 @@ async function start(config: ReplicaConfig): Promise<void> {
     await store.close()
     client.disconnect()
   }
-  keyring = createKeyring({ store })
+  // KEYROT_PROOF_KEY, or one derived from KEYROT_MASTER_KEYS: replicas share their Argon2 proofs (docs/redis.md#shared-proofs).
+  keyring = createKeyring({ store, proofKey: proofKeyFromEnv(process.env) })
   // Serve only once the invalidation feed is live: a change published before
   // that would never reach this replica's cache.
   await store.waitUntilReady(5_000)

@@ -37,7 +37,7 @@ export type { Hasher, Argon2Options } from './hash/hasher.js'
 export { MemoryStore } from './store/memory-store.js'
 export { SharedProofs, SHARED_PROOF_RESULTS } from './proof/shared-proofs.js'
 export type { SharedProofResult } from './proof/shared-proofs.js'
-export { resolveProofKey, PROOF_KEY_ENV, MIN_PROOF_KEY_BYTES } from './proof/proof-key.js'
+export { resolveProofKey, proofKeyFromEnv, PROOF_KEY_ENV, MIN_PROOF_KEY_BYTES } from './proof/proof-key.js'
 export { Argon2Queue, DEFAULT_ARGON2_MAX_WAIT_MS } from './hash/argon2-queue.js'
 export type { Argon2QueueOptions } from './hash/argon2-queue.js'
 export {

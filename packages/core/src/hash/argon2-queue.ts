@@ -59,13 +59,15 @@ export class Argon2Queue {
 
   /** Runs `task` when a slot is free; rejects with `OverloadedError` if none frees up within `maxWaitMs`. */
   async run<T>(task: () => Promise<T>): Promise<T> {
-    if (this.#running >= this.options.concurrency) await this.#slot()
+    // Timed only under contention, where Retry-After needs the estimate: an idle queue reads no clock.
+    const contended = this.#running >= this.options.concurrency
+    if (contended) await this.#slot()
     else this.#running++
-    const started = performance.now()
+    const started = contended ? performance.now() : 0
     try {
       return await task()
     } finally {
-      this.#averageRunMs = this.#averageRunMs * 0.9 + (performance.now() - started) * 0.1
+      if (contended) this.#averageRunMs = this.#averageRunMs * 0.9 + (performance.now() - started) * 0.1
       this.#release()
     }
   }

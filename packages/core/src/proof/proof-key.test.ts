@@ -38,7 +38,7 @@ describe('SharedProofs', () => {
     const b = new SharedProofs(randomBytes(32))
     expect(a.fingerprint).not.toBe(b.fingerprint)
     const proof = a.make('k1a2b3c4d5e6f7g8', 'sk_test_k1a2b3c4d5e6f7g8_secret')
-    expect(proof).toMatch(/^[\w-]{8}\.[\w-]{43}$/)
+    expect(proof).toMatch(/^[\w-]{4}\.[\w-]{22}$/)
     const record = { id: 'k1a2b3c4d5e6f7g8', sharedProof: proof } as Parameters<SharedProofs['check']>[0]
     expect(a.check(record, 'sk_test_k1a2b3c4d5e6f7g8_secret')).toBe('hit')
     expect(a.check(record, 'sk_test_k1a2b3c4d5e6f7g8_other')).toBe('mismatch')
@@ -64,5 +64,19 @@ describe('SharedProofs', () => {
     expect(verifies).toBe(1)
     // The proof never reaches what callers see.
     expect(Object.keys((await a.get(key.id)) ?? {})).not.toContain('sharedProof')
+  })
+})
+
+describe('proofKeyFromEnv', () => {
+  it('prefers KEYROT_PROOF_KEY, else derives a distinct key from the newest master key, else returns null', async () => {
+    const { proofKeyFromEnv } = await import('./proof-key.js')
+    const master = randomBytes(32)
+    const proof = randomBytes(32)
+    expect(proofKeyFromEnv({ KEYROT_PROOF_KEY: proof.toString('base64'), KEYROT_MASTER_KEYS: `m1:${master.toString('base64')}` })?.equals(proof)).toBe(true)
+    const derived = proofKeyFromEnv({ KEYROT_MASTER_KEYS: `m2:${master.toString('base64')}, m1:${randomBytes(32).toString('base64')}` })
+    expect(derived?.length).toBe(32)
+    expect(derived?.equals(master)).toBe(false)
+    expect(proofKeyFromEnv({ KEYROT_MASTER_KEYS: `other:${master.toString('base64')}` })?.equals(derived as Buffer)).toBe(true)
+    expect(proofKeyFromEnv({})).toBeNull()
   })
 })

@@ -1,3 +1,5 @@
+import { hkdfSync } from 'node:crypto'
+
 /** The environment variable a keyring reads when no `proofKey` option is given. */
 export const PROOF_KEY_ENV = 'KEYROT_PROOF_KEY'
 
@@ -36,4 +38,31 @@ function decodeProofKey(value: unknown, name: string): Buffer {
   }
   if (bytes.every((byte) => byte === bytes[0])) throw new TypeError(`${name} must be random bytes; got ${bytes.length} equal bytes`)
   return bytes
+}
+
+/** The HKDF label of a proof key derived from master keys: distinct from every other use of those keys. */
+const DERIVATION_LABEL = 'keyrot shared proof key v1'
+
+/**
+ * The proof key of a deployment, from its environment: `KEYROT_PROOF_KEY`
+ * (base64) when set, else derived with HKDF-SHA256 from the newest master key
+ * of `KEYROT_MASTER_KEYS` (`id:base64key,...`, the keys that seal signing
+ * secrets) under its own label, else `null` (shared proofs off). Adding a newer
+ * master key changes a derived proof key: proofs made under the old one then
+ * read as stale and the fleet re-proves each token with Argon2 once, without
+ * failing a request. Set `KEYROT_PROOF_KEY` to keep proofs across master key
+ * rotations.
+ *
+ * @example
+ * const keyring = createKeyring({ store, proofKey: proofKeyFromEnv(process.env) })
+ */
+export function proofKeyFromEnv(env: Readonly<Record<string, string | undefined>> = process.env): Buffer | null {
+  const explicit = resolveProofKey(undefined, env)
+  if (explicit) return explicit
+  const masterKeys = env.KEYROT_MASTER_KEYS
+  if (masterKeys === undefined || masterKeys.trim() === '') return null
+  const newest = masterKeys.split(',')[0] as string
+  const colon = newest.indexOf(':')
+  const material = decodeProofKey(newest.slice(colon + 1).trim(), 'KEYROT_MASTER_KEYS (newest key)')
+  return Buffer.from(hkdfSync('sha256', material, Buffer.alloc(0), DERIVATION_LABEL, 32))
 }

@@ -22,13 +22,19 @@ export const SHARED_PROOF_RESULTS: readonly SharedProofResult[] = Object.freeze(
 
 const FINGERPRINT_LABEL = 'keyrot proof key fingerprint v1'
 const PROOF_LABEL = 'keyrot shared proof v1'
-/** Base64url characters of the fingerprint (6 bytes): enough to tell proof keys apart, not to identify one. */
-const FINGERPRINT_CHARS = 8
-const MAC_CHARS = 43
+/**
+ * Base64url characters of the fingerprint (3 bytes): enough to tell proof keys
+ * apart (two colliding would read as `mismatch` rather than `stale`: Argon2
+ * either way), too little to identify one.
+ */
+const FINGERPRINT_CHARS = 4
+/** HMAC-SHA256 truncated to 128 bits (RFC 4868's length): no guess can be tested without the proof key, and 16 bytes less per key. */
+const MAC_BYTES = 16
+const MAC_CHARS = 22
 
 /**
  * The fleet-wide proof cache. When Argon2 proves a token on one replica, the
- * replica stores `<fingerprint>.<HMAC-SHA256(proofKey, keyId, token)>` on the
+ * replica stores `<fingerprint>.<HMAC-SHA256-128(proofKey, keyId, token)>` on the
  * key's record; every replica reads the record anyway, so the next first use
  * of that token anywhere costs one HMAC instead of Argon2.
  *
@@ -56,10 +62,10 @@ export class SharedProofs {
     this.fingerprint = createHmac('sha256', this.#key).update(FINGERPRINT_LABEL).digest('base64url').slice(0, FINGERPRINT_CHARS)
   }
 
-  /** The proof of `token` for key `keyId` (52 ASCII characters). */
+  /** The proof of `token` for key `keyId` (27 ASCII characters). */
   make(keyId: string, token: string): string {
-    const mac = createHmac('sha256', this.#key).update(PROOF_LABEL).update('\0').update(keyId).update('\0').update(token).digest('base64url')
-    return `${this.fingerprint}.${mac}`
+    const mac = createHmac('sha256', this.#key).update(PROOF_LABEL).update('\0').update(keyId).update('\0').update(token).digest()
+    return `${this.fingerprint}.${mac.subarray(0, MAC_BYTES).toString('base64url')}`
   }
 
   /** Checks the proof stored on `record` against `token`, and counts the outcome. */
