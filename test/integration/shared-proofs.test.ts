@@ -50,7 +50,8 @@ function fleet(): { keyPrefix: string; replica(proofKey: Buffer | null): { keyri
     keyPrefix,
     replica(proofKey) {
       const hasher = new CountingHasher()
-      const store = new RedisStore({ client: new Redis(server.port, '127.0.0.1', { lazyConnect: true }), keyPrefix })
+      // A generous timeout: this suite is about proofs, not outages, and shares a loaded machine.
+      const store = new RedisStore({ client: new Redis(server.port, '127.0.0.1', { lazyConnect: true }), keyPrefix, timeout: '5s' })
       const keyring = createKeyring({ store, hasher, prefix: 'sk_test', proofKey, rateLimit: false })
       open.push(keyring)
       return { keyring, hasher, store }
@@ -201,6 +202,29 @@ describe('shared proofs on Redis', () => {
     }
     // And the proof key itself never reaches it.
     for (const encoding of ['hex', 'base64', 'base64url'] as const) expect(dump.includes(proofKeyA.toString(encoding))).toBe(false)
+  })
+
+  it('costs at most 80 bytes of Redis memory per key (MEMORY USAGE of the record, with and without its proof)', async () => {
+    const { replica } = fleet()
+    const a = replica(proofKeyA)
+    const without: number[] = []
+    const withProof: number[] = []
+    for (let i = 0; i < 20; i++) {
+      const { token, key } = await a.keyring.create({ tenantId: `tenant-${i % 10}`, name: `bench ${i}`, scopes: ['read'] })
+      const record = a.store.layout.record(key.id)
+      without.push(Number(await raw.memory('USAGE', record, 'SAMPLES', 0)))
+      await a.keyring.verify(token)
+      await waitForProof(a.store, key.id)
+      withProof.push(Number(await raw.memory('USAGE', record, 'SAMPLES', 0)))
+    }
+    const mean = (values: number[]) => values.reduce((x, y) => x + y, 0) / values.length
+    const encoding = await raw.object('ENCODING', a.store.layout.record((await a.keyring.list({ limit: 1 }))[0]!.id))
+    console.log(
+      `[shared-proofs] MEMORY USAGE of a record (${encoding}): ${mean(without).toFixed(0)} B without its proof, ${mean(withProof).toFixed(0)} B with it ` +
+        `(+${(mean(withProof) - mean(without)).toFixed(0)} B per key; ${(((mean(withProof) - mean(without)) * 1e6) / 2 ** 20).toFixed(0)} MiB at 1,000,000 keys)`,
+    )
+    expect(mean(withProof) - mean(without)).toBeGreaterThan(0)
+    expect(mean(withProof) - mean(without)).toBeLessThanOrEqual(80)
   })
 
   it('without a proof key, shares nothing and every replica hashes', async () => {
