@@ -209,8 +209,11 @@ export interface SignedRequestVerifier {
  * Builds the framework-free check behind the Express and Koa
  * `signedRequest()` middleware. For each request, cheapest first: the four
  * headers (`KEYROT_MISSING_SIGNATURE`, or `KEYROT_INVALID_REQUEST` when
- * malformed), the timestamp within ±tolerance (`KEYROT_STALE_TIMESTAMP`), the
- * signing secret (one store read and an AES-GCM decryption), the HMAC compared
+ * malformed), the timestamp within ±tolerance (`KEYROT_STALE_TIMESTAMP`), a
+ * declared body over `maxBodyBytes` (413, the same for every key id), the
+ * keyring's abuse guard (IP and network failure budgets: 429), the signing
+ * secret (one store read and an AES-GCM decryption; an unknown id is refused
+ * before the body is read), the body within `bodyTimeout`, the HMAC compared
  * with `crypto.timingSafeEqual` (`KEYROT_INVALID_SIGNATURE`; an unknown key id
  * reads the same), the secret's state (`KEYROT_KEY_REVOKED`,
  * `KEYROT_KEY_EXPIRED`), and last the nonce, which is recorded only for a
