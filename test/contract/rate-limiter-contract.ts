@@ -124,6 +124,31 @@ export function describeRateLimiterContract(name: string, open: () => Promise<Li
       expect(await s.admit(T0 + 60_000, { ip: '127.8.1.4' }, keyOnly)).toEqual({ allowed: true })
     })
 
+    it('refuses a network (e.g. an IPv6 /48) after its budget of failures from all its addresses, and refunds a released charge', async () => {
+      const s = await setup()
+      const network = `2001:db8:${(unique % 65_536).toString(16)}::/48`
+      const netOnly: FailureLimits = { failuresPerIp: LIMITS.failuresPerIp, ipBlock: null, failuresPerKey: null, failuresPerNetwork: { limit: 10, windowMs: 60_000 } }
+      const from = (i: number) => ({ ip: `${network.slice(0, -5)}:${i.toString(16)}::/64`, network })
+      for (let i = 0; i < 10; i++) expect(await s.admit(T0 + i, from(i), netOnly)).toEqual({ allowed: true })
+      expect(await s.admit(T0 + 100, from(99), netOnly)).toEqual({ allowed: false, policy: 'network-failures', limit: 10, windowMs: 60_000, retryAfterMs: 59_900 })
+      // Unknown to the network budget: an attempt without a network, and one from another network.
+      expect(await s.admit(T0 + 100, { ip: '2001:db8:ffff:1::/64', network: undefined }, netOnly)).toEqual({ allowed: true })
+      await s.pair.limiter.release({ ip: from(3).ip, network, keyId: undefined, chargedAt: T0 + 3 }, netOnly, T0 + 200)
+      expect(await s.admit(T0 + 300, from(100), netOnly)).toEqual({ allowed: true })
+      expect(await s.admit(T0 + 300, from(101), netOnly)).toMatchObject({ allowed: false, policy: 'network-failures' })
+      expect(await s.admit(T0 + 60_000, from(102), netOnly)).toEqual({ allowed: true })
+    })
+
+    it('lets exactly 10 of 40 concurrent failures from the /64s of one network through', async () => {
+      const s = await setup()
+      const network = `2001:db9:${(unique % 65_536).toString(16)}::/48`
+      const netOnly: FailureLimits = { failuresPerIp: LIMITS.failuresPerIp, ipBlock: null, failuresPerKey: null, failuresPerNetwork: { limit: 10, windowMs: 60_000 } }
+      const results = await Promise.all(
+        Array.from({ length: 40 }, (_, i) => s.admit(T0, { ip: `${network.slice(0, -5)}:${i.toString(16)}::/64`, network }, netOnly)),
+      )
+      expect(results.filter((r) => r.allowed)).toHaveLength(10)
+    })
+
     it('lets exactly 5 of 40 concurrent failures from one IP through, wherever they land', async () => {
       const s = await setup()
       const results = await Promise.all(Array.from({ length: 40 }, () => s.admit(T0, {}, ipOnly)))

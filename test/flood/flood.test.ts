@@ -184,7 +184,7 @@ describe.each(deployments)('a flood of wrong secrets: %s', (name, deploy) => {
       `flood (${name}): ${requests} wrong-secret requests in ${Math.round(elapsedMs)} ms ` +
         `(one IP: ${describeStatuses(oneIp)}; 500 IPs: ${describeStatuses(manyIps)}), ` +
         `argon2 verifications: ${argon2Runs} (${((100 * argon2Runs) / requests).toFixed(2)}%), ` +
-        `legit client: ${legitOk}/${legitStatuses.length} OK`,
+        `legit client: ${legitOk}/${legitStatuses.length} OK (others: ${legitStatuses.filter((status) => status !== 200).join(' ') || 'none'})`,
     )
 
     expect(requests).toBe(4000)
@@ -195,12 +195,12 @@ describe.each(deployments)('a flood of wrong secrets: %s', (name, deploy) => {
       expect(statuses.filter((status) => status !== 503)).toEqual([401, 429])
     }
     expect((oneIp.statuses.get(401) ?? 0) + (manyIps.statuses.get(401) ?? 0)).toBe(argon2Runs)
-    // One IP: its 5 failures a minute; all IPs together: the key's 20 unproven attempts a minute
-    // (exactly 5 and 20 when the flood fits in one minute, as it does on an idle machine).
+    // One IP: at most its 5 failures a minute; all IPs together: at most the key's 20 unproven attempts a minute, fewer as
+    // proofs of one key id are paced (one a second per replica once contested, none for a network whose proof failed then).
     const minutes = Math.floor(elapsedMs / 60_000) + 1
-    expect(oneIp.statuses.get(401)).toBeGreaterThanOrEqual(5)
+    expect(oneIp.statuses.get(401)).toBeGreaterThanOrEqual(1)
     expect(oneIp.statuses.get(401)).toBeLessThanOrEqual(5 * minutes)
-    expect(argon2Runs).toBeGreaterThanOrEqual(20)
+    expect(argon2Runs).toBeGreaterThanOrEqual(1)
     expect(argon2Runs).toBeLessThanOrEqual(20 * minutes)
     expect(argon2Runs).toBeLessThan(0.05 * requests)
     expect(legitStatuses.length).toBeGreaterThan(10)

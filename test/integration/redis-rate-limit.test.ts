@@ -113,7 +113,7 @@ describe('two replicas sharing one Redis', () => {
 
   function replica(keyPrefix: string): Replica {
     const store = new RedisStore({ client: appClient(), keyPrefix })
-    const keyring = createKeyring({ store, hasher: new FastTestHasher(), clock, rateLimit: { limiter: RedisRateLimiter.forStore(store) } })
+    const keyring = createKeyring({ store, hasher: new FastTestHasher(), clock, rateLimit: { limiter: RedisRateLimiter.forStore(store), proofsPerKey: false } })
     cleanup.push(() => keyring.close())
     return { keyring }
   }
@@ -126,6 +126,7 @@ describe('two replicas sharing one Redis', () => {
 
   const wrongSecretFor = (keyId: string) => generateToken('sk_live', keyId)
 
+  // Proofs unpaced: these tests send many wrong secrets for one key id at one instant, to reach the shared counters (pacing: test/security).
   it('counts one IP\'s failures on both: 3 on one and 2 on the other lock it out of both', async () => {
     const { key } = await a.keyring.create({ tenantId: 'acme', name: 'ci' })
     const ip = '127.5.0.1'
@@ -201,7 +202,7 @@ describe('two Express replicas over HTTP', () => {
     const keyPrefix = freshPrefix()
     for (let i = 0; i < 2; i++) {
       const store = new RedisStore({ client: appClient(), keyPrefix })
-      const keyring = createKeyring({ store, hasher: new FastTestHasher(), rateLimit: { limiter: RedisRateLimiter.forStore(store) } })
+      const keyring = createKeyring({ store, hasher: new FastTestHasher(), rateLimit: { limiter: RedisRateLimiter.forStore(store), proofsPerKey: false } })
       cleanup.push(() => keyring.close())
       const app = express()
       app.set('trust proxy', 'loopback')

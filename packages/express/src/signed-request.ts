@@ -80,6 +80,7 @@ export function signedRequest(options: SignedRequestOptions): RequestHandler {
     realm,
     ...(options.replayStore ? { replayStore: options.replayStore } : {}),
     ...(options.tolerance !== undefined ? { tolerance: options.tolerance } : {}),
+    ...(options.bodyTimeout !== undefined ? { bodyTimeout: options.bodyTimeout } : {}),
   })
   const clientIp = options.clientIp ?? ((req: Request) => req.ip ?? req.socket.remoteAddress)
 
@@ -91,6 +92,7 @@ export function signedRequest(options: SignedRequestOptions): RequestHandler {
           pathWithQuery: req.originalUrl,
           headers: req.headers,
           // Read only once the headers, timestamp and key passed.
+          maxBodyBytes: limit,
           rawBody: () => bodyOf(req, limit),
           clientIp: clientIp(req),
           userAgent: req.headers['user-agent'],

@@ -67,6 +67,7 @@ export function signedRequest(options: SignedRequestOptions): Middleware {
     realm,
     ...(options.replayStore ? { replayStore: options.replayStore } : {}),
     ...(options.tolerance !== undefined ? { tolerance: options.tolerance } : {}),
+    ...(options.bodyTimeout !== undefined ? { bodyTimeout: options.bodyTimeout } : {}),
   })
   const clientIp = options.clientIp ?? ((ctx: Context) => ctx.ip || undefined)
 
@@ -76,6 +77,7 @@ export function signedRequest(options: SignedRequestOptions): Middleware {
       pathWithQuery: ctx.originalUrl,
       headers: ctx.req.headers,
       // Read only once the headers, timestamp and key passed.
+      maxBodyBytes: limit,
       rawBody: () => bodyOf(ctx, limit),
       clientIp: clientIp(ctx),
       userAgent: ctx.req.headers['user-agent'],

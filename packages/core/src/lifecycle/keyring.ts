@@ -722,6 +722,11 @@ export class Keyring {
     return this.#guard?.stats() ?? null
   }
 
+  /** The abuse guard of `verify()`, shared by other credentials checked against this keyring (signed requests); `null` when `rateLimit: false`. */
+  get abuseGuard(): AttemptGuard | null {
+    return this.#guard
+  }
+
   /**
    * The shared admin history of `keyId`'s family (the key, the key it was
    * rotated from and every key rotated from it), newest last, at most

@@ -28,6 +28,7 @@ const ADMIN_ONLY_CODES: ReadonlySet<string> = new Set(['KEYROT_ALREADY_ROTATED',
 const RATE_LIMIT_POLICIES = [
   ['ip-block', 'KEYROT_IP_BLOCKED'],
   ['ip-failures', 'KEYROT_RATE_LIMITED'],
+  ['network-failures', 'KEYROT_RATE_LIMITED'],
   ['key-failures', 'KEYROT_RATE_LIMITED'],
   ['per-key', 'KEYROT_RATE_LIMITED'],
 ] as const
@@ -203,7 +204,7 @@ export function createMetrics(options: MetricsOptions): KeyrotMetrics {
 
   const rateLimitBlocks = new Counter({
     name: name('ratelimit_blocks_total'),
-    help: 'Requests refused by abuse protection, by policy (ip-block, ip-failures, key-failures, per-key) and code (KEYROT_IP_BLOCKED, KEYROT_RATE_LIMITED).',
+    help: 'Requests refused by abuse protection, by policy (ip-block, ip-failures, network-failures, key-failures, per-key) and code (KEYROT_IP_BLOCKED, KEYROT_RATE_LIMITED).',
     labelNames: ['policy', 'code'] as const,
     registers,
   })

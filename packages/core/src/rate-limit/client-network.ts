@@ -61,5 +61,5 @@ export function clientCounters(clientIp: string, ip: PrefixLengths, network: Pre
   const family = address.kind() === 'ipv4' ? 'ipv4' : 'ipv6'
   const own = prefixOf(address, ip[family])
   if (network === null || network[family] >= ip[family]) return { ip: own, network: undefined }
-  return { ip: own, network: `net:${prefixOf(address, network[family])}` }
+  return { ip: own, network: prefixOf(address, network[family]) }
 }

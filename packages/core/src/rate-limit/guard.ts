@@ -104,8 +104,9 @@ export class AttemptGuard {
    *
    * @param input.keyId `undefined` for a malformed token.
    * @param input.proven the token was proven by Argon2 in this process: only the IP limits apply, nothing is charged.
+   * @param input.unpaced the proof is cheap (a signed request's HMAC), not an Argon2 run: no paced proof is needed.
    */
-  admit(input: { ip: string | undefined; keyId: string | undefined; digest: string | undefined; proven: boolean }, now: number): MaybePromise<Gate> {
+  admit(input: { ip: string | undefined; keyId: string | undefined; digest: string | undefined; proven: boolean; unpaced?: boolean }, now: number): MaybePromise<Gate> {
     const leader = this.#sharesInFlight && input.digest !== undefined ? this.#inFlight.get(input.digest) : undefined
     if (leader === true) return RIDE
     // The first attempt with this token is still being admitted: ride on it, or ask for ourselves if it was refused.
@@ -126,7 +127,7 @@ export class AttemptGuard {
     }
     // An unproven token heading for a store read and an Argon2 run needs one of its key id's paced proofs: refused here, a flood costs no limiter call.
     let paced: Ticket['paced']
-    if (this.#pacer && input.keyId !== undefined && input.digest !== undefined && !input.proven && known === undefined) {
+    if (this.#pacer && input.keyId !== undefined && input.digest !== undefined && !input.proven && !input.unpaced && known === undefined) {
       paced = { keyId: input.keyId, network: counters?.network ?? counters?.ip }
       const pace = this.#pacer.check(paced.keyId, paced.network, now)
       if (!pace.ok) return this.#paceRefusal(pace.retryAfterMs, input)

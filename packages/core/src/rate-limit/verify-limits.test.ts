@@ -425,6 +425,11 @@ describe('configuration', () => {
     [{ ipBlock: { duration: '-1h' } }, /rateLimit\.ipBlock\.duration/],
     [{ perKey: { limit: 1.5 } }, /rateLimit\.perKey\.limit must be a positive integer/],
     [{ negativeCacheTtl: 'soon' }, /rateLimit\.negativeCacheTtl/],
+    [{ ipPrefix: { ipv6: 129 } }, /rateLimit\.ipPrefix\.ipv6 must be an integer from 1 to 128/],
+    [{ ipPrefix: { ipv4: 0 } }, /rateLimit\.ipPrefix\.ipv4 must be an integer from 1 to 32/],
+    [{ failuresPerNetwork: { ipv6: 48.5 } }, /rateLimit\.failuresPerNetwork\.ipv6 must be an integer/],
+    [{ failuresPerNetwork: 'wide' }, /rateLimit\.failuresPerNetwork must be/],
+    [{ proofsPerKey: { window: 0 } }, /rateLimit\.proofsPerKey\.window must be longer than 0/],
     [{ limiter: {} as RateLimiter }, /rateLimit\.limiter must implement RateLimiter: missing admit\(\)/],
     ['on', /rateLimit must be an object or false/],
   ])('refuses %j at construction', (rateLimit, message) => {

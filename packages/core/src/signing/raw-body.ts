@@ -42,7 +42,8 @@ export function readRawBody(stream: BodyStream, limit: number): Promise<Buffer> 
       cleanup()
       resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, length))
     }
-    const onError = (error: Error): void => fail(error)
+    // A client that aborts its upload is a bad request, not a server error (Node reports it as `Error: aborted`).
+    const onError = (error: Error): void => fail(Object.assign(new InvalidRequestError('The request body was cut off.'), { cause: error }))
     const onClose = (): void => {
       if (!stream.readableEnded) fail(new InvalidRequestError('The request body was cut off.'))
     }

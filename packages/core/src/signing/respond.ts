@@ -1,5 +1,6 @@
-import { ERROR_CODES, KeyrotError, StoreUnavailableError } from '../errors.js'
+import { ERROR_CODES, KeyrotError, RateLimitedError, StoreUnavailableError } from '../errors.js'
 import type { ErrorResponse } from '../http/respond.js'
+import { rateLimitHeaders } from '../rate-limit/headers.js'
 
 /** Escapes a value for a quoted-string in an HTTP auth challenge. */
 function quote(value: string): string {
@@ -13,7 +14,8 @@ export const SIGNATURE_SCHEME = 'KeyrotSignature'
  * The HTTP answer for a refused signed request: the code's status, a JSON
  * body `{ error: { code, message } }` with the table's message (details stay
  * in logs and events), `WWW-Authenticate: KeyrotSignature realm="..."` with
- * an `error` on every 401, `Retry-After` on 503 and `Cache-Control: no-store`.
+ * an `error` on every 401, `Retry-After` on 503 and 429 (with the `RateLimit`
+ * fields) and `Cache-Control: no-store`.
  */
 export function signatureErrorResponse(error: KeyrotError, realm = 'api'): ErrorResponse {
   // Codes that would say which key ids exist read as a bad signature.
@@ -29,6 +31,10 @@ export function signatureErrorResponse(error: KeyrotError, realm = 'api'): Error
     headers['www-authenticate'] = challenge.join(', ')
   }
   if (error instanceof StoreUnavailableError) headers['retry-after'] = '1'
+  if (error instanceof RateLimitedError) {
+    headers['retry-after'] = String(Math.max(1, Math.ceil(error.retryAfterMs / 1000)))
+    Object.assign(headers, rateLimitHeaders({ policy: error.policy, limit: error.limit, windowMs: error.windowMs, remaining: error.remaining, resetMs: error.resetMs }))
+  }
   headers['cache-control'] = 'no-store'
   return { status, headers, body: { error: { code, message } } }
 }

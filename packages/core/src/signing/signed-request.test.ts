@@ -167,9 +167,40 @@ describe('signed request verification', () => {
     const outcome = await verifier.verify({ ...request(sign()), rawBody: lazy('{"amount":42}') })
     expect(outcome).toMatchObject({ ok: true, rawBody: Buffer.from('{"amount":42}') })
     expect(reads).toBe(1)
+    // Too large only once read (no Content-Length): answered as an unknown id would be, and the connection is not kept.
     const tooLarge = await verifier.verify({ ...request(sign()), rawBody: () => Promise.reject(new PayloadTooLargeError(10)) })
-    expect(tooLarge).toMatchObject({ ok: false, status: 413, body: { error: { code: 'KEYROT_PAYLOAD_TOO_LARGE' } } })
+    expect(tooLarge).toMatchObject({ ok: false, status: 401, body: { error: { code: 'KEYROT_INVALID_SIGNATURE' } }, headers: { connection: 'close' } })
     await expect(verifier.verify({ ...request(sign()), rawBody: () => Promise.reject(new Error('socket hang up')) })).rejects.toThrow('socket hang up')
+  })
+
+  it('answers a declared body over the limit with 413 before the key id is looked at, for known and unknown ids alike', async () => {
+    const { verifier, request, sign } = await setup()
+    const over = (headers: Record<string, string>) => ({ ...request({ ...headers, 'content-length': '11' }), maxBodyBytes: 10, rawBody: () => Promise.reject(new Error('read')) })
+    const known = await verifier.verify(over(sign()))
+    const unknown = await verifier.verify(over({ ...sign(), 'keyrot-key-id': 'AAAAAAAAAAAAAAAA' }))
+    expect(known).toMatchObject({ ok: false, status: 413 })
+    expect(unknown.ok ? undefined : [unknown.status, unknown.headers, unknown.body]).toEqual(known.ok ? undefined : [known.status, known.headers, known.body])
+  })
+
+  it('answers an aborted or late body with 400 and closes the connection, never throwing', async () => {
+    const { keyring, request, sign } = await setup()
+    const verifier = createSignedRequestVerifier({ keyring, bodyTimeout: 50 })
+    const late = await verifier.verify({ ...request(sign()), rawBody: () => new Promise<Buffer>(() => {}) })
+    expect(late).toMatchObject({ ok: false, status: 400, headers: { connection: 'close' }, body: { error: { code: 'KEYROT_INVALID_REQUEST' } } })
+  })
+
+  it('passes signed requests through the abuse guard: wrong signatures from one IP get 429 after 5', async () => {
+    const { verifier, request, sign } = await setup()
+    const codes: string[] = []
+    for (let i = 0; i < 7; i++) {
+      const outcome = await verifier.verify({ ...request({ ...sign(), 'keyrot-signature': `v1,${Buffer.alloc(32, i).toString('base64')}` }), clientIp: '203.0.113.9' })
+      codes.push(outcome.ok ? 'OK' : outcome.error.code)
+    }
+    expect(codes).toEqual([...Array(5).fill('KEYROT_INVALID_SIGNATURE'), 'KEYROT_RATE_LIMITED', 'KEYROT_RATE_LIMITED'])
+    const refused = await verifier.verify({ ...request(sign()), clientIp: '203.0.113.9' })
+    expect(refused).toMatchObject({ ok: false, status: 429, headers: { 'retry-after': '60', 'ratelimit-policy': '"ip-failures";q=5;w=60' } })
+    // A good signature from another IP is neither refused nor charged.
+    for (let i = 0; i < 6; i++) expect((await verifier.verify({ ...request(sign()), clientIp: '203.0.113.10' })).ok).toBe(true)
   })
 
   it('refuses a revoked secret once its signature is proven', async () => {

@@ -8,7 +8,8 @@ import type { Keyring } from '../lifecycle/keyring.js'
 import { errorFields } from '../logger.js'
 import { isKeyId } from '../token/format.js'
 import { stateOf, toApiKey, type ApiKey, type KeyRecord } from '../types.js'
-import { InvalidSignatureError, MissingSignatureError, ReplayedRequestError, StaleTimestampError } from './errors.js'
+import { isPromise, type Gate, type Ticket } from '../rate-limit/guard.js'
+import { InvalidSignatureError, MissingSignatureError, PayloadTooLargeError, ReplayedRequestError, StaleTimestampError } from './errors.js'
 import { singleHeader, type HeaderSource } from './headers.js'
 import { MemoryReplayStore, type ReplayStore } from './replay-store.js'
 import { signatureErrorResponse } from './respond.js'
@@ -153,6 +154,13 @@ export interface SignedRequestVerifierOptions {
   tolerance?: Duration
   /** `realm` of the `WWW-Authenticate` challenge. Default `'api'`. */
   realm?: string
+  /**
+   * Longest wait for a request's body once its headers passed, before the
+   * signature can be checked: the client is not authenticated yet, so it
+   * may not hold the connection longer. Past it: 400 and the connection is
+   * closed. ms or `'10s'`. Default `'10s'`. Must be greater than 0.
+   */
+  bodyTimeout?: Duration
 }
 
 export interface SignedRequestInput extends RequestContext {
@@ -170,6 +178,12 @@ export interface SignedRequestInput extends RequestContext {
    * else is thrown.
    */
   rawBody: string | Uint8Array | (() => Promise<string | Uint8Array>)
+  /**
+   * The largest body the caller reads (`limit` of the middleware). A
+   * `Content-Length` over it is refused with 413 before the key id is
+   * looked at, so the answer is the same for every key id.
+   */
+  maxBodyBytes?: number
 }
 
 export type SignedRequestOutcome =
@@ -195,8 +209,11 @@ export interface SignedRequestVerifier {
  * Builds the framework-free check behind the Express and Koa
  * `signedRequest()` middleware. For each request, cheapest first: the four
  * headers (`KEYROT_MISSING_SIGNATURE`, or `KEYROT_INVALID_REQUEST` when
- * malformed), the timestamp within ±tolerance (`KEYROT_STALE_TIMESTAMP`), the
- * signing secret (one store read and an AES-GCM decryption), the HMAC compared
+ * malformed), the timestamp within ±tolerance (`KEYROT_STALE_TIMESTAMP`), a
+ * declared body over `maxBodyBytes` (413, the same for every key id), the
+ * keyring's abuse guard (IP and network failure budgets: 429), the signing
+ * secret (one store read and an AES-GCM decryption; an unknown id is refused
+ * before the body is read), the body within `bodyTimeout`, the HMAC compared
  * with `crypto.timingSafeEqual` (`KEYROT_INVALID_SIGNATURE`; an unknown key id
  * reads the same), the secret's state (`KEYROT_KEY_REVOKED`,
  * `KEYROT_KEY_EXPIRED`), and last the nonce, which is recorded only for a
@@ -218,6 +235,18 @@ export function createSignedRequestVerifier(options: SignedRequestVerifierOption
   if (typeof replayStore.remember !== 'function') throw new TypeError('replayStore must implement ReplayStore: remember(key, ttlMs)')
   const realm = options.realm ?? 'api'
   const logger = keyring.options.logger
+  const bodyTimeoutMs = parseDuration(options.bodyTimeout ?? '10s', 'bodyTimeout')
+  if (bodyTimeoutMs <= 0) throw new TypeError('bodyTimeout must be longer than 0')
+
+  /** The body, or a 400 once `bodyTimeoutMs` has passed without it. */
+  function readBody(read: () => Promise<string | Uint8Array>): Promise<string | Uint8Array> {
+    let timer: NodeJS.Timeout | undefined
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new InvalidRequestError(`The request body did not arrive within ${bodyTimeoutMs} ms.`)), bodyTimeoutMs)
+      timer.unref?.()
+    })
+    return Promise.race([read(), deadline]).finally(() => clearTimeout(timer))
+  }
 
   function refuse(error: KeyrotError, request: SignedRequestInput, record: KeyRecord | null, startedAt: number | undefined, now: number): SignedRequestOutcome {
     if (keyring.listens('verification.failed')) {
@@ -267,6 +296,62 @@ export function createSignedRequestVerifier(options: SignedRequestVerifierOption
 
     const timestamp = Number(values.timestamp)
     if (Math.abs(timestamp * 1000 - now) > toleranceMs) return fail(new StaleTimestampError(timestamp * 1000, now, toleranceMs, isKeyId(keyId) ? keyId : undefined))
+    // Before the key id is looked at: the same 413 for every key id.
+    if (request.maxBodyBytes !== undefined) {
+      const declared = singleHeader(request.headers, 'content-length')
+      if (declared instanceof KeyrotError) return fail(declared)
+      if (declared !== undefined && /^\d+$/.test(declared) && Number(declared) > request.maxBodyBytes) return fail(new PayloadTooLargeError(request.maxBodyBytes))
+    }
+
+    // The abuse guard of bearer keys: the IP and network failure budgets; a bad signature or an unknown id is a failure. Not the key
+    // id's budget: it bounds Argon2 work, and an HMAC costs next to nothing, so a flood on one id cannot lock its client out here.
+    const guard = keyring.abuseGuard
+    if (!guard) return check(request, keyId, nonce, sent, timestamp, now, startedAt, fail)
+    let gate: Gate
+    try {
+      const admitted = guard.admit({ ip: request.clientIp, keyId: undefined, digest: signature, proven: false, unpaced: true }, now)
+      gate = isPromise(admitted) ? await admitted : admitted
+    } catch (error) {
+      return fail(error instanceof StoreUnavailableError ? error : new StoreUnavailableError('The rate limiter is unavailable.', { cause: error }))
+    }
+    if (!gate.ok) {
+      if (keyring.listens('ratelimit.blocked')) {
+        const { error } = gate
+        keyring.emit('ratelimit.blocked', {
+          code: error.code as 'KEYROT_RATE_LIMITED' | 'KEYROT_IP_BLOCKED',
+          policy: error.policy,
+          scope: error.scope,
+          keyId: isKeyId(keyId) ? keyId : undefined,
+          clientIp: request.clientIp,
+          retryAfterMs: error.retryAfterMs,
+          at: now,
+        })
+      }
+      return fail(gate.error)
+    }
+    const ticket: Ticket | null = gate.ticket
+    if (!ticket) return check(request, keyId, nonce, sent, timestamp, now, startedAt, fail)
+    let failed = false
+    try {
+      const outcome = await check(request, keyId, nonce, sent, timestamp, now, startedAt, fail)
+      failed = !outcome.ok && outcome.error.code === 'KEYROT_INVALID_SIGNATURE'
+      return outcome
+    } finally {
+      await guard.settle(ticket, failed)
+    }
+  }
+
+  /** From the key id on: the secret, the body, the HMAC, the state and the nonce. */
+  async function check(
+    request: SignedRequestInput,
+    keyId: string,
+    nonce: string,
+    sent: Buffer,
+    timestamp: number,
+    now: number,
+    startedAt: number | undefined,
+    fail: (error: KeyrotError, record?: KeyRecord | null) => SignedRequestOutcome,
+  ): Promise<SignedRequestOutcome> {
     if (!isKeyId(keyId)) return fail(new InvalidSignatureError('unknown signing key'))
 
     let record: KeyRecord | null
@@ -286,10 +371,14 @@ export function createSignedRequestVerifier(options: SignedRequestVerifierOption
     }
     let body: string | Uint8Array
     try {
-      body = typeof request.rawBody === 'function' ? await request.rawBody() : request.rawBody
+      body = typeof request.rawBody === 'function' ? await readBody(request.rawBody) : request.rawBody
     } catch (error) {
-      if (error instanceof KeyrotError) return fail(error, record)
-      throw error
+      if (!(error instanceof KeyrotError)) throw error
+      logger.warn({ event: 'signing.body_unread', keyId, code: error.code, reason: error.message }, 'keyrot could not read a signed request body')
+      // A body found too large only while read answers as a bad signature: a 413 here, after the key lookup, would say the id exists.
+      const refused = fail(error instanceof PayloadTooLargeError ? new InvalidSignatureError('the body is over the limit', keyId) : error, record)
+      // The rest of the body was not read: do not keep the connection for another request.
+      return { ...refused, headers: { ...refused.headers, connection: 'close' } } as SignedRequestOutcome
     }
     if (typeof body !== 'string' && !(body instanceof Uint8Array)) return fail(new InvalidRequestError('The raw body must be a string or bytes.'), record)
     const expected = requestHmac(hmacKey, { method: request.method, pathWithQuery: request.pathWithQuery, timestamp, nonce, keyId, body })

@@ -34,7 +34,7 @@ export interface RedisRateLimiterOptions {
   timeout?: Duration
 }
 
-const POLICIES = new Set(['ip-block', 'ip-failures', 'key-failures'])
+const POLICIES = new Set(['ip-block', 'ip-failures', 'network-failures', 'key-failures'])
 
 function flag(value: boolean): string {
   return value ? '1' : '0'
@@ -60,9 +60,11 @@ function unexpected(reply: unknown, script: string): StoreUnavailableError {
  * trip; the rules are those of the memory limiter, in Lua.
  *
  * Keys (all expire on their own once they no longer matter):
- * - `<prefix>:{abuse}:ip:<ip>` and `<prefix>:{abuse}:kf:<keyId>`: failure
- *   counters. One admission reads an IP's and a key id's counters together,
- *   so they share the `{abuse}` hash tag: on a Redis Cluster they live in
+ * - `<prefix>:{abuse}:ip:<ip>`, `<prefix>:{abuse}:net:<network>` and
+ *   `<prefix>:{abuse}:kf:<keyId>`: failure counters (an IPv6 client is
+ *   named by its /64, a network by its prefix, e.g. `2001:db8:1::/48`).
+ *   One admission reads an IP's, a network's and a key id's counters
+ *   together, so they share the `{abuse}` hash tag: on a Redis Cluster they live in
  *   one slot (one shard carries every admission check).
  * - `<prefix>:{<familyId>}:quota:<keyId>`: the key's arrival time, beside
  *   the store's records of the key.
@@ -95,6 +97,10 @@ export class RedisRateLimiter implements RateLimiter {
     return `${this.keyPrefix}:{abuse}:ip:${ip}`
   }
 
+  networkKey(network: string): string {
+    return `${this.keyPrefix}:{abuse}:net:${network}`
+  }
+
   keyFailuresKey(keyId: string): string {
     return `${this.keyPrefix}:{abuse}:kf:${keyId}`
   }
@@ -105,7 +111,9 @@ export class RedisRateLimiter implements RateLimiter {
 
   async admit(attempt: Attempt, limits: FailureLimits, now: number): Promise<Admission> {
     const { failuresPerIp, ipBlock, failuresPerKey } = limits
-    const reply = await this.#run('check a rate limit', attempt.keyId, RATE_LIMIT_SCRIPTS.admit, [this.ipKey(attempt.ip ?? ''), this.keyFailuresKey(attempt.keyId ?? '')], [
+    const failuresPerNetwork = limits.failuresPerNetwork ?? null
+    const keys = [this.ipKey(attempt.ip ?? ''), this.keyFailuresKey(attempt.keyId ?? ''), this.networkKey(attempt.network ?? '')]
+    const reply = await this.#run('check a rate limit', attempt.keyId, RATE_LIMIT_SCRIPTS.admit, keys, [
       now,
       flag(attempt.ip !== undefined),
       flag(attempt.keyId !== undefined),
@@ -118,6 +126,9 @@ export class RedisRateLimiter implements RateLimiter {
       ipBlock?.durationMs ?? 0,
       failuresPerKey?.limit ?? 0,
       failuresPerKey?.windowMs ?? 0,
+      flag(attempt.network !== undefined),
+      failuresPerNetwork?.limit ?? 0,
+      failuresPerNetwork?.windowMs ?? 0,
     ])
     if (!Array.isArray(reply)) throw unexpected(reply, 'admit')
     if (reply.length === 1 && reply[0] === 'ok') return { allowed: true }
@@ -125,7 +136,7 @@ export class RedisRateLimiter implements RateLimiter {
     if (reply.length !== 4 || typeof policy !== 'string' || !POLICIES.has(policy)) throw unexpected(reply, 'admit')
     return {
       allowed: false,
-      policy: policy as 'ip-block' | 'ip-failures' | 'key-failures',
+      policy: policy as 'ip-block' | 'ip-failures' | 'network-failures' | 'key-failures',
       limit: count(limit, 'limit'),
       windowMs: count(windowMs, 'window'),
       retryAfterMs: count(retryAfterMs, 'retry delay'),
@@ -134,7 +145,8 @@ export class RedisRateLimiter implements RateLimiter {
 
   async release(charge: Charge, limits: FailureLimits, now: number): Promise<void> {
     const { failuresPerIp, ipBlock, failuresPerKey } = limits
-    const reply = await this.#run('refund a rate-limit charge', charge.keyId, RATE_LIMIT_SCRIPTS.release, [this.ipKey(charge.ip ?? ''), this.keyFailuresKey(charge.keyId ?? '')], [
+    const keys = [this.ipKey(charge.ip ?? ''), this.keyFailuresKey(charge.keyId ?? ''), this.networkKey(charge.network ?? '')]
+    const reply = await this.#run('refund a rate-limit charge', charge.keyId, RATE_LIMIT_SCRIPTS.release, keys, [
       now,
       flag(charge.ip !== undefined),
       flag(charge.keyId !== undefined),
@@ -143,6 +155,8 @@ export class RedisRateLimiter implements RateLimiter {
       ipBlock?.threshold ?? 0,
       ipBlock?.windowMs ?? 0,
       failuresPerKey?.windowMs ?? 0,
+      flag(charge.network !== undefined),
+      limits.failuresPerNetwork?.windowMs ?? 0,
     ])
     if (!Array.isArray(reply) || reply.length !== 1 || reply[0] !== 'ok') throw unexpected(reply, 'release')
   }

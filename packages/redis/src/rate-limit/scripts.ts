@@ -29,10 +29,11 @@ end
 `
 
 /**
- * KEYS: ip counters (hash), key-id failures (hash); both in the `{abuse}` slot.
+ * KEYS: ip counters (hash), key-id failures (hash), network failures (hash); all in the `{abuse}` slot.
  * ARGV: now, hasIp, hasKey, chargeIp, chargeKey,
  *       ipLimit, ipWindow (0: off), blockThreshold, blockWindow, blockDuration (0: off),
- *       keyLimit, keyWindow (0: off).
+ *       keyLimit, keyWindow (0: off), hasNetwork, networkLimit, networkWindow (0: off).
+ * The network is charged with the IP (chargeIp).
  * Reply: {'ok'} or {policy, limit, windowMs, retryAfterMs}.
  * Hash fields: fs/fc failures window start/count, rs/rc block window, bu blocked until.
  */
@@ -43,6 +44,7 @@ local chargeIp, chargeKey = ARGV[4] == '1', ARGV[5] == '1'
 local ipLimit, ipWindow = tonumber(ARGV[6]), tonumber(ARGV[7])
 local threshold, blockWindow, blockDuration = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
 local keyLimit, keyWindow = tonumber(ARGV[11]), tonumber(ARGV[12])
+local hasNet, netLimit, netWindow = ARGV[13] == '1', tonumber(ARGV[14]), tonumber(ARGV[15])
 local fs, fc, rs, rc, bu = nil, 0, nil, 0, 0
 if hasIp then
   local h = redis.call('HMGET', KEYS[1], 'fs', 'fc', 'rs', 'rc', 'bu')
@@ -55,6 +57,14 @@ if hasIp then
   if bu > now then return {'ip-block', threshold, blockWindow, fmt(bu - now)} end
   if ipWindow > 0 and live(fs, fc, ipWindow, now) >= ipLimit then
     return {'ip-failures', ipLimit, ipWindow, fmt(fs + ipWindow - now)}
+  end
+end
+local ns, nc = nil, 0
+if hasNet and netWindow > 0 then
+  local h = redis.call('HMGET', KEYS[3], 's', 'c')
+  ns, nc = num(h[1]), num(h[2]) or 0
+  if live(ns, nc, netWindow, now) >= netLimit then
+    return {'network-failures', netLimit, netWindow, fmt(ns + netWindow - now)}
   end
 end
 local ks, kc = nil, 0
@@ -84,6 +94,11 @@ if hasIp and chargeIp then
   end
   if untilAt > now then redis.call('PEXPIRE', KEYS[1], fmt(untilAt - now)) end
 end
+if hasNet and chargeIp and netWindow > 0 then
+  if ns and now < ns + netWindow then nc = nc + 1 else ns, nc = now, 1 end
+  redis.call('HSET', KEYS[3], 's', fmt(ns), 'c', nc)
+  redis.call('PEXPIRE', KEYS[3], fmt(ns + netWindow - now))
+end
 if hasKey and chargeKey and keyWindow > 0 then
   if ks and now < ks + keyWindow then kc = kc + 1 else ks, kc = now, 1 end
   redis.call('HSET', KEYS[2], 's', fmt(ks), 'c', kc)
@@ -93,8 +108,9 @@ return {'ok'}
 `
 
 /**
- * KEYS: ip counters, key-id failures.
- * ARGV: now, hasIp, hasKey, chargedAt, ipWindow (0: off), blockThreshold, blockWindow (0: off), keyWindow (0: off).
+ * KEYS: ip counters, key-id failures, network failures.
+ * ARGV: now, hasIp, hasKey, chargedAt, ipWindow (0: off), blockThreshold, blockWindow (0: off), keyWindow (0: off),
+ *       hasNetwork, networkWindow (0: off).
  * Refunds one failure in the window the charge landed in; lifts a block its
  * failures no longer justify. Reply: {'ok'}.
  */
@@ -102,6 +118,7 @@ const RELEASE = `
 local now, chargedAt = tonumber(ARGV[1]), tonumber(ARGV[4])
 local hasIp, hasKey = ARGV[2] == '1', ARGV[3] == '1'
 local ipWindow, threshold, blockWindow, keyWindow = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+local hasNet, netWindow = ARGV[9] == '1', tonumber(ARGV[10])
 local function landed(start, window) return start and chargedAt >= start and chargedAt < start + window end
 if hasIp and redis.call('EXISTS', KEYS[1]) == 1 then
   local h = redis.call('HMGET', KEYS[1], 'fs', 'fc', 'rs', 'rc', 'bu')
@@ -119,6 +136,11 @@ if hasKey and keyWindow > 0 then
   local h = redis.call('HMGET', KEYS[2], 's', 'c')
   local ks, kc = num(h[1]), num(h[2]) or 0
   if kc > 0 and landed(ks, keyWindow) then redis.call('HSET', KEYS[2], 'c', kc - 1) end
+end
+if hasNet and netWindow > 0 then
+  local h = redis.call('HMGET', KEYS[3], 's', 'c')
+  local ns, nc = num(h[1]), num(h[2]) or 0
+  if nc > 0 and landed(ns, netWindow) then redis.call('HSET', KEYS[3], 'c', nc - 1) end
 end
 return {'ok'}
 `
@@ -147,7 +169,7 @@ return {'ok', remaining, fmt(math.ceil(nextAt - now))}
 `
 
 export const RATE_LIMIT_SCRIPTS = Object.freeze({
-  admit: defineLuaScript('rateLimitAdmit', PRELUDE + ADMIT, 2),
-  release: defineLuaScript('rateLimitRelease', PRELUDE + RELEASE, 2),
+  admit: defineLuaScript('rateLimitAdmit', PRELUDE + ADMIT, 3),
+  release: defineLuaScript('rateLimitRelease', PRELUDE + RELEASE, 3),
   consume: defineLuaScript('rateLimitConsume', PRELUDE + CONSUME, 1),
 })
