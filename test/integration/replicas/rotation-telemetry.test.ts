@@ -74,18 +74,26 @@ describe('rotation telemetry shared by every replica', () => {
     const newKeyId = rotated.body.key.id as string
 
     // Round-robin over the replicas, as a load balancer would: every one serves the old key.
+    // Sent at once, so that they end well inside one flush interval and the wait below is the flush's.
     const served = new Map<string, number>()
-    for (let i = 0; i < OLD_KEY_REQUESTS; i++) {
-      const replica = replicas[i % replicas.length] as Replica
-      const answer = await request(replica, { path: '/v1/whoami', headers: { authorization: `Bearer ${issued.token}`, 'user-agent': USER_AGENT } })
-      expect({ status: answer.status, state: answer.status === 200 ? JSON.parse(answer.body).state : answer.body }).toEqual({ status: 200, state: 'grace' })
-      served.set(replica.name, (served.get(replica.name) ?? 0) + 1)
-    }
-    for (let i = 0; i < NEW_KEY_REQUESTS; i++) {
-      const answer = await request(replicas[i % replicas.length] as Replica, { path: '/v1/whoami', headers: { authorization: `Bearer ${newToken}` } })
-      expect(answer.status).toBe(200)
-    }
+    const oldAnswers = await Promise.all(
+      Array.from({ length: OLD_KEY_REQUESTS }, (_, i) => {
+        const replica = replicas[i % replicas.length] as Replica
+        served.set(replica.name, (served.get(replica.name) ?? 0) + 1)
+        return request(replica, { path: '/v1/whoami', headers: { authorization: `Bearer ${issued.token}`, 'user-agent': USER_AGENT } })
+      }),
+    )
+    const newAnswers = await Promise.all(
+      Array.from({ length: NEW_KEY_REQUESTS }, (_, i) =>
+        request(replicas[i % replicas.length] as Replica, { path: '/v1/whoami', headers: { authorization: `Bearer ${newToken}` } }),
+      ),
+    )
     const lastServedAt = Date.now()
+    for (const answer of oldAnswers) {
+      expect({ status: answer.status, state: answer.status === 200 ? JSON.parse(answer.body).state : answer.body }).toEqual({ status: 200, state: 'grace' })
+    }
+    for (const answer of newAnswers) expect(answer.status).toBe(200)
+    const sendingMs = lastServedAt - Math.min(...oldAnswers.map((answer) => answer.sentAt))
 
     // The admin API (which served none of them) sees them once each replica flushed.
     const sum = (counts: number[]) => counts.reduce((total, count) => total + count, 0)
@@ -102,7 +110,8 @@ describe('rotation telemetry shared by every replica', () => {
     const newCount = sum(settled.body.newKey.counts)
     const client = settled.body.oldKey.clients[0]
     console.log(
-      `[rotation-telemetry] old key served ${OLD_KEY_REQUESTS}x by replicas ${[...served].map(([name, n]) => `${name}=${n}`).join(' ')}; ` +
+      `[rotation-telemetry] old key served ${OLD_KEY_REQUESTS}x by replicas ${[...served].map(([name, n]) => `${name}=${n}`).join(' ')} ` +
+        `(plus ${NEW_KEY_REQUESTS}x the new key) in ${sendingMs} ms; ` +
         `admin API right after the last request: ${firstSeen}; all ${sum(figures.oldKey.counts)} seen ${seenAfterMs} ms after it ` +
         `(flush interval ${FLUSH_INTERVAL_MS} ms); settled: old key ${oldCount}, new key ${newCount}, ` +
         `clients ${settled.body.oldKey.clients.length} (${client?.clientIp} "${client?.userAgent}" x${client?.requests})`,
