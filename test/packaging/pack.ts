@@ -7,7 +7,7 @@ export const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const PNPM = ['-y', 'pnpm@12.4.2']
 
 /** Every package we publish, by directory under `packages/`. */
-export const PUBLISHED = ['core', 'express', 'koa', 'redis', 'cli'] as const
+export const PUBLISHED = ['core', 'express', 'koa', 'fastify', 'hono', 'redis', 'cli'] as const
 export type PublishedPackage = (typeof PUBLISHED)[number]
 
 /** Files each tarball must hold beyond its ESM and CJS builds with their types. */
@@ -17,7 +17,7 @@ const EXTRA_FILES: Partial<Record<PublishedPackage, string[]>> = {
 
 /** The files every published tarball must hold (paths inside `package/`). */
 export function requiredFiles(name: PublishedPackage): string[] {
-  return ['package.json', 'dist/index.js', 'dist/index.cjs', 'dist/index.d.ts', 'dist/index.d.cts', ...(EXTRA_FILES[name] ?? [])]
+  return ['package.json', 'README.md', 'CHANGELOG.md', 'LICENSE', 'dist/index.js', 'dist/index.cjs', 'dist/index.d.ts', 'dist/index.d.cts', ...(EXTRA_FILES[name] ?? [])]
 }
 
 export interface RunResult {
@@ -99,9 +99,21 @@ export async function tarballFiles(tarball: string): Promise<string[]> {
 export interface Manifest {
   name: string
   version: string
+  description?: string
+  repository?: { type?: string; url?: string; directory?: string }
+  homepage?: string
+  bugs?: { url?: string }
+  keywords?: string[]
+  engines?: Record<string, string>
   bin?: Record<string, string>
   dependencies?: Record<string, string>
   peerDependencies?: Record<string, string>
+}
+
+/** One file of a tarball, as text. */
+export async function tarballText(tarball: string, file: string): Promise<string> {
+  const { stdout } = await run('tar', ['-xzOf', tarball, `package/${file}`], { cwd: ROOT, timeoutMs: 10_000 })
+  return stdout
 }
 
 /** The package.json inside a tarball, as it will be published. */

@@ -16,6 +16,7 @@ import {
   run,
   tarballFiles,
   tarballManifest,
+  tarballText,
   typeCheck,
   type Manifest,
   type PublishedPackage,
@@ -28,16 +29,16 @@ import {
  * project outside the workspace and uses them from ESM, CommonJS,
  * type-checked TypeScript and the `keyrot` command, against a real
  * redis-server for @keyrot/redis; a second project runs and type-checks the
- * adapters under Express 4 and Koa 2. Nothing here resolves to the
+ * adapters under Express 4, Koa 2 and Fastify 4. Nothing here resolves to the
  * workspace's sources. The consumer scripts are in ./consumer.
  */
 
 const ATTW = join(ROOT, 'node_modules', '.bin', 'attw')
 
 let work: string
-/** Express 5, Koa 3, ioredis and every package. */
+/** Express 5, Koa 3, Fastify 5, Hono, ioredis and every package. */
 let consumer: string
-/** Express 4 and Koa 2, the oldest majors the adapters' peer ranges allow. */
+/** Express 4, Koa 2 and Fastify 4, the oldest majors the adapters' peer ranges allow. */
 let legacy: string
 let redis: RedisServer | undefined
 let startingRedis: Promise<RedisServer> | undefined
@@ -66,6 +67,9 @@ beforeAll(async () => {
       '@types/express@^5',
       'koa@^3',
       '@types/koa@^3',
+      'fastify@^5',
+      'hono@^4',
+      '@hono/node-server@^2',
       'ioredis@^5',
       '@types/node@^20',
     ]),
@@ -73,7 +77,9 @@ beforeAll(async () => {
       tarballs.core,
       tarballs.express,
       tarballs.koa,
+      tarballs.fastify,
       'express@^4.18',
+      'fastify@^4',
       '@types/express@^4.17',
       'koa@^2.14',
       '@types/koa@^2.13',
@@ -114,6 +120,40 @@ describe('published packages', () => {
       for (const file of requiredFiles(name)) expect(files, `@keyrot/${name}`).toContain(`package/${file}`)
       expect(files.filter((file) => file.endsWith('.test.ts')), `@keyrot/${name}`).toEqual([])
     }
+  })
+
+  it('carry a README, a CHANGELOG and the metadata of an npm page: repository, homepage, bugs, keywords, engines', async () => {
+    const repositories = new Set<string | undefined>()
+    for (const name of PUBLISHED) {
+      const manifest = manifests[name]
+      const where = `@keyrot/${name}`
+      expect(manifest.description?.length, where).toBeGreaterThanOrEqual(20)
+      expect(manifest.repository, where).toEqual({ type: 'git', url: expect.stringMatching(/^git\+https:\/\/.+\.git$/), directory: `packages/${name}` })
+      repositories.add(manifest.repository?.url)
+      expect(manifest.homepage, where).toMatch(new RegExp(`^https://.+/packages/${name}#readme$`))
+      expect(manifest.bugs?.url, where).toMatch(/^https:\/\/.+\/issues$/)
+      expect(manifest.keywords, where).toContain('keyrot')
+      expect(manifest.keywords?.length, where).toBeGreaterThanOrEqual(4)
+      expect(manifest.engines, where).toEqual({ node: '>=20' })
+      const readme = await tarballText(tarballs[name], 'README.md')
+      expect(readme.split('\n')[0], where).toBe(`# @keyrot/${name}`)
+      // Install, a minimal example, a link to the docs.
+      expect(readme, where).toMatch(/^## Install\n\n```sh\nnpm install [^\n]*@keyrot\//m)
+      expect(readme, where).toMatch(/^## Example\n\n```(ts|sh)\n[\s\S]+?\n```/m)
+      expect(readme, where).toMatch(/\]\(https:\/\/[^)]+#readme\)/)
+      const changelog = await tarballText(tarballs[name], 'CHANGELOG.md')
+      expect(changelog.split('\n')[0], where).toBe(`# @keyrot/${name}`)
+      expect(changelog, where).toContain(`\n## ${manifest.version}\n`)
+    }
+    expect(repositories.size).toBe(1)
+  })
+
+  it('are versioned together: one version, and one fixed changesets group that names every package', () => {
+    expect(new Set(PUBLISHED.map((name) => manifests[name].version)).size).toBe(1)
+    const config = JSON.parse(readFileSync(join(ROOT, '.changeset', 'config.json'), 'utf8')) as { fixed: string[][] }
+    expect(config.fixed).toHaveLength(1)
+    expect([...(config.fixed[0] ?? [])].sort()).toEqual(PUBLISHED.map((name) => `@keyrot/${name}`).sort())
+    expect(existsSync(join(ROOT, 'node_modules', '.bin', 'changeset'))).toBe(true)
   })
 
   it('depend on the versions published beside them, never on workspace links', async () => {
@@ -265,6 +305,38 @@ describe('installed from the tarballs', () => {
     expect(result['tampered']).toEqual({ status: 401, body: { error: expect.objectContaining({ code: 'KEYROT_INVALID_KEY' }) } })
   })
 
+  it('Fastify from ESM: the plugin hook passes a good key, challenges none, and refuses a key without the route scope', async () => {
+    const result = JSON.parse((await node('fastify-esm.mjs')).stdout) as Record<string, unknown>
+    expect(result['resolved']).toBe(join(installed('fastify'), 'dist/index.js'))
+    expect(result['fastify']).toMatch(/^5\./)
+    expect(result['ok']).toEqual({ status: 200, challenge: null, body: { tenant: 'acme', id: result['keyId'] } })
+    expect(result['missing']).toEqual({ status: 401, challenge: 'Bearer realm="api"', body: { error: expect.objectContaining({ code: 'KEYROT_MISSING_KEY' }) } })
+    expect(result['forbidden']).toMatchObject({ status: 403, challenge: expect.stringContaining('scope="admin"'), body: { error: { code: 'KEYROT_INSUFFICIENT_SCOPE' } } })
+  })
+
+  it('Fastify from CommonJS: fastify.verifyApiKey() in a preHandler passes a good key and refuses a tampered one', async () => {
+    const result = JSON.parse((await node('fastify-cjs.cjs')).stdout) as Record<string, unknown>
+    expect(result['resolved']).toBe(join(installed('fastify'), 'dist/index.cjs'))
+    expect(result['ok']).toEqual({ status: 200, body: { id: result['keyId'] } })
+    expect(result['tampered']).toEqual({ status: 401, body: { error: expect.objectContaining({ code: 'KEYROT_INVALID_KEY' }) } })
+  })
+
+  it('Hono from ESM on @hono/node-server: a good key passes with the socket address as client IP, none is challenged, a missing scope is 403', async () => {
+    const result = JSON.parse((await node('hono-esm.mjs')).stdout) as Record<string, unknown>
+    expect(result['resolved']).toBe(join(installed('hono'), 'dist/index.js'))
+    expect(result['ok']).toEqual({ status: 200, challenge: null, body: { tenant: 'acme', id: result['keyId'] } })
+    expect(result['missing']).toEqual({ status: 401, challenge: 'Bearer realm="api"', body: { error: expect.objectContaining({ code: 'KEYROT_MISSING_KEY' }) } })
+    expect(result['forbidden']).toMatchObject({ status: 403, body: { error: { code: 'KEYROT_INSUFFICIENT_SCOPE' } } })
+    expect(result['clientIps']).toEqual(['127.0.0.1'])
+  })
+
+  it('Hono from CommonJS: a good key passes, a tampered one gets 401 invalid key', async () => {
+    const result = JSON.parse((await node('hono-cjs.cjs')).stdout) as Record<string, unknown>
+    expect(result['resolved']).toBe(join(installed('hono'), 'dist/index.cjs'))
+    expect(result['ok']).toEqual({ status: 200, body: { id: result['keyId'] } })
+    expect(result['tampered']).toEqual({ status: 401, body: { error: expect.objectContaining({ code: 'KEYROT_INVALID_KEY' }) } })
+  })
+
   it('Redis from ESM and CommonJS: a key written by one build is verified and revoked by the other', async () => {
     const env = { REDIS_URL: redisUrl(), KEY_PREFIX: 'packaging' }
     const created = JSON.parse((await node('redis-esm.mjs', env)).stdout) as { resolved: string; token: string; keyId: string; verified: string }
@@ -312,7 +384,11 @@ import { apiKeyAuth } from '@keyrot/express'
 import { apiKeyAuth as koaApiKeyAuth } from '@keyrot/koa'
 import { RedisStore } from '@keyrot/redis'
 import { createServer } from '@keyrot/cli'
+import { apiKeyAuth as fastifyApiKeyAuth } from '@keyrot/fastify'
+import { apiKeyAuth as honoApiKeyAuth, type ApiKeyEnv } from '@keyrot/hono'
 import express, { type Request, type Express } from 'express'
+import Fastify from 'fastify'
+import { Hono } from 'hono'
 import Koa from 'koa'
 import { Redis } from 'ioredis'
 
@@ -344,6 +420,21 @@ koa.use((ctx) => {
   ctx.body = { tenant }
 })
 
+const fastify = Fastify()
+await fastify.register(fastifyApiKeyAuth, { keyring, scopes: ['read'] })
+fastify.get('/', { config: { keyrot: { scopes: ['admin'] } } }, async (request) => {
+  const key: ApiKey | null = request.apiKey
+  return { tenant: key?.tenantId }
+})
+fastify.get('/one', { preHandler: fastify.verifyApiKey({ scopes: ['read'] }) }, async () => 'ok')
+
+const hono = new Hono<ApiKeyEnv>()
+hono.use(honoApiKeyAuth({ keyring }))
+hono.get('/', (c) => {
+  const tenant: string = c.get('apiKey').tenantId
+  return c.json({ tenant })
+})
+
 const shared = createKeyring({ store: new RedisStore({ client: new Redis({ lazyConnect: true }), keyPrefix: 'app', timeout: '300ms' }) })
 const admin: Express = createServer({ keyring: shared })
 console.log(typeof admin.listen)
@@ -354,16 +445,22 @@ await keyring.create({ name: 'no tenant' })
 createKeyring({ gracePeriod: true })
 // @ts-expect-error the store takes an ioredis client, not a URL.
 new RedisStore({ client: 'redis://127.0.0.1:6379' })
+// @ts-expect-error scopes are an array of scope names.
+honoApiKeyAuth({ keyring, scopes: 'read' })
 `,
       'consumer.cts':
         `
 import core = require('@keyrot/core')
 import redis = require('@keyrot/redis')
 import koa = require('@keyrot/koa')
+import fastifyAdapter = require('@keyrot/fastify')
+import honoAdapter = require('@keyrot/hono')
 import IORedis = require('ioredis')
 
 const keyring = core.createKeyring({ store: new redis.RedisStore({ client: new IORedis.Redis({ lazyConnect: true }) }) })
 export const middleware = koa.apiKeyAuth({ keyring })
+export const fastifyPlugin = fastifyAdapter.apiKeyAuth
+export const honoMiddleware = honoAdapter.apiKeyAuth({ keyring, clientIp: (c) => c.req.header('x-real-ip') })
 export async function check(token: string): Promise<string> {
   const result = await keyring.verify(token)
   return result.ok ? result.key.tenantId : result.error.code
@@ -376,12 +473,12 @@ void keyring.verify(42)
     expect(code).toBe(0)
     // The types came from the installed tarballs: ESM and CJS declarations both.
     for (const name of PUBLISHED) expect(files).toContain(join(installed(name), 'dist/index.d.ts'))
-    for (const name of ['core', 'koa', 'redis']) expect(files).toContain(join(installed(name), 'dist/index.d.cts'))
+    for (const name of ['core', 'koa', 'fastify', 'hono', 'redis']) expect(files).toContain(join(installed(name), 'dist/index.d.cts'))
     expect(files.some((file) => file.startsWith(join(ROOT, 'packages')))).toBe(false)
   }, 60_000)
 })
 
-describe('installed from the tarballs with Express 4 and Koa 2', () => {
+describe('installed from the tarballs with Express 4, Koa 2 and Fastify 4', () => {
   it('Express 4: a key authenticates a request through the middleware', async () => {
     const result = JSON.parse((await node('express-esm.mjs', {}, legacy)).stdout) as Record<string, unknown>
     expect(result['resolved']).toEqual([join(installed('core', legacy), 'dist/index.js'), join(installed('express', legacy), 'dist/index.js')])
@@ -399,16 +496,30 @@ describe('installed from the tarballs with Express 4 and Koa 2', () => {
     expect(result['forbidden']).toMatchObject({ status: 403 })
   })
 
+  it('Fastify 4: the plugin hook passes a good key, challenges none, and refuses a key without the route scope', async () => {
+    const result = JSON.parse((await node('fastify-esm.mjs', {}, legacy)).stdout) as Record<string, unknown>
+    expect(result['fastify']).toMatch(/^4\./)
+    expect(result['resolved']).toBe(join(installed('fastify', legacy), 'dist/index.js'))
+    expect(result['ok']).toMatchObject({ status: 200, body: { tenant: 'acme', id: result['keyId'] } })
+    expect(result['missing']).toMatchObject({ status: 401, challenge: 'Bearer realm="api"' })
+    expect(result['forbidden']).toMatchObject({ status: 403 })
+  })
+
   it('type-check against @types/express 4 and @types/koa 2, as ESM and as CommonJS', async () => {
     const { files, errors, code } = await typeCheck(legacy, {
       'legacy.mts': `
 import { createKeyring, MemoryStore } from '@keyrot/core'
 import { apiKeyAuth } from '@keyrot/express'
 import { apiKeyAuth as koaApiKeyAuth } from '@keyrot/koa'
+import { apiKeyAuth as fastifyApiKeyAuth } from '@keyrot/fastify'
 import express, { type Request } from 'express'
+import Fastify from 'fastify'
 import Koa from 'koa'
 
 const keyring = createKeyring({ store: new MemoryStore() })
+const fastify = Fastify()
+await fastify.register(fastifyApiKeyAuth, { keyring })
+fastify.get('/', async (request) => ({ tenant: request.apiKey?.tenantId }))
 const app = express()
 app.use(apiKeyAuth({ keyring, scopes: ['read'] }))
 app.get('/', (req: Request, res) => {

@@ -137,7 +137,7 @@ const route = (path, action) =>
     action(req.body ?? {}).then((body) => res.json(body), next)
   })
 route('/create', (body) => keyring.create({ tenantId: body.tenantId ?? 'acme', name: body.name ?? 'test key', scopes: body.scopes }))
-route('/rotate', (body) => keyring.rotate(body.keyId, { gracePeriod: body.gracePeriodMs }))
+route('/rotate', (body) => keyring.rotate(body.keyId, body.gracePeriodMs === undefined ? {} : { gracePeriod: `${body.gracePeriodMs}ms` }))
 route('/revoke', (body) => keyring.revoke(body.keyId, { reason: body.reason }).then((key) => ({ key })))
 route('/end-grace', (body) => keyring.endGrace(body.keyId).then((key) => ({ key })))
 route('/emergency-rotate', (body) => keyring.emergencyRotate(body.keyId, { incidentId: body.incidentId ?? 'INC-1' }))

@@ -10,7 +10,7 @@ import type { HttpAppConfig, HttpAppReady } from '../workers/http-app.js'
 
 /**
  * Section 2: HTTP throughput of a bare hello-world app and of the same app
- * behind `apiKeyAuth` (cache hit), memory and Redis store, Express and Koa.
+ * behind `apiKeyAuth` (cache hit), memory and Redis store, Express, Koa, Fastify and Hono.
  * autocannon runs in this process; each app in its own process. Each round
  * runs the variants back to back and the ratios are taken within a
  * round; the reported ratio is the median over rounds. The server's own CPU
@@ -79,11 +79,14 @@ async function measureApp(framework: HttpAppConfig['framework'], auth: HttpAppCo
   }
 }
 
+const FRAMEWORKS = ['express', 'koa', 'fastify', 'hono'] as const
+const FRAMEWORK_NAME: Record<(typeof FRAMEWORKS)[number], string> = { express: 'Express', koa: 'Koa', fastify: 'Fastify', hono: 'Hono' }
+
 export async function httpSection(context: RunContext): Promise<SectionReport> {
   const { durationSec, warmupSec, connections, rounds } = context.profile.http
   const runs: Run[] = []
   for (let round_ = 1; round_ <= rounds; round_++) {
-    for (const framework of ['express', 'koa'] as const) {
+    for (const framework of FRAMEWORKS) {
       // Alternate the order between rounds so drift does not favour one variant.
       const order = round_ % 2 === 1 ? AUTHS : [...AUTHS].reverse()
       for (const auth of order) {
@@ -94,7 +97,7 @@ export async function httpSection(context: RunContext): Promise<SectionReport> {
   }
 
   const find = (framework: string, auth: string, round_: number) => runs.find((r) => r.framework === framework && r.auth === auth && r.round === round_)!
-  const summary = (['express', 'koa'] as const).flatMap((framework) =>
+  const summary = FRAMEWORKS.flatMap((framework) =>
     AUTHS.map((auth) => {
       const mine = runs.filter((r) => r.framework === framework && r.auth === auth)
       const ratios = mine.map((r) => r.requestsPerSec / find(framework, 'none', r.round).requestsPerSec)
@@ -123,7 +126,7 @@ export async function httpSection(context: RunContext): Promise<SectionReport> {
       const added = s.cpuPerRequestUs - bare.cpuPerRequestUs
       const calibration = spinOf(s.framework)
       return {
-        name: `${s.framework === 'express' ? 'Express' : 'Koa'} behind apiKeyAuth (${s.auth} store) vs bare`,
+        name: `${FRAMEWORK_NAME[s.framework]} behind apiKeyAuth (${s.auth} store) vs bare`,
         target: `>= ${percent(target)} of bare req/s`,
         measured: `${percent(s.vsBare)} (${rate(s.requestsPerSec)} vs ${rate(bare.requestsPerSec)} req/s)`,
         met,

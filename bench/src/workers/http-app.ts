@@ -2,7 +2,12 @@ import type { AddressInfo } from 'node:net'
 import type { Server } from 'node:http'
 import { apiKeyAuth as expressAuth } from '@keyrot/express'
 import { apiKeyAuth as koaAuth } from '@keyrot/koa'
+import { apiKeyAuth as fastifyAuth } from '@keyrot/fastify'
+import { apiKeyAuth as honoAuth } from '@keyrot/hono'
+import { createAdaptorServer } from '@hono/node-server'
 import express from 'express'
+import Fastify from 'fastify'
+import { Hono } from 'hono'
 import Koa from 'koa'
 import { spin } from '../lib/calibration.js'
 import { benchKeyring, proveAll, type StoreKind } from '../lib/keyrings.js'
@@ -14,7 +19,7 @@ import { answerQuestions, exitWithParent, reportFailure, sendReady, workerConfig
  */
 
 export interface HttpAppConfig {
-  framework: 'express' | 'koa'
+  framework: 'express' | 'koa' | 'fastify' | 'hono'
   /**
    * `none`: the bare app. `spin`: the bare app plus one async middleware
    * that burns `SPIN_US` µs of CPU and does nothing else (see
@@ -49,6 +54,25 @@ async function start(): Promise<void> {
       res.send('hello world')
     })
     server = app.listen(0, '127.0.0.1')
+  } else if (config.framework === 'fastify') {
+    const app = Fastify()
+    if (config.auth === 'spin') app.addHook('onRequest', () => spin())
+    else if (config.auth !== 'none') await app.register(fastifyAuth, { keyring })
+    app.get('/hello', async () => 'hello world')
+    await app.ready()
+    server = app.server
+    server.listen(0, '127.0.0.1')
+  } else if (config.framework === 'hono') {
+    const app = new Hono()
+    if (config.auth === 'spin') {
+      app.use(async function calibration(_c, next) {
+        await spin()
+        await next()
+      })
+    } else if (config.auth !== 'none') app.use(honoAuth({ keyring }))
+    app.get('/hello', (c) => c.text('hello world'))
+    server = createAdaptorServer({ fetch: app.fetch }) as Server
+    server.listen(0, '127.0.0.1')
   } else {
     const app = new Koa()
     if (config.auth === 'spin') {

@@ -46,7 +46,7 @@ async function start(): Promise<void> {
     res.json({ revokedAt: key.revokedAt })
   })
   app.post('/admin/keys/:id/rotate', async (req, res) => {
-    const { previous, token } = await keyring.rotate(req.params.id as string, { gracePeriod: Number(req.body.graceMs) })
+    const { previous, token } = await keyring.rotate(req.params.id as string, { gracePeriod: `${Number(req.body.graceMs)}ms` })
     res.json({ deadline: previous.expiresAt, token })
   })
   // Polls the keyring itself every ~1 ms from shortly before the deadline until it refuses the token.

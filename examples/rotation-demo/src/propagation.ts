@@ -222,7 +222,7 @@ export async function measurePropagation(options: PropagationOptions): Promise<P
   for (let trial = 0; trial < deadlines && failures.length === 0; trial++) {
     const probe = await warmKey()
     if (!probe) break
-    const rotated = await admin.rotate(probe.keyId, { gracePeriod: deadlineGraceMs })
+    const rotated = await admin.rotate(probe.keyId, { gracePeriod: `${deadlineGraceMs}ms` })
     const deadline = rotated.previous.expiresAt
     if (deadline === null) throw new Error('rotate() returned an old key without a deadline')
     await sleepUntil(deadline - DEADLINE_LEAD_MS)

@@ -139,7 +139,7 @@ export async function runRotationScenario(options: ScenarioOptions): Promise<Sce
 
   // 2. Rotation with a grace period.
   const rotationStartedAt = Date.now()
-  const rotated = await admin.rotate(k1.keyId, { gracePeriod: gracePeriodMs })
+  const rotated = await admin.rotate(k1.keyId, { gracePeriod: `${gracePeriodMs}ms` })
   const rotatedAt = Date.now()
   const deadline = rotated.previous.expiresAt
   if (deadline === null) throw new Error('rotate() returned an old key without a deadline')

@@ -39,7 +39,7 @@ export function createApp(keyring: Keyring): express.Express {
  * process).
  */
 export async function startMemoryTarget(options: { gracePeriodMs: number }): Promise<DemoTarget> {
-  const keyring = createKeyring({ store: new MemoryStore(), gracePeriod: options.gracePeriodMs })
+  const keyring = createKeyring({ store: new MemoryStore(), gracePeriod: `${options.gracePeriodMs}ms` })
   const server = createServer(createApp(keyring))
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)

@@ -21,14 +21,17 @@ function version(): string {
 }
 
 /** The `keyrot` command tree. Commands write through `io`, never to the process directly. */
-export function createProgram(io: CliIo): Command {
+export function createProgram(io: CliIo, options: { json?: boolean } = {}): Command {
+  // With --json, commander's own error text (and the help after it) is held
+  // back: runCli reports the failure as the documented JSON instead.
+  const writeErr = options.json ? () => undefined : (text: string) => io.stderr.write(text)
   const program = new Command('keyrot')
     .description('Create, rotate, revoke and inspect keyrot API keys; run the reference server.')
     .version(version(), '-V, --version', 'print the version')
     .helpOption('-h, --help', 'show help for a command')
     .configureOutput({
       writeOut: (text) => io.stdout.write(text),
-      writeErr: (text) => io.stderr.write(text),
+      writeErr,
     })
     .exitOverride()
     .showHelpAfterError('(add --help for usage)')
@@ -59,21 +62,30 @@ Exit codes: 0 ok, 1 error (unknown key, Redis unreachable...), 2 usage (bad argu
  * its exit code. Never calls `process.exit`.
  */
 export async function runCli(args: readonly string[], io: CliIo = processIo()): Promise<number> {
-  const program = createProgram(io)
+  const json = args.includes('--json')
+  const program = createProgram(io, { json })
   try {
     await program.parseAsync([...args], { from: 'user' })
     return EXIT_OK
   } catch (error) {
     if (error instanceof CommanderError) {
-      // Commander has printed the message (or the help) already.
-      return error.exitCode === 0 ? EXIT_OK : EXIT_USAGE
+      if (error.exitCode === 0) return EXIT_OK
+      // Without --json, commander has printed the message (and the help) already.
+      if (json) io.stderr.write(`${JSON.stringify({ error: commanderFailure(error) })}\n`)
+      return EXIT_USAGE
     }
     const failure = describeFailure(error)
-    if (args.includes('--json')) {
+    if (json) {
       io.stderr.write(`${JSON.stringify({ error: { code: failure.code, message: failure.message } })}\n`)
     } else {
       io.stderr.write(`keyrot: ${failure.message}\n`)
     }
     return failure.exitCode
   }
+}
+
+/** A command-line error of commander's, as the `--json` error document: `KEYROT_CLI_UNKNOWN_COMMAND` or `KEYROT_CLI_USAGE`. */
+function commanderFailure(error: CommanderError): { code: string; message: string } {
+  const code = error.code === 'commander.unknownCommand' ? 'KEYROT_CLI_UNKNOWN_COMMAND' : 'KEYROT_CLI_USAGE'
+  return { code, message: error.message.replace(/^error: /, '') }
 }

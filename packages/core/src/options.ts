@@ -1,5 +1,6 @@
 import { systemClock, type Clock } from './clock.js'
 import type { HistoryLog } from './audit/history.js'
+import { parseGracePeriod } from './grace-period.js'
 import { parseDuration, type Duration } from './duration.js'
 import { Argon2Hasher, type Hasher } from './hash/hasher.js'
 import { DEFAULT_ARGON2_MAX_WAIT_MS } from './hash/argon2-queue.js'
@@ -157,7 +158,7 @@ export function resolveKeyringOptions(options: KeyringOptions = {}): ResolvedKey
   return {
     store,
     hasher,
-    gracePeriodMs: parseDuration(options.gracePeriod ?? '24h', 'gracePeriod'),
+    gracePeriodMs: parseGracePeriod(options.gracePeriod ?? '24h', 'gracePeriod'),
     prefix,
     clock,
     cacheMaxEntries,

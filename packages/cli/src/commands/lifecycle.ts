@@ -35,7 +35,8 @@ export function registerRotate(program: Command, io: CliIo): void {
       const label = await describeKey(keyring, keyId)
       const grace = flags.grace ?? keyring.options.gracePeriodMs
       await confirm(io, 'rotate', `Rotate key ${label}? The old key stops working in ${formatSpan(grace)}.`, flags.yes)
-      const { token, key, previous } = await keyring.rotate(keyId, { gracePeriod: grace })
+      // With its unit: a grace under 1 s given as a bare number would be refused.
+      const { token, key, previous } = await keyring.rotate(keyId, { gracePeriod: `${grace}ms` })
       if (flags.json) return printJson(io, { token, key, previous })
       printNewToken(
         io,

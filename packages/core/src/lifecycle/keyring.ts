@@ -36,6 +36,7 @@ import { StoreResetGuard } from './store-reset.js'
 import { assertRotatable, restamp, successorDraft } from './succession.js'
 import {
   checkDuration,
+  checkGrace,
   checkMetadata,
   checkName,
   checkRateLimit,
@@ -569,7 +570,7 @@ export class Keyring {
   async rotate(keyId: string, options: RotateOptions = {}): Promise<IssuedKey & { previous: ApiKey }> {
     this.#assertOpen()
     const now = this.clock.now()
-    const gracePeriodMs = options.gracePeriod === undefined ? this.options.gracePeriodMs : checkDuration(options.gracePeriod, 'gracePeriod')
+    const gracePeriodMs = options.gracePeriod === undefined ? this.options.gracePeriodMs : checkGrace(options.gracePeriod, 'gracePeriod')
     const old = await this.#mustGet(keyId)
     assertRotatable(old, now)
     const { token, record } = await this.#mint(successorDraft(old, options, now), newKeyId(old.familyId), old.id, now)
@@ -666,7 +667,7 @@ export class Keyring {
 
   /** Moves a key's deadline `by` later (from its current deadline, or from now if it has passed). */
   async extendGrace(keyId: string, by: Duration): Promise<ApiKey> {
-    const ms = checkDuration(by, 'by')
+    const ms = checkGrace(by, 'by', 'extendGrace(keyId, by) takes the time to add: ')
     const old = await this.#mustGet(keyId)
     const base = Math.max(old.expiresAt ?? this.clock.now(), this.clock.now())
     return this.setExpiry(keyId, base + ms)

@@ -1,5 +1,6 @@
 import { InvalidInputError } from '../errors.js'
 import { parseDuration, type Duration } from '../duration.js'
+import { shortGraceReason } from '../grace-period.js'
 import type { KeyMetadata } from '../types.js'
 
 const TENANT_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/
@@ -68,6 +69,23 @@ export function checkDuration(value: Duration, field: string): number {
   } catch (error) {
     throw new InvalidInputError(field, (error as Error).message.replace(`${field} `, ''))
   }
+}
+
+/**
+ * A grace period (`rotate`'s `gracePeriod`, `extendGrace`'s `by`): a
+ * duration, and a bare number 0 or at least 1 s (see grace-period.ts).
+ * `call` prefixes the reason, to name the parameter of a positional argument.
+ */
+export function checkGrace(value: Duration, field: string, call = ''): number {
+  let ms: number
+  try {
+    ms = parseDuration(value, field)
+  } catch (error) {
+    throw new InvalidInputError(field, call + (error as Error).message.replace(`${field} `, ''))
+  }
+  const reason = shortGraceReason(value)
+  if (reason !== null) throw new InvalidInputError(field, call + reason)
+  return ms
 }
 
 export interface RateLimitInput {
