@@ -69,12 +69,12 @@ export function childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv 
 }
 
 /** Runs `keyrot <args>` to completion, with stdin not a terminal. */
-export function runKeyrot(args: string[], options: { env?: Record<string, string>; timeoutMs?: number } = {}): Promise<RunResult> {
+export function runKeyrot(args: string[], options: { env?: Record<string, string>; timeoutMs?: number; input?: string } = {}): Promise<RunResult> {
   const timeoutMs = options.timeoutMs ?? 30_000
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [bin, ...args], { cwd: root, env: childEnv(options.env), stdio: ['pipe', 'pipe', 'pipe'] })
     children.add(child)
-    child.stdin.end()
+    child.stdin.end(options.input)
     let stdout = ''
     let stderr = ''
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk))

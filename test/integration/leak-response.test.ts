@@ -261,11 +261,14 @@ describe('keyrot scan', () => {
         { location: `${join(dir, 'logs', 'old', 'config.env')}:2`, prefix: 'sk_live', keyId: expect.any(String), status: 'unknown_key' },
       ])
       await expectLiveEverywhere(live.token)
+      const piped = await runKeyrot(['scan', '-', '--json', '--redis', redis.url], { input: `log line\ntoken=${live.token} again\n` })
+      expect(piped.code, piped.stderr).toBe(0)
+      expect(JSON.parse(piped.stdout).findings).toEqual([{ location: '<stdin>:2', prefix: 'sk_live', keyId: live.key.id, status: 'live' }])
 
       const revoking = await runKeyrot(['scan', dir, '--revoke', '--redis', redis.url])
       expect(revoking.code, revoking.stderr).toBe(0)
       expect(revoking.stdout).toContain('live: revoked now')
-      for (const output of [report.stdout, report.stderr, revoking.stdout, revoking.stderr]) {
+      for (const output of [report.stdout, report.stderr, piped.stdout, piped.stderr, revoking.stdout, revoking.stderr]) {
         for (const secret of secrets) expect(output).not.toContain(secret.slice(-49))
       }
       const refused = await Promise.all(replicas.map((replica) => callWithKey(replica, live.token)))

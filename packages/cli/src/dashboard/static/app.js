@@ -368,7 +368,7 @@ function expiresCell(key, now) {
 /** Keys revoked by a leak report or `keyrot scan` carry the incident id `leak:<source>`; the reason says where the key was found. */
 function leakBadge(key) {
   if (typeof key.incidentId !== 'string' || !key.incidentId.startsWith('leak:')) return ''
-  return ` <span class="badge badge-leaked" title="${esc(key.revokedReason ?? key.incidentId)}">leaked (${esc(key.incidentId.slice(5))})</span>`
+  return `<span class="badge badge-leaked" title="Revoked: ${esc(key.revokedReason ?? key.incidentId)}">leaked</span>`
 }
 
 function rowHtml(key, now) {
@@ -379,7 +379,7 @@ function rowHtml(key, now) {
     `<td><button type="button" class="link mono" data-select="${esc(key.id)}">${esc(key.id)}</button></td>` +
     `<td class="ellipsis" title="${esc(key.tenantId)}">${esc(key.tenantId)}</td>` +
     `<td class="ellipsis" title="${esc(key.name)}">${esc(key.name)}</td>` +
-    `<td><span class="badge badge-${esc(key.state)}">${STATE_LABELS[key.state] ?? esc(key.state)}</span>${leakBadge(key)}</td>` +
+    `<td>${leakBadge(key) || `<span class="badge badge-${esc(key.state)}">${STATE_LABELS[key.state] ?? esc(key.state)}</span>`}</td>` +
     `<td title="${iso(key.createdAt)}">${relative(key.createdAt, now)}</td>` +
     expiresCell(key, now) +
     `<td title="${iso(key.lastUsedAt)}">${relative(key.lastUsedAt, now)}</td>` +
@@ -464,7 +464,7 @@ function fieldsHtml(key, now) {
   if (key.revokedAt !== null) {
     rows.push(field('Revoked', `${relative(key.revokedAt, now)}${key.revokedReason ? `: ${esc(key.revokedReason)}` : ''}`))
     if (key.incidentId) rows.push(field('Incident', esc(key.incidentId)))
-    if (leakBadge(key)) rows.push(field('Leaked', `found in public, reported by ${esc(key.incidentId.slice(5))}; the source is in the reason above`))
+    if (leakBadge(key)) rows.push(field('Leaked', `yes: reported by ${esc(key.incidentId.slice(5))}, revoked by the leak response (where: see Revoked)`))
   }
   return rows.join('')
 }
