@@ -140,7 +140,20 @@ async function outage(kind: 'SIGKILL' | 'SIGSTOP', unseen: readonly IssuedKeyBod
       return [target.name, at.length === 0 ? Number.NaN : Math.min(...at) - backAt]
     }),
   )
-  return { load, unseenLoad, downAt, backAt, recovered, storeUp, baseline, during, failedReads }
+  return { load, unseenLoad, downAt, backAt, endingAt, recovered, storeUp, baseline, during, failedReads }
+}
+
+/**
+ * Server-side time (ms) of the 200 answers the replicas logged between `from` and `to`: what the replica
+ * spent on the request, without the client's and the kernel's scheduling on a loaded machine.
+ */
+function served(from: number, to: number): number[] {
+  return up.flatMap((target) =>
+    target
+      .logs()
+      .filter((line) => line.component === 'http' && line.path === '/v1/whoami' && line.status === 200 && (line.time as number) >= from && (line.time as number) < to)
+      .map((line) => line.ms as number),
+  )
 }
 
 function expectNeverSeenRefusedAsUnavailable(exchanges: readonly Tagged[], downAt: number, backAt: number): Tagged[] {
@@ -156,16 +169,21 @@ function expectNeverSeenRefusedAsUnavailable(exchanges: readonly Tagged[], downA
 describe('store outages under steady traffic (stale-if-error)', () => {
   it('Redis SIGKILLed for 10 s: keys in use never fail, never-seen keys get 503 + Retry-After, Redis returns from its AOF and traffic recovers', async () => {
     const outagesBefore = await Promise.all(up.map((target) => metric(target, 'keyrot_store_outages_total')))
-    const { load, unseenLoad, downAt, backAt, recovered, storeUp: closed, baseline, during } = await outage('SIGKILL', neverSeen[0] as IssuedKeyBody[])
+    const { load, unseenLoad, downAt, backAt, endingAt, recovered, storeUp: closed, baseline, during } = await outage('SIGKILL', neverSeen[0] as IssuedKeyBody[])
     const duringMs = during.map((e) => e.ms)
+    const inReplica = served(downAt, endingAt)
+    const settledInReplica = served(downAt + 1_000, endingAt)
     console.log(`[store-outage] SIGKILL ${OUTAGE_MS / 1000} s, 20 keys in use: ${load.exchanges.length} requests ${JSON.stringify(countBy(load.exchanges, outcome))}; 5 never seen: ${JSON.stringify(countBy(unseenLoad.exchanges, outcome))}`)
-    console.log(`[store-outage] SIGKILL latency of keys in use before the outage (${baseline.length} requests): ${ms(baseline)}; during it (${during.length} requests): ${ms(duringMs)}`)
+    console.log(`[store-outage] SIGKILL latency of keys in use during the outage, in the replicas (${inReplica.length} answers): ${ms(inReplica)}; after its first second (${settledInReplica.length}): ${ms(settledInReplica)}; at the client: ${ms(duringMs)} (before the outage at the client: ${ms(baseline)})`)
     console.log(`[store-outage] SIGKILL recovery after restart from the AOF, per replica: store circuit closed (store.up) after ${JSON.stringify(closed)} ms; first never-seen key answered 200 by HTTP after ${JSON.stringify(recovered)} ms`)
 
     expect(load.exchanges.filter((e) => e.status !== 200)).toEqual([])
     expect(during.length).toBeGreaterThan(500)
-    // Within a few ms on an idle machine; on a loaded one, no worse than the same traffic before the outage.
-    expect(percentile(duringMs, 99)).toBeLessThan(Math.max(50, 2 * percentile(baseline, 99)))
+    // Answered from the confirmed states in a few ms (p50), well under the store timeout even at p99 on a
+    // loaded machine: no request waits on Redis. The client's figure adds this machine's scheduling.
+    expect(settledInReplica.length).toBeGreaterThan(500)
+    expect(percentile(settledInReplica, 50)).toBeLessThan(10)
+    expect(percentile(settledInReplica, 99)).toBeLessThan(STORE_TIMEOUT_MS / 3)
     expectNeverSeenRefusedAsUnavailable(unseenLoad.exchanges, downAt, backAt)
     expect(Object.keys(recovered).sort()).toEqual(['A', 'B', 'C'])
     // Within about 1 s of Redis answering on an idle machine; the slack grows with the latency this machine showed before the outage.
@@ -186,23 +204,28 @@ describe('store outages under steady traffic (stale-if-error)', () => {
   }, 60_000)
 
   it('Redis frozen (SIGSTOP) for 10 s: only the first requests wait, at most the store timeout; keys in use never fail', async () => {
-    const { load, unseenLoad, downAt, backAt, recovered, storeUp: closed, baseline, during, failedReads } = await outage('SIGSTOP', neverSeen[1] as IssuedKeyBody[])
+    const { load, unseenLoad, downAt, backAt, endingAt, recovered, storeUp: closed, baseline, during, failedReads } = await outage('SIGSTOP', neverSeen[1] as IssuedKeyBody[])
     const duringMs = during.map((e) => e.ms)
     // After the first second every circuit is open: nothing should wait on Redis any more.
     const settled = during.filter((e) => e.sentAt >= downAt + 1_000).map((e) => e.ms)
+    const inReplica = served(downAt, endingAt)
+    const settledInReplica = served(downAt + 1_000, endingAt)
     const slowest = Math.max(...load.exchanges.map((e) => e.ms), ...unseenLoad.exchanges.map((e) => e.ms))
     console.log(`[store-outage] SIGSTOP ${OUTAGE_MS / 1000} s, 20 keys in use: ${load.exchanges.length} requests ${JSON.stringify(countBy(load.exchanges, outcome))}; 5 never seen: ${JSON.stringify(countBy(unseenLoad.exchanges, outcome))}`)
     console.log(`[store-outage] SIGSTOP latency of keys in use before (${baseline.length} requests): ${ms(baseline)}; frozen, all (${during.length}): ${ms(duringMs)}; frozen, after the first second (${settled.length}): ${ms(settled)}`)
-    console.log(`[store-outage] SIGSTOP slowest answer ${slowest.toFixed(0)} ms (store timeout ${STORE_TIMEOUT_MS} ms); store reads that waited for the frozen Redis (requests and probes), per replica: ${JSON.stringify(failedReads)}`)
+    console.log(`[store-outage] SIGSTOP in the replicas: frozen, all (${inReplica.length}): ${ms(inReplica)}; after the first second (${settledInReplica.length}): ${ms(settledInReplica)}`)
+    console.log(`[store-outage] SIGSTOP slowest answer at the client ${slowest.toFixed(0)} ms (store timeout ${STORE_TIMEOUT_MS} ms); store reads that waited for the frozen Redis (requests and probes), per replica: ${JSON.stringify(failedReads)}`)
     console.log(`[store-outage] SIGSTOP recovery after SIGCONT, per replica: store circuit closed (store.up) after ${JSON.stringify(closed)} ms; first never-seen key answered 200 by HTTP after ${JSON.stringify(recovered)} ms`)
 
     expect(load.exchanges.filter((e) => e.status !== 200)).toEqual([])
     expect(during.length).toBeGreaterThan(500)
-    // A request waits for Redis at most once (the store read or the limiter, whichever fails first opens both circuits).
-    expect(slowest).toBeLessThan(STORE_TIMEOUT_MS + 3 * MARGIN_MS)
+    // A request waits for Redis at most once, at most the timeout (a store read that times out opens the
+    // store circuit and moves rate limits to local counters too).
+    expect(Math.max(...inReplica)).toBeLessThan(STORE_TIMEOUT_MS + MARGIN_MS)
     // Only the first requests wait: without the circuit every request (its quota check at least) would wait the timeout.
-    expect(percentile(settled, 50)).toBeLessThan(percentile(baseline, 50) + STORE_TIMEOUT_MS / 2)
-    expect(percentile(settled, 99)).toBeLessThan(Math.max(50, 2 * percentile(baseline, 99)))
+    expect(settledInReplica.length).toBeGreaterThan(500)
+    expect(percentile(settledInReplica, 50)).toBeLessThan(10)
+    expect(percentile(settledInReplica, 99)).toBeLessThan(STORE_TIMEOUT_MS / 3)
     // About two probes a second plus the first requests, not one read per request.
     for (const count of Object.values(failedReads)) expect(count).toBeLessThan(OUTAGE_MS / 100)
     expectNeverSeenRefusedAsUnavailable(unseenLoad.exchanges, downAt + STORE_TIMEOUT_MS + MARGIN_MS, backAt)
