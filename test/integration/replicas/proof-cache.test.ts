@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { Argon2Hasher, createKeyring, FastTestHasher, SharedProofs, type Keyring } from '@keyrot/core'
+import { Argon2Hasher, createKeyring, FastTestHasher, generateToken, newKeyId, SharedProofs, type Keyring } from '@keyrot/core'
 import { RedisStore } from '@keyrot/redis'
 import { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -130,8 +130,12 @@ describe('a rolling restart with shared proofs', () => {
       await sleep(1_000)
       for (const old of replicas.slice(0, 3)) {
         const next = await spawnReplica(`${old.name}2`)
-        // The readiness probe a load balancer sends before it routes traffic (it proves no token).
-        for (let i = 0; i < 20; i++) expect((await request(next, { path: '/health' })).status).toBe(200)
+        // The readiness probe a load balancer sends before it routes traffic: health, and an
+        // authenticated route with a key id that does not exist (a store read; it proves no token).
+        for (let i = 0; i < 20; i++) {
+          expect((await request(next, { path: '/health' })).status).toBe(200)
+          expect((await callWithKey(next, generateToken('sk_live', newKeyId()))).status).toBe(401)
+        }
         fresh.push({ replica: next, joinedAt: Date.now() })
         inRotation.push(next)
         inRotation.splice(inRotation.indexOf(old), 1)
