@@ -37,7 +37,7 @@ afterEach(async () => {
 afterAll(() => killChildren())
 
 describe('finding 1: keyrot serve applies the documented abuse limits', () => {
-  it('60 wrong admin secrets from one IP: 401 x60 before; 401 x5 then 429 after', async () => {
+  it('60 wrong admin secrets from one IP: 401 x60 before; at most 5 x 401 then 429 after', async () => {
     const keyring = oldServeKeyring()
     const oldAdmin = (await keyring.create({ tenantId: 'ops', name: 'admin', scopes: ['admin'] })).token
     const old = await listen(createServer({ keyring }), { port: 0, onClose: () => keyring.close() })
@@ -61,8 +61,12 @@ describe('finding 1: keyrot serve applies the documented abuse limits', () => {
     const fivexx = [...before, ...after].filter((status) => status >= 500).length
     console.log(`[security] finding 1 wrong admin secrets from one IP: attempts=60 before=${JSON.stringify(tally(before))} after=${JSON.stringify(tally(after))} 5xx=${fivexx}`)
     expect(tally(before)).toEqual({ 401: 60 })
-    expect(after.slice(0, 5)).toEqual([401, 401, 401, 401, 401])
-    expect(after.slice(5).every((status) => status === 429)).toBe(true)
+    // The per-IP budget allows 5 failures; Argon2 runs paced per key id (1/s) may refuse earlier.
+    const refusedFrom = after.indexOf(429)
+    expect(after[0]).toBe(401)
+    expect(refusedFrom).toBeGreaterThan(0)
+    expect(refusedFrom).toBeLessThanOrEqual(5)
+    expect(after.slice(refusedFrom).every((status) => status === 429)).toBe(true)
     expect(Number(firstRetryAfter)).toBeGreaterThan(0)
     expect(fivexx).toBe(0)
   }, 120_000)

@@ -30,11 +30,11 @@ function failureSeries(text: string): Record<string, number> {
 
 describe('finding 2: /metrics is no oracle for outsiders', () => {
   it('before: a public /metrics tells an outsider whether a key id exists; after: the API port has no /metrics, the metrics listener is on loopback', async () => {
-    // Before: /metrics on the API app, as serve had it.
+    // Before: /metrics on the API app with the precise failure codes, as serve had it.
     const keyring = createKeyring({ store: new MemoryStore(), hasher: new FastTestHasher(), rateLimit: false })
     const existing = (await keyring.create({ tenantId: 'acme', name: 'victim' })).token
     const unknown = unknownIdToken()
-    const old = await listen(createServer({ keyring, registry: new Registry(), metricsRoute: true }), { port: 0, onClose: () => keyring.close() })
+    const old = await listen(createServer({ keyring, registry: new Registry(), metricsRoute: true, metrics: { splitInvalidKey: true } }), { port: 0, onClose: () => keyring.close() })
     let oracle: { existingId: Record<string, number>; unknownId: Record<string, number>; publicCodes: string[] }
     try {
       const scrape = async () => failureSeries((await call(old.url, 'GET', '/metrics')).text)

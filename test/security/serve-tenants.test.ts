@@ -33,6 +33,7 @@ const CASES: Record<string, (id: string, tenant: string) => Case> = {
   revokeKey: (id) => ({ method: 'POST', path: `/v1/keys/${id}/revoke`, body: { reason: 'test' } }),
   emergencyRotateKey: (id) => ({ method: 'POST', path: `/v1/keys/${id}/emergency-rotate`, body: { incidentId: 'INC-7' } }),
   setKeyExpiry: (id) => ({ method: 'POST', path: `/v1/keys/${id}/expiry`, body: { extendBy: '1h' } }),
+  getRotationUsage: (id) => ({ method: 'GET', path: `/v1/keys/${id}/rotation-usage` }),
   getKeyUsage: (id) => ({ method: 'GET', path: `/v1/keys/${id}/usage?minutes=5` }),
   getGraceClients: (id) => ({ method: 'GET', path: `/v1/keys/${id}/grace-clients` }),
 }

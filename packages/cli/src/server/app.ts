@@ -1,4 +1,4 @@
-import { createMetrics, InvalidInputError, silentLogger, type Keyring, type Logger } from '@keyrot/core'
+import { createMetrics, InvalidInputError, silentLogger, type Keyring, type Logger, type MetricsOptions } from '@keyrot/core'
 import { apiKeyAuth } from '@keyrot/express'
 import express, { type ErrorRequestHandler, type Express, type NextFunction, type Request, type RequestHandler, type Response } from 'express'
 import { collectDefaultMetrics, Registry } from 'prom-client'
@@ -29,6 +29,12 @@ export interface ServerOptions {
    * listener (`--metrics-listen`, loopback by default).
    */
   metricsRoute?: boolean
+  /**
+   * Options of the keyring's metrics, e.g. `{ splitInvalidKey: true }` for
+   * the precise failure codes (an existence oracle for whoever can scrape
+   * them: see docs/security.md). Default: `createMetrics`'s defaults.
+   */
+  metrics?: Omit<MetricsOptions, 'keyring' | 'registry'>
   /**
    * Whether the store is reachable, for `/healthz`: resolve when it is, throw
    * when not. Default: one store read of a key id that does not exist.
@@ -215,7 +221,7 @@ export function createServer(options: ServerOptions): Express {
     registry = new Registry()
     collectDefaultMetrics({ register: registry })
   }
-  createMetrics({ keyring, registry })
+  createMetrics({ ...options.metrics, keyring, registry })
 
   const dashboard = options.dashboard === false ? null : createDashboard(keyring, options.dashboard)
   let document: unknown

@@ -142,7 +142,7 @@ describe('tombstones', () => {
 
 describe('a store reset', () => {
   it('reports itself, answers KEYROT_STORE_RESET for keys the store lacks, and reports the keys it lost', async () => {
-    const { store, keyring } = setup()
+    const { clock, store, keyring } = setup()
     const resets: KeyringEvents['store.reset'][] = []
     const lost: KeyringEvents['keys.lost'][] = []
     keyring.on('store.reset', (event) => resets.push(event))
@@ -156,7 +156,10 @@ describe('a store reset', () => {
     await settle()
     expect(resets).toEqual([{ cause: 'rollback', detail: 'test', at: 0 }])
     expect(lost).toMatchObject([{ keyIds: [gone.key.id], count: 1, cause: 'rollback' }])
-    // Not 401 "invalid key" for a client whose key the store lost: 503, retry later.
+    // A key this replica proved and confirmed keeps working from its last confirmed state for cache.staleIfError...
+    expect(await codeOfVerify(keyring.verify(gone.token))).toBe('ok')
+    // ...then its client hears 503 KEYROT_STORE_RESET (retry later), never 401 "invalid key".
+    clock.advance(30_001)
     expect(await codeOfVerify(keyring.verify(gone.token))).toBe('KEYROT_STORE_RESET')
     expect(await codeOfVerify(keyring.verify(kept.token))).toBe('ok')
 
