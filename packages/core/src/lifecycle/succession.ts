@@ -1,4 +1,5 @@
 import { AlreadyRotatedError, InvalidInputError, KeyExpiredError, KeyRevokedError } from '../errors.js'
+import { familyOf } from '../token/format.js'
 import type { KeyRecord } from '../types.js'
 import type { RotateOptions } from './keyring-types.js'
 import { checkMetadata, checkName, checkScopes, checkTimestamp } from './validate.js'
@@ -35,4 +36,33 @@ export function assertRotatable(old: KeyRecord, now: number, hint = ''): void {
   if (old.revokedAt !== null) throw new KeyRevokedError(old.id, old.revokedAt, old.revokedReason)
   if (old.rotatedTo !== null) throw new AlreadyRotatedError(old.id, old.rotatedTo, hint)
   if (old.expiresAt !== null && old.expiresAt <= now) throw new KeyExpiredError(old.id, old.expiresAt)
+}
+
+/** What a new key's record is built from: the caller's input, checked. */
+export type RecordDraft = Pick<KeyRecord, 'tenantId' | 'name' | 'scopes' | 'metadata' | 'rateLimit' | 'prefix' | 'expiresAt'>
+
+/** A new key's record around its `hash`: not revoked, not rotated, unused. */
+export function newRecord(draft: RecordDraft, id: string, rotatedFrom: string | null, now: number, hash: string): KeyRecord {
+  return {
+    id,
+    familyId: familyOf(id),
+    tenantId: draft.tenantId,
+    name: draft.name,
+    prefix: draft.prefix,
+    scopes: [...draft.scopes],
+    metadata: draft.metadata,
+    createdAt: now,
+    expiresAt: draft.expiresAt,
+    revokedAt: null,
+    revokedReason: null,
+    incidentId: null,
+    rotatedFrom,
+    rotatedTo: null,
+    rotatedAt: null,
+    rateLimit: draft.rateLimit,
+    usageCount: 0,
+    lastUsedAt: null,
+    lastUsedInGraceAt: null,
+    hash,
+  }
 }

@@ -1,0 +1,495 @@
+import { LRUCache } from 'lru-cache'
+import { VerificationCache } from '../cache/verification-cache.js'
+import {
+  InsufficientScopeError,
+  InvalidSecretError,
+  KeyExpiredError,
+  KeyNotFoundError,
+  KeyrotError,
+  KeyRevokedError,
+  OverloadedError,
+  RateLimitedError,
+  StoreUnavailableError,
+} from '../errors.js'
+import type { RequestContext, TypedEmitter } from '../events.js'
+import { Argon2Queue } from '../hash/argon2-queue.js'
+import { errorFields } from '../logger.js'
+import type { ResolvedKeyringOptions } from '../options.js'
+import { noteProofsOff, SharedProofs, type SharedProofResult } from '../proof/shared-proofs.js'
+import type { FallbackRateLimiter } from '../rate-limit/fallback-limiter.js'
+import { AttemptGuard, isPromise, type Gate, type QuotaOutcome, type RateLimitStats, type Ticket } from '../rate-limit/guard.js'
+import type { RateLimitInfo } from '../rate-limit/headers.js'
+import type { RateLimiter } from '../rate-limit/limiter.js'
+import { MemoryRateLimiter } from '../rate-limit/memory-limiter.js'
+import type { Circuit } from '../store/circuit.js'
+import { rotationUseOf } from '../store/rotation-usage.js'
+import type { KeyStore } from '../store/store.js'
+import { parseToken } from '../token/format.js'
+import { toApiKey, type ApiKey, type KeyRecord } from '../types.js'
+import type { VerifyOptions, VerifyResult } from './keyring-types.js'
+import { fallbackLimiter, openStoreCircuit } from './outage.js'
+
+const EMPTY: readonly string[] = Object.freeze([])
+
+/** When a watched `verify()` started (`performance.now()`), carried on its copied options. */
+const STARTED_AT = Symbol('keyrot.verifyStartedAt')
+
+function elapsedMs(context: RequestContext): number | undefined {
+  const started = (context as { [STARTED_AT]?: number })[STARTED_AT]
+  return started === undefined ? undefined : performance.now() - started
+}
+
+export interface VerifierOptions {
+  options: ResolvedKeyringOptions
+  /** The keyring's emitter: verification, outage and rate-limit events. */
+  events: TypedEmitter
+  /** Reads a key's state from the store as this replica may trust it (tightened by the store-reset guard). */
+  read: (keyId: string) => Promise<KeyRecord | null>
+}
+
+/**
+ * The verify path of a keyring: format, abuse guard, cached proof and state,
+ * store read (through the store circuit, stale-if-error on an outage),
+ * status and expiry, proof (shared proof or bounded Argon2), scopes, quota.
+ * It reads the store and never writes key state (usage, shared proofs and
+ * re-hashes aside). The `Keyring` owns the lifecycle and is the only caller
+ * of `invalidate`/`invalidateAll`: the arrows point from keyring.ts to here.
+ */
+export class Verifier {
+  readonly options: ResolvedKeyringOptions
+  readonly store: KeyStore
+  readonly #events: TypedEmitter
+  readonly #read: (keyId: string) => Promise<KeyRecord | null>
+  readonly #cache: VerificationCache | null
+  readonly #proving = new Map<string, Promise<boolean | OverloadedError>>()
+  readonly #proofs: SharedProofs | null
+  readonly #argon2: Argon2Queue
+  readonly #views = new WeakMap<KeyRecord, ApiKey>()
+  readonly #graceEventAt: LRUCache<string, number>
+  readonly #guard: AttemptGuard | null
+  /** Opens when key reads fail with an outage: verifies then answer from the cache at once. */
+  readonly #storeCircuit: Circuit
+  /** The shared rate limiter with local counters behind it; `null` for an in-process limiter. */
+  readonly #limiter: FallbackRateLimiter | null
+  #staleVerifications = 0
+
+  constructor({ options, events, read }: VerifierOptions) {
+    this.options = options
+    this.store = options.store
+    this.#events = events
+    this.#read = read
+    this.#cache =
+      options.cacheMaxEntries === 0
+        ? null
+        : new VerificationCache({
+            maxProofs: options.cacheMaxEntries,
+            maxStates: options.cacheMaxEntries,
+            stateTtlMs: options.stateTtlMs,
+            clock: options.clock,
+            staleIfErrorMs: options.staleIfErrorMs,
+            feedLive: () => this.#liveFeed(),
+          })
+    this.#graceEventAt = new LRUCache({ max: 10_000 })
+    this.#storeCircuit = this.#openStoreCircuit()
+    this.#argon2 = new Argon2Queue(options.argon2)
+    this.#proofs = options.proofKey ? new SharedProofs(options.proofKey) : null
+    if (!this.#proofs) noteProofsOff(options.logger)
+    const rateLimit = options.rateLimit
+    this.#limiter = rateLimit && !(rateLimit.limiter instanceof MemoryRateLimiter) ? this.#fallbackLimiter(rateLimit.limiter) : null
+    const guarded = rateLimit && this.#limiter ? { ...rateLimit, limiter: this.#limiter } : rateLimit
+    this.#guard = guarded ? new AttemptGuard(guarded, options.clock, options.logger, this.#cache !== null) : null
+  }
+
+  /** Drops a key's cached state (never its proofs) and poisons a load of it in flight. */
+  invalidate(keyId: string): void {
+    this.#cache?.invalidate(keyId)
+  }
+
+  /** Drops every cached state (the feed may have lost messages). */
+  invalidateAll(): void {
+    this.#cache?.invalidateAll()
+  }
+
+  /** Stops the store circuit's probe and closes the rate limiter. */
+  async close(): Promise<void> {
+    this.#storeCircuit.close()
+    await this.#guard?.close()
+  }
+
+  /**
+   * Checks a token. Cheapest checks first: format and checksum (no I/O), the
+   * abuse checks (IP block, failures per IP and per key id, the negative
+   * cache of wrong tokens: see docs/rate-limits.md), the cached proof and
+   * state, a store read, status and expiry, Argon2 (only for a token not
+   * proven before), scopes, and the key's request quota last.
+   *
+   * Returns `{ ok: false, error }` for any credential problem and for a rate
+   * limit (`RateLimitedError`). A key is reported expired or revoked only
+   * when the token's secret was proven right; otherwise the error is
+   * `KEYROT_INVALID_SECRET`. Throws only `StoreUnavailableError`, when the
+   * store or the rate limiter cannot answer.
+   */
+  async verify(token: string, options: VerifyOptions = {}): Promise<VerifyResult> {
+    const now = this.options.clock.now()
+    // Timed only when someone listens; the start travels with the options to every emit below.
+    // A child object (the caller's options as its prototype) costs a tenth of a spread.
+    if (this.#events.has('verification.succeeded') || this.#events.has('verification.failed')) {
+      const timed = Object.create(options) as VerifyOptions & { [STARTED_AT]?: number }
+      timed[STARTED_AT] = performance.now()
+      options = timed
+    }
+    const guard = this.#guard
+    let keyId: string
+    let prefix: string
+    try {
+      const parsed = parseToken(token)
+      keyId = parsed.keyId
+      prefix = parsed.prefix
+    } catch (error) {
+      // No I/O for a malformed token, but it is a failed attempt of its client (and a blocked client hears 429, not 401).
+      if (guard) {
+        let gate = this.#admit(guard, { ip: options.clientIp, keyId: undefined, digest: undefined, proven: false }, options, now)
+        if (isPromise(gate)) gate = await gate
+        if (!gate.ok) return this.#refuse(gate.error, undefined, undefined, options, now)
+      }
+      return this.#fail(error as KeyrotError, undefined, undefined, options, now)
+    }
+
+    const cache = this.#cache
+    const digest = cache ? cache.digest(token) : guard ? guard.digest(token) : ''
+    if (!guard) return this.#verifyParsed(token, keyId, prefix, digest, options, now)
+    // The memory limiter answers synchronously: no tick is spent before the store read.
+    let gate = this.#admit(guard, { ip: options.clientIp, keyId, digest, proven: cache?.proofOf(digest) === keyId }, options, now)
+    if (isPromise(gate)) gate = await gate
+    if (!gate.ok) return this.#refuse(gate.error, keyId, undefined, options, now)
+    if (gate.known) {
+      const error = gate.known.code === 'KEYROT_KEY_NOT_FOUND' ? new KeyNotFoundError(keyId) : new InvalidSecretError(keyId)
+      return this.#fail(error, keyId, gate.known.tenantId, options, now)
+    }
+    const ticket: Ticket | null = gate.ticket
+    if (!ticket) return this.#verifyParsed(token, keyId, prefix, digest, options, now)
+    let guessed = false
+    try {
+      const result = await this.#verifyParsed(token, keyId, prefix, digest, options, now)
+      // Only an unknown key id or a wrong secret is a guess; the right secret of an expired key, a missing scope or an outage is not.
+      guessed = !result.ok && (result.error.code === 'KEYROT_KEY_NOT_FOUND' || result.error.code === 'KEYROT_INVALID_SECRET')
+      return result
+    } finally {
+      const settled = guard.settle(ticket, guessed)
+      if (isPromise(settled)) await settled
+    }
+  }
+
+  async #verifyParsed(token: string, keyId: string, prefix: string, digest: string, options: VerifyOptions, now: number): Promise<VerifyResult> {
+    const cache = this.#cache
+    let record: KeyRecord | null
+    let cached = false
+    try {
+      if (cache) {
+        const hit = cache.cachedState(keyId)
+        if (hit !== undefined) {
+          // Trusted for at most cache.stateTtl, even while the feed is down.
+          record = hit
+          cached = true
+        } else if (this.#liveFeed()) {
+          record = await cache.state(keyId, (id) => this.#readKey(id))
+        } else {
+          // The invalidation feed is down (subscriber reconnecting, heartbeats
+          // missed): a change published now would not reach us, so a state
+          // read now is used once and not cached.
+          record = await cache.state(keyId, (id) => this.#readKey(id), false)
+        }
+      } else {
+        record = await this.#readKey(keyId)
+      }
+    } catch (error) {
+      const failure = error instanceof StoreUnavailableError ? error : new StoreUnavailableError(undefined, { cause: error, keyId })
+      record = this.#staleOrThrow(failure, keyId, digest, options, now)
+      cached = true
+    }
+    if (record === null) {
+      this.#guard?.rememberFailure(digest, { code: 'KEYROT_KEY_NOT_FOUND', tenantId: undefined })
+      return this.#fail(new KeyNotFoundError(keyId), keyId, undefined, options, now)
+    }
+
+    if (!cache || cache.proofOf(digest) !== keyId) {
+      cached = false
+      const proven = record.prefix === prefix && (await this.#prove(digest, token, record))
+      if (proven instanceof OverloadedError) return this.#fail(proven, keyId, record.tenantId, options, now)
+      if (!proven) {
+        this.#guard?.rememberFailure(digest, { code: 'KEYROT_INVALID_SECRET', tenantId: record.tenantId })
+        return this.#fail(new InvalidSecretError(keyId), keyId, record.tenantId, options, now)
+      }
+    }
+
+    if (record.revokedAt !== null) {
+      return this.#fail(new KeyRevokedError(keyId, record.revokedAt, record.revokedReason), keyId, record.tenantId, options, now)
+    }
+    if (record.expiresAt !== null && record.expiresAt <= now) {
+      if (this.#events.has('key.expired')) {
+        this.#events.emit('key.expired', { keyId, tenantId: record.tenantId, expiredAt: record.expiresAt, at: now })
+      }
+      return this.#fail(new KeyExpiredError(keyId, record.expiresAt), keyId, record.tenantId, options, now)
+    }
+    const required = options.scopes ?? EMPTY
+    if (required.length > 0) {
+      const missing = required.filter((scope) => !record.scopes.includes(scope))
+      if (missing.length > 0) {
+        return this.#fail(new InsufficientScopeError(keyId, required, missing), keyId, record.tenantId, options, now)
+      }
+    }
+
+    // The quota is spent last, by requests that passed every other check.
+    let rateLimit: RateLimitInfo | undefined
+    if (this.#guard) {
+      let quota: QuotaOutcome
+      try {
+        const consumed = this.#guard.consume(keyId, record.rateLimit, now)
+        quota = isPromise(consumed) ? await consumed : consumed
+      } catch (error) {
+        this.#emitFailure(error as KeyrotError, keyId, record.tenantId, options, now)
+        throw error
+      }
+      if (!quota.ok) return this.#refuse(quota.error, keyId, record.tenantId, options, now)
+      rateLimit = quota.rateLimit
+    }
+
+    const inGrace = record.rotatedTo !== null
+    const rotationUse = rotationUseOf(record, now, options.clientIp, options.userAgent)
+    if (rotationUse) this.store.recordUsage(keyId, now, inGrace, rotationUse)
+    else this.store.recordUsage(keyId, now, inGrace)
+    if (inGrace) this.#noteGraceUse(record, options, now)
+    if (this.#events.has('verification.succeeded')) {
+      this.#events.emit('verification.succeeded', {
+        keyId,
+        tenantId: record.tenantId,
+        state: inGrace ? 'grace' : 'active',
+        cached,
+        clientIp: options.clientIp,
+        userAgent: options.userAgent,
+        durationMs: elapsedMs(options) ?? 0,
+        at: now,
+      })
+    }
+    return rateLimit ? { ok: true, key: this.#view(record), cached, rateLimit } : { ok: true, key: this.#view(record), cached }
+  }
+
+  /** The abuse checks before any store read; a limiter outage is reported like a store outage. */
+  #admit(guard: AttemptGuard, input: Parameters<AttemptGuard['admit']>[0], context: RequestContext, now: number): Gate | Promise<Gate> {
+    const outage = (error: unknown): never => {
+      this.#emitFailure(error as KeyrotError, input.keyId, undefined, context, now)
+      throw error
+    }
+    try {
+      const gate = guard.admit(input, now)
+      return isPromise(gate) ? gate.catch(outage) : gate
+    } catch (error) {
+      return outage(error)
+    }
+  }
+
+  /** A refusal by a rate limit: `ratelimit.blocked` for alerting, then the usual failure report. */
+  #refuse(error: RateLimitedError, keyId: string | undefined, tenantId: string | undefined, context: RequestContext, now: number): VerifyResult {
+    if (this.#events.has('ratelimit.blocked')) {
+      this.#events.emit('ratelimit.blocked', {
+        code: error.code as 'KEYROT_RATE_LIMITED' | 'KEYROT_IP_BLOCKED',
+        policy: error.policy,
+        scope: error.scope,
+        keyId,
+        clientIp: context.clientIp,
+        retryAfterMs: error.retryAfterMs,
+        at: now,
+      })
+    }
+    return this.#fail(error, keyId, tenantId, context, now)
+  }
+
+  /** A frozen public view of a record, built once per cached state. */
+  #view(record: KeyRecord): ApiKey {
+    let view = this.#views.get(record)
+    if (!view) {
+      view = Object.freeze(toApiKey(record, Number.NEGATIVE_INFINITY)) as ApiKey
+      this.#views.set(record, view)
+    }
+    return view
+  }
+
+  /**
+   * One proof per token at a time, shared by concurrent verifies of it: the
+   * fleet's shared proof on the record (one HMAC) when it matches, else Argon2
+   * through the bounded queue, whose proof is then shared. Returns (not throws)
+   * `OverloadedError` when the queue cannot start the run in time. Says only
+   * which key the token belongs to: the caller checks the record's state.
+   */
+  async #prove(digest: string, token: string, record: KeyRecord): Promise<boolean | OverloadedError> {
+    const cache = this.#cache
+    const hasher = this.options.hasher
+    if (!cache) return this.#argon2.run(() => hasher.verify(record.hash, token)).catch(overloadedOnly)
+    let pending = this.#proving.get(digest)
+    if (!pending) {
+      pending = (async () => {
+        try {
+          const proofs = this.#proofs
+          if (proofs?.check(record, token) === 'hit') {
+            cache.rememberProof(digest, record.id)
+            return true
+          }
+          const ok = await this.#argon2.run(() => hasher.verify(record.hash, token))
+          if (ok) {
+            cache.rememberProof(digest, record.id)
+            this.#maybeRehash(record, token)
+            proofs?.share(this.store, record, token, this.options.logger)
+          }
+          return ok
+        } catch (error) {
+          return overloadedOnly(error)
+        } finally {
+          this.#proving.delete(digest)
+        }
+      })()
+      this.#proving.set(digest, pending)
+    }
+    return pending
+  }
+
+  /** The Argon2 queue and the shared proofs' outcomes since start, for metrics (`sharedProofs` is `null` when no proof key is set). */
+  proofStats(): { argon2QueueLength: number; argon2Running: number; argon2Refused: number; sharedProofs: Record<SharedProofResult, number> | null } {
+    return {
+      argon2QueueLength: this.#argon2.length,
+      argon2Running: this.#argon2.running,
+      argon2Refused: this.#argon2.refused,
+      sharedProofs: this.#proofs?.stats() ?? null,
+    }
+  }
+
+  #maybeRehash(record: KeyRecord, token: string): void {
+    const hasher = this.options.hasher
+    if (!hasher.needsRehash?.(record.hash)) return
+    void (async () => {
+      try {
+        await this.store.updateHash(record.id, await hasher.hash(token))
+        this.#cache?.invalidate(record.id)
+        this.options.logger.info({ event: 'key.rehashed', keyId: record.id }, 'keyrot re-hashed a key with the current parameters')
+      } catch (error) {
+        this.options.logger.warn({ event: 'key.rehash_failed', keyId: record.id, ...errorFields(error) }, 'keyrot could not re-hash a key')
+      }
+    })()
+  }
+
+  #noteGraceUse(record: KeyRecord, context: RequestContext, now: number): void {
+    if (!this.#events.has('key.used_in_grace')) return
+    const last = this.#graceEventAt.get(record.id)
+    if (last !== undefined && now - last < this.options.graceUsageEventIntervalMs) return
+    this.#graceEventAt.set(record.id, now)
+    this.#events.emit('key.used_in_grace', {
+      keyId: record.id,
+      tenantId: record.tenantId,
+      rotatedTo: record.rotatedTo,
+      expiresAt: record.expiresAt as number,
+      clientIp: context.clientIp,
+      userAgent: context.userAgent,
+      at: now,
+    })
+  }
+
+  #fail(error: KeyrotError, keyId: string | undefined, tenantId: string | undefined, context: RequestContext, now: number): VerifyResult {
+    this.#emitFailure(error, keyId, tenantId, context, now)
+    return { ok: false, error, keyId }
+  }
+
+  #emitFailure(error: KeyrotError, keyId: string | undefined, tenantId: string | undefined, context: RequestContext, now: number): void {
+    if (!this.#events.has('verification.failed')) return
+    this.#events.emit('verification.failed', {
+      code: error.code,
+      keyId,
+      tenantId,
+      clientIp: context.clientIp,
+      userAgent: context.userAgent,
+      durationMs: elapsedMs(context),
+      at: now,
+    })
+  }
+
+  /**
+   * Reports a request refused before `verify` (no key, malformed header) to
+   * listeners, so metrics and audit logs see every attempt.
+   */
+  noteRequestFailure(error: KeyrotError, context: RequestContext = {}): void {
+    this.#emitFailure(error, undefined, undefined, context, this.options.clock.now())
+  }
+
+
+  /** State of the verification cache, for metrics. */
+  cacheStats(): { proofs: number; states: number; hits: number; misses: number } {
+    return this.#cache?.stats() ?? { proofs: 0, states: 0, hits: 0, misses: 0 }
+  }
+
+  /** Refusals by rate-limit policy and negative-cache hits since start, for metrics and alerts; `null` when `rateLimit: false`. */
+  rateLimitStats(): RateLimitStats | null {
+    return this.#guard?.stats() ?? null
+  }
+
+  /** The abuse guard of `verify()`, shared by other credentials checked against this keyring (signed requests); `null` when `rateLimit: false`. */
+  get abuseGuard(): AttemptGuard | null {
+    return this.#guard
+  }
+
+  /**
+   * Store and rate-limiter outages since start, for metrics: whether key
+   * reads work now, outages seen, verifications answered from a stale
+   * state, and rate-limit decisions taken by this replica's own counters.
+   */
+  outageStats(): { storeUp: boolean; storeOutages: number; staleVerifications: number; rateLimitFallbacks: number } {
+    return {
+      storeUp: !this.#storeCircuit.open,
+      storeOutages: this.#storeCircuit.outages,
+      staleVerifications: this.#staleVerifications,
+      rateLimitFallbacks: this.#limiter?.fallbacks ?? 0,
+    }
+  }
+
+  /** A key read through the store circuit: fails at once while the store is known to be down. */
+  #readKey(keyId: string): Promise<KeyRecord | null> {
+    return this.#storeCircuit.run(
+      () => this.#read(keyId),
+      () => new StoreUnavailableError('The key store is unavailable (it is being probed in the background).', { keyId }),
+    )
+  }
+
+  /**
+   * Stale-if-error: while the store cannot answer (any `StoreUnavailableError`),
+   * the last state this replica confirmed for the key answers, if the token
+   * was proven here and the state is younger than `cache.staleIfError`. The
+   * usual checks follow (revoked, `expiresAt`, scopes). Otherwise reports and
+   * throws `failure` (503 with Retry-After).
+   */
+  #staleOrThrow(failure: StoreUnavailableError, keyId: string, digest: string, options: VerifyOptions, now: number): KeyRecord {
+    const cache = this.#cache
+    const stale = cache !== null && cache.proofOf(digest) === keyId ? cache.staleState(keyId) : undefined
+    if (stale === undefined) {
+      this.#emitFailure(failure, keyId, undefined, options, now)
+      throw failure
+    }
+    this.#staleVerifications++
+    return stale
+  }
+
+  #openStoreCircuit(): Circuit {
+    // The limiter usually shares the store's Redis: once the store is down, its requests need not each wait a timeout to find out.
+    return openStoreCircuit(this.options, this.#events, () => this.#limiter?.trip())
+  }
+
+  #fallbackLimiter(shared: RateLimiter): FallbackRateLimiter {
+    return fallbackLimiter(shared, this.options, this.#events)
+  }
+
+  #liveFeed(): boolean {
+    const live = this.store.invalidationLive
+    return live === undefined || live.call(this.store) !== false
+  }
+}
+
+function overloadedOnly(error: unknown): OverloadedError {
+  if (error instanceof OverloadedError) return error
+  throw error
+}
