@@ -8,6 +8,8 @@ export interface StoreFlags {
   redis?: string | undefined
   /** `--cluster`: the URL (or comma-separated URLs) are Redis Cluster seed nodes. */
   cluster?: boolean | undefined
+  /** `--key-prefix`: the RedisStore's `keyPrefix`; falls back to `KEYROT_KEY_PREFIX`, then the store's default. */
+  keyPrefix?: string | undefined
 }
 
 export interface OpenedKeyring {
@@ -142,7 +144,7 @@ export async function openKeyring(url: string, flags: StoreFlags, options: Conne
     const { RedisStore, RedisRateLimiter } = await import('@keyrot/redis')
     keyring = createKeyring({
       ...options.keyring,
-      store: new RedisStore({ client, ...(options.logger ? { logger: options.logger } : {}) }),
+      store: new RedisStore({ client, ...(flags.keyPrefix ? { keyPrefix: flags.keyPrefix } : {}), ...(options.logger ? { logger: options.logger } : {}) }),
       rateLimit: options.sharedRateLimits ? { limiter: new RedisRateLimiter({ client }) } : false,
       ...(options.logger ? { logger: options.logger } : {}),
     })
