@@ -14,6 +14,7 @@ import {
 import type { Cluster, Redis } from 'ioredis'
 import { duplicateForData, duplicateForSubscriber, runScript, runScriptAndWait, whenReady, withDeadline } from './connection.js'
 import { ClusterTransport, InvalidationFeed, keyMessage, StandaloneTransport } from './invalidation.js'
+import { startupError, trackLastError } from './startup.js'
 import { KeyLayout } from './keys.js'
 import { listRecords } from './list.js'
 import { resolveRedisStoreOptions, type DurableOperation, type RedisClient, type RedisStoreOptions, type ResolvedRedisStoreOptions } from './options.js'
@@ -68,8 +69,19 @@ export class RedisStore implements KeyStore {
 
   /** Resolves once the data connection is ready, or throws `StoreUnavailableError` after `timeoutMs`. */
   waitUntilReady(timeoutMs = 5_000): Promise<void> {
-    return withDeadline(timeoutMs, 'connect', undefined, () => whenReadyOrWait(this.#data))
+    this.#lastError ??= trackLastError(this.#data)
+    const lastError = this.#lastError
+    const waiting = withDeadline(timeoutMs, 'connect', undefined, () => whenReadyOrWait(this.#data)).catch((error: unknown) => {
+      throw startupError(error, this.#data, lastError(), timeoutMs)
+    })
+    // Called without await at start-up, a failure must not crash a server
+    // that runs on later: the rejection counts as handled, and a caller that
+    // awaits still gets it.
+    waiting.catch(() => {})
+    return waiting
   }
+
+  #lastError: (() => Error | undefined) | undefined
 
   // ---------------------------------------------------------------- reads
 
