@@ -15,6 +15,7 @@ import type { Cluster, Redis } from 'ioredis'
 import { duplicateForData, duplicateForSubscriber, runScript, runScriptAndWait, whenReady, withDeadline } from './connection.js'
 import { ClusterTransport, InvalidationFeed, keyMessage, StandaloneTransport } from './invalidation.js'
 import { startupError, trackLastError } from './startup.js'
+import { reportOutages } from './outage-log.js'
 import { KeyLayout } from './keys.js'
 import { listRecords } from './list.js'
 import { resolveRedisStoreOptions, type DurableOperation, type RedisClient, type RedisStoreOptions, type ResolvedRedisStoreOptions } from './options.js'
@@ -59,6 +60,7 @@ export class RedisStore implements KeyStore {
     // Commands may legitimately last as long as a WAIT; the store's own deadline is the tighter bound.
     this.#data = duplicateForData(client, cluster, timeoutMs + durability.timeoutMs)
     this.#data.on('error', (error: Error) => this.#warnOnce('redis.error', { err: { message: error.message } }, 'keyrot Redis connection error'))
+    reportOutages(this.#data, options.logger)
     this.#usage = new UsageBatcher({
       flushIntervalMs: this.options.usageFlushIntervalMs,
       maxPendingKeys: this.options.usageMaxPendingKeys,
