@@ -365,6 +365,12 @@ describe('installed from the tarballs', () => {
       expect(help.stdout).toMatch(new RegExp(`^  ${command} `, 'm'))
     }
     expect((await keyrot('--version')).stdout.trim()).toBe(manifests.cli.version)
+    // The demo lives in the repository: the published help does not offer it,
+    // and `keyrot demo` says where it is.
+    expect(help.stdout).not.toMatch(/^ {2}demo /m)
+    const demo = await run('npx', ['--no', '--', 'keyrot', 'demo'], { cwd: consumer, timeoutMs: 30_000, allowFailure: true })
+    expect({ code: demo.code, stderr: demo.stderr }).toEqual({ code: 1, stderr: expect.stringContaining('ships with the keyrot repository') })
+    expect((await keyrot('serve', '--help')).stdout).toMatch(/\(default: 10s\)/)
   })
 
   it('keyrot create writes a key to Redis that @keyrot/redis verifies', async () => {

@@ -137,7 +137,7 @@ async function main(): Promise<number> {
 
   write(`keyrot rotation demo: ${target.description} on ${target.baseUrls.join(', ')}, Argon2id, verification cache on`)
   for (const line of target.details) write(line)
-  write(`grace period ${formatDuration(gracePeriodMs)}; tokens are never printed, only key ids`)
+  write(`grace period ${formatDuration(gracePeriodMs)}; secrets are never printed, only key ids`)
   printClients(write)
   write('')
   let result

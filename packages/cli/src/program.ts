@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs'
+import { formatDuration } from '@keyrot/core'
 import { Command, CommanderError } from 'commander'
 import { registerCreate } from './commands/create.js'
 import { registerDemo } from './commands/demo.js'
@@ -11,6 +12,7 @@ import { registerRewrapSecrets } from './commands/signing.js'
 import { registerStore } from './commands/store-reset.js'
 import { describeFailure, EXIT_OK, EXIT_USAGE } from './exit-codes.js'
 import { processIo, type CliIo } from './io.js'
+import { parseDurationArg } from './parse.js'
 
 function version(): string {
   try {
@@ -54,7 +56,22 @@ Exit codes: 0 ok, 1 error (unknown key, Redis unreachable...), 2 usage (bad argu
   registerRewrapSecrets(program, io)
   registerStore(program, io)
   registerScan(program, io)
+  showDurationDefaultsAsDurations(program)
   return program
+}
+
+/**
+ * `--shutdown-timeout <duration> ... (default: 10000)` reads as a count:
+ * every duration option's numeric default is shown as a duration ("10s").
+ */
+function showDurationDefaultsAsDurations(command: Command): void {
+  for (const option of command.options) {
+    const parser = (option as { parseArg?: unknown }).parseArg
+    if (parser === parseDurationArg && typeof option.defaultValue === 'number' && option.defaultValueDescription === undefined) {
+      option.defaultValueDescription = formatDuration(option.defaultValue)
+    }
+  }
+  for (const sub of command.commands) showDurationDefaultsAsDurations(sub)
 }
 
 /**

@@ -11,6 +11,8 @@ export interface StoreFlags {
   cluster?: boolean | undefined
   /** `--redis-password-file <path>`: the Redis password, read from a file (first line). */
   redisPasswordFile?: string | undefined
+  /** `--key-prefix`: the RedisStore's `keyPrefix`; falls back to `KEYROT_KEY_PREFIX`, then the store's default. */
+  keyPrefix?: string | undefined
 }
 
 export interface OpenedKeyring {
@@ -190,7 +192,7 @@ export async function openKeyring(url: string, flags: StoreFlags, options: Conne
   let keyring: Keyring
   try {
     const { RedisStore, RedisRateLimiter } = await import('@keyrot/redis')
-    const store = new RedisStore({ client, ...(options.logger ? { logger: options.logger } : {}) })
+    const store = new RedisStore({ client, ...(flags.keyPrefix ? { keyPrefix: flags.keyPrefix } : {}), ...(options.logger ? { logger: options.logger } : {}) })
     keyring = createKeyring({
       ...options.keyring,
       store,

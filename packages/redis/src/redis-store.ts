@@ -20,6 +20,8 @@ import type { Cluster, Redis } from 'ioredis'
 import { checkDurability, UnsafeRedisConfigError } from './durability-check.js'
 import { duplicateForData, duplicateForSubscriber, runScript, runScriptAndWait, whenReady, withDeadline } from './connection.js'
 import { ClusterTransport, InvalidationFeed, keyMessage, StandaloneTransport } from './invalidation.js'
+import { startupError, trackLastError } from './startup.js'
+import { reportOutages } from './outage-log.js'
 import { KeyLayout } from './keys.js'
 import { listRecords } from './list.js'
 import { resolveRedisStoreOptions, type DurableOperation, type RedisClient, type RedisStoreOptions, type ResolvedRedisStoreOptions } from './options.js'
@@ -69,6 +71,7 @@ export class RedisStore implements KeyStore {
     // A restarted Redis breaks the connection: the next "not found" or admin write looks at the store first.
     this.#data.on('ready', () => this.#identity.connectionRenewed())
     this.#data.on('error', (error: Error) => this.#warnOnce('redis.error', { err: { message: error.message } }, 'keyrot Redis connection error'))
+    reportOutages(this.#data, options.logger)
     this.#usage = new UsageBatcher({
       flushIntervalMs: this.options.usageFlushIntervalMs,
       maxPendingKeys: this.options.usageMaxPendingKeys,
@@ -86,15 +89,27 @@ export class RedisStore implements KeyStore {
   }
 
   /**
-   * Resolves once the data connection is ready, or throws `StoreUnavailableError` after `timeoutMs`.
-   * Then takes the store's identity (see store-identity.ts) and checks that
-   * Redis keeps keys (see `requireDurability`).
+   * Resolves once the data connection is ready, or throws `StoreUnavailableError`
+   * after `timeoutMs` naming the address, the cause and the option. Then takes
+   * the store's identity (see store-identity.ts) and checks that Redis keeps
+   * keys (see `requireDurability`).
    */
-  async waitUntilReady(timeoutMs = 5_000): Promise<void> {
-    await withDeadline(timeoutMs, 'connect', undefined, () => whenReadyOrWait(this.#data))
-    await this.#identity.check()
-    this.#identity.start()
-    await this.#checkDurability()
+  waitUntilReady(timeoutMs = 5_000): Promise<void> {
+    this.#lastError ??= trackLastError(this.#data)
+    const lastError = this.#lastError
+    const waiting = (async () => {
+      await withDeadline(timeoutMs, 'connect', undefined, () => whenReadyOrWait(this.#data)).catch((error: unknown) => {
+        throw startupError(error, this.#data, lastError(), timeoutMs)
+      })
+      await this.#identity.check()
+      this.#identity.start()
+      await this.#checkDurability()
+    })()
+    // Called without await at start-up, a failure must not crash a server
+    // that runs on later: the rejection counts as handled, and a caller that
+    // awaits still gets it.
+    waiting.catch(() => {})
+    return waiting
   }
 
   async #checkDurability(): Promise<void> {
@@ -107,6 +122,8 @@ export class RedisStore implements KeyStore {
     if (this.options.requireDurability) throw new UnsafeRedisConfigError(report.problems)
     for (const problem of report.problems) this.#warnOnce(`durability.${problem.split(/[ :]/)[0]}`, { problem }, `keyrot Redis can lose or evict keys: ${problem}`)
   }
+
+  #lastError: (() => Error | undefined) | undefined
 
   // ---------------------------------------------------------------- reads
 

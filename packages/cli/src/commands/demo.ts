@@ -19,8 +19,10 @@ export function demoEntry(): { entry: string; sources: string } {
 }
 
 export function registerDemo(program: Command, io: CliIo): void {
+  // Published without the demo (it lives in the repository): keep the command,
+  // which says where to find it, but out of the help.
   program
-    .command('demo')
+    .command('demo', { hidden: !existsSync(demoEntry().sources) })
     .description('run the rotation demo: clients keep calling an API while its key is rotated and then leaked; checks that no valid request failed')
     .option('--grace <duration>', "grace period of the rotation, at least 1s (default: 10s)", parseDurationArg)
     .option('--quiet', "print a client's request only when its outcome changes")

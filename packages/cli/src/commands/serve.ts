@@ -101,7 +101,7 @@ requests, flush usage counts, close Redis, exit 0.`,
       // Failures per IP and per key id, the IP block and per-key quotas, shared by every replica through Redis.
       sharedRateLimits: true,
       logger,
-      keyring: { ...signing, ...(flags.grace === undefined ? {} : { gracePeriod: flags.grace }), ...proofOptionsFromEnv(io.env) },
+      keyring: { ...signing, ...(flags.grace === undefined ? {} : { gracePeriod: `${flags.grace}ms` }), ...proofOptionsFromEnv(io.env) },
     })
     const registry = new Registry()
     collectDefaultMetrics({ register: registry })

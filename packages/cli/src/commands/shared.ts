@@ -1,8 +1,9 @@
-import type { Keyring } from '@keyrot/core'
+import { KeyNotFoundError, type Keyring } from '@keyrot/core'
 import type { Command } from 'commander'
 import type { CliIo } from '../io.js'
 import { signingOptionsFromEnv } from '../master-keys.js'
 import { printable } from '../output/table.js'
+import { DEFAULT_KEY_PREFIX, withPrefixHint } from '../prefix-hint.js'
 import { openKeyring, resolveRedisUrl, type StoreFlags } from '../store.js'
 
 export interface OutputFlags {
@@ -15,6 +16,7 @@ export function withStoreOptions(command: Command): Command {
     .option('--redis <url>', 'Redis URL of the key store (default: $REDIS_URL)')
     .option('--cluster', 'treat --redis as Redis Cluster seed node(s), comma-separated')
     .option('--redis-password-file <path>', 'read the Redis password from this file (first line) rather than the URL (default: $REDIS_PASSWORD)')
+    .option('--key-prefix <prefix>', "the RedisStore's keyPrefix (default: $KEYROT_KEY_PREFIX, else keyrot)")
 }
 
 export function withJsonOption(command: Command): Command {
@@ -25,9 +27,12 @@ export function withJsonOption(command: Command): Command {
 export async function withKeyring<T>(io: CliIo, flags: StoreFlags, command: string, work: (keyring: Keyring) => Promise<T>): Promise<T> {
   const url = resolveRedisUrl(flags, io, command)
   // With KEYROT_MASTER_KEYS set, signing secrets can be rotated and revoked like API keys.
-  const opened = await openKeyring(url, flags, { reconnect: false, keyring: signingOptionsFromEnv(io.env) })
+  const keyPrefix = flags.keyPrefix ?? io.env['KEYROT_KEY_PREFIX'] ?? DEFAULT_KEY_PREFIX
+  const opened = await openKeyring(url, { ...flags, keyPrefix }, { reconnect: false, keyring: signingOptionsFromEnv(io.env) })
   try {
     return await work(opened.keyring)
+  } catch (error) {
+    throw error instanceof KeyNotFoundError ? await withPrefixHint(error, opened.client, keyPrefix) : error
   } finally {
     await opened.close()
   }
