@@ -119,8 +119,8 @@ describe('leak reports through keyrot serve, three replicas on one Redis', () =>
     expect(key).toMatchObject({ state: 'revoked', incidentId: 'leak:github', revokedReason: `public leak reported by github (revoke): ${URL_FOUND}` })
     const { key: old } = await admin<{ key: Record<string, unknown> }>(replicas[2] as Replica, 'key', { keyId: revoked.key.id })
     expect(old).toMatchObject({ revokedReason: 'retired', incidentId: null })
-    // Recorded: the metrics of the server that answered.
-    const metrics = await (await fetch(`${serve.url}/metrics`)).text()
+    // Recorded: the metrics of the server that answered (on its loopback metrics listener).
+    const metrics = await (await fetch(serve.metricsUrl as string)).text()
     expect(metrics).toMatch(/keyrot_leak_reports_total\{provider="github",label="true_positive"\} [1-9]/)
     expect(metrics).toMatch(/keyrot_keys_leaked_total\{provider="github",action="revoke"\} [1-9]/)
   })

@@ -36,6 +36,7 @@ const plugin: FastifyPluginCallback<SignedRequestOptions> = function keyrotSigne
     realm: options.realm ?? 'api',
     ...(options.replayStore ? { replayStore: options.replayStore } : {}),
     ...(options.tolerance !== undefined ? { tolerance: options.tolerance } : {}),
+    ...(options.bodyTimeout !== undefined ? { bodyTimeout: options.bodyTimeout } : {}),
   })
   const clientIp = options.clientIp ?? ((request: FastifyRequest) => request.ip || undefined)
 
@@ -49,7 +50,8 @@ const plugin: FastifyPluginCallback<SignedRequestOptions> = function keyrotSigne
       method: request.method,
       pathWithQuery: request.raw.url ?? request.url,
       headers: request.raw.headers,
-      // Read only once the headers, timestamp and key passed.
+      // Read only once the headers, timestamp and key passed; a declared length over it is refused first, alike for every key id.
+      maxBodyBytes: limit,
       rawBody: async () => (bytes = await readRawBody(Object.assign(payload, { headers: request.raw.headers }), limit)),
       clientIp: clientIp(request),
       userAgent: request.headers['user-agent'],

@@ -79,6 +79,7 @@ export function signedRequest(options: SignedRequestOptions): MiddlewareHandler<
     realm: options.realm ?? 'api',
     ...(options.replayStore ? { replayStore: options.replayStore } : {}),
     ...(options.tolerance !== undefined ? { tolerance: options.tolerance } : {}),
+    ...(options.bodyTimeout !== undefined ? { bodyTimeout: options.bodyTimeout } : {}),
   })
   const clientIp = options.clientIp
   return createMiddleware<SignedRequestEnv>(async function keyrotSignedRequest(c, next) {
@@ -88,7 +89,8 @@ export function signedRequest(options: SignedRequestOptions): MiddlewareHandler<
       method: c.req.method,
       pathWithQuery: incoming?.url ?? `${url.pathname}${url.search}`,
       headers: headerRecord(c, incoming),
-      // Read only once the headers, timestamp and key passed.
+      // Read only once the headers, timestamp and key passed; a declared length over it is refused first, alike for every key id.
+      maxBodyBytes: limit,
       rawBody: () => bodyOf(c, limit),
       clientIp: clientIp ? clientIp(c) : incoming?.socket.remoteAddress,
       userAgent: c.req.header('user-agent'),

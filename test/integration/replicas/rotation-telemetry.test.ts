@@ -45,7 +45,7 @@ beforeAll(async () => {
   const store = new RedisStore({ client: new Redis(redis.url, { lazyConnect: true }), usage: { flushInterval: FLUSH_INTERVAL_MS } })
   await store.waitUntilReady(10_000)
   adminKeyring = createKeyring({ store, hasher: new Argon2Hasher({ memoryCost: 1024, timeCost: 1, parallelism: 1 }), rateLimit: false })
-  const issued = await adminKeyring.create({ tenantId: 'ops', name: 'admin', scopes: ['admin'] })
+  const issued = await adminKeyring.create({ tenantId: 'ops', name: 'admin', scopes: ['admin', 'admin:*'] })
   adminToken = issued.token
   server = await listen(createServer({ keyring: adminKeyring, dashboard: false }), {
     port: 0,
