@@ -1,7 +1,7 @@
 import { z } from 'zod'
 import { adminAccessOf, manageableKey } from '../server/admin-access.js'
 import { defineRoute, type RouteSpec } from '../server/route-spec.js'
-import { errorSchema, keyParams } from '../server/schemas.js'
+import { errorSchema, keyParams, minutesQuery } from '../server/schemas.js'
 import type { UsageTracker } from './usage-tracker.js'
 
 const errors = {
@@ -52,16 +52,8 @@ export const graceClientsResponse = z
  * rotation with.
  */
 export function usageRoutes(tracker: UsageTracker): RouteSpec[] {
-  const max = tracker.retentionMinutes
-  const usageQuery = z.strictObject({
-    minutes: z
-      .string()
-      .regex(/^\d{1,6}$/, `must be a whole number of minutes from 1 to ${max}`)
-      .transform(Number)
-      .refine((minutes) => minutes >= 1 && minutes <= max, `must be a whole number of minutes from 1 to ${max}`)
-      .optional()
-      .describe(`How many minutes, ending with the current one. Default 60, at most ${max}.`),
-  })
+  const usageQuery = minutesQuery(tracker.retentionMinutes)
+
   return [
     defineRoute({
       method: 'get',

@@ -2,7 +2,7 @@ import { ROTATION_USAGE_LIMITS, emptyRotationUsage, type ApiKey, type Keyring, t
 import { z } from 'zod'
 import { adminAccessOf, manageableKey } from './admin-access.js'
 import { defineRoute, type RouteSpec } from './route-spec.js'
-import { errorSchema, keyParams } from './schemas.js'
+import { errorSchema, keyParams, minutesQuery } from './schemas.js'
 
 const errors = {
   400: { description: 'KEYROT_INVALID_INPUT: a path or query parameter is not valid (`error.field` names it).', schema: errorSchema },
@@ -115,16 +115,7 @@ export async function endGraceWarningFor(keyring: Keyring, keyId: string): Promi
   }
 }
 
-const max = ROTATION_USAGE_LIMITS.retentionMinutes
-const query = z.strictObject({
-  minutes: z
-    .string()
-    .regex(/^\d{1,6}$/, `must be a whole number of minutes from 1 to ${max}`)
-    .transform(Number)
-    .refine((minutes) => minutes >= 1 && minutes <= max, `must be a whole number of minutes from 1 to ${max}`)
-    .optional()
-    .describe(`How many minutes, ending with the current one. Default 60, at most ${max}.`),
-})
+const query = minutesQuery(ROTATION_USAGE_LIMITS.retentionMinutes)
 
 /**
  * `GET /v1/keys/:id/rotation-usage`: how a rotation's traffic moves, as

@@ -35,6 +35,19 @@ const metadata = z.record(z.string(), z.unknown())
 
 export const keyParams = z.strictObject({ id: keyIdSchema })
 
+/** `?minutes=`: how many minutes of per-minute figures, ending with the current one (1 to `max`, default 60). */
+export function minutesQuery(max: number) {
+  return z.strictObject({
+    minutes: z
+      .string()
+      .regex(/^\d{1,6}$/, `must be a whole number of minutes from 1 to ${max}`)
+      .transform(Number)
+      .refine((minutes) => minutes >= 1 && minutes <= max, `must be a whole number of minutes from 1 to ${max}`)
+      .optional()
+      .describe(`How many minutes, ending with the current one. Default 60, at most ${max}.`),
+  })
+}
+
 export const createKeyBody = z
   .strictObject({
     tenantId: tenantId.describe('Tenant the key belongs to.'),
