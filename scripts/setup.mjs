@@ -3,9 +3,10 @@
 // package, so `npm run demo` and `npm test` work on a fresh clone with only
 // Node and npm. Safe to run again: pnpm skips an up-to-date install.
 import { spawnSync } from 'node:child_process'
-import { existsSync, readdirSync, readFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { buildStamp } from './build-stamp.mjs'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const { packageManager } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
@@ -32,13 +33,28 @@ if (!buildOnly) {
 }
 // Build every workspace package that has sources, dependencies first.
 const filters = []
+const packageDirs = []
 for (const dir of ['packages', 'examples', 'bench']) {
   const base = join(root, dir)
   if (!existsSync(base)) continue
   const entries = dir === 'bench' ? [''] : readdirSync(base)
   for (const name of entries) {
     const pkgDir = join(base, name)
-    if (existsSync(join(pkgDir, 'package.json')) && existsSync(join(pkgDir, 'src'))) filters.push('--filter', `./${dir}${name ? `/${name}` : ''}`)
+    if (existsSync(join(pkgDir, 'package.json')) && existsSync(join(pkgDir, 'src'))) {
+      filters.push('--filter', `./${dir}${name ? `/${name}` : ''}`)
+      packageDirs.push(pkgDir)
+    }
   }
 }
-run('npx', [...pnpm, ...filters, '--reporter=append-only', 'run', '--if-present', 'build'])
+// Skipped when nothing the build reads changed since the last successful one
+// (the stamp lives in node_modules, so a fresh install always builds).
+const stampFile = join(root, 'node_modules', '.keyrot-build-stamp')
+const stamp = buildStamp(root, packageDirs)
+const built = packageDirs.every((dir) => existsSync(join(dir, 'dist')))
+if (built && existsSync(stampFile) && readFileSync(stampFile, 'utf8') === stamp && !process.argv.includes('--force')) {
+  console.log('setup: builds are up to date (no source changed since the last build); --force rebuilds')
+} else {
+  run('npx', [...pnpm, ...filters, '--reporter=append-only', 'run', '--if-present', 'build'])
+  mkdirSync(dirname(stampFile), { recursive: true })
+  writeFileSync(stampFile, stamp)
+}
