@@ -110,6 +110,8 @@ export type {
   SignedRequestOutcome,
   SignedRequestVerifier,
 } from './signing/signed-request.js'
+export { signedRequestAdapter } from './signing/adapter-options.js'
+export type { SignedRequestAdapterOptions } from './signing/adapter-options.js'
 export { signatureErrorResponse, SIGNATURE_SCHEME } from './signing/respond.js'
 export { readRawBody } from './signing/raw-body.js'
 export type { BodyStream } from './signing/raw-body.js'

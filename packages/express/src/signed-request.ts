@@ -1,6 +1,6 @@
 import {
-  createSignedRequestVerifier,
   readRawBody,
+  signedRequestAdapter,
   type ApiKey,
   type SignedRequestVerifierOptions,
 } from '@keyrot/core'
@@ -68,20 +68,7 @@ function bodyOf(req: Request, limit: number): Promise<Buffer> {
  */
 export function signedRequest(options: SignedRequestOptions): RequestHandler {
   if (isExpressRequest(options, arguments[1])) return misused('signedRequest', arguments[1] as Response)
-  if (!options || typeof options !== 'object') throw new TypeError('signedRequest needs { keyring }: a keyring from createKeyring()')
-  const limit = options.limit ?? 1_048_576
-  if (!Number.isInteger(limit) || limit < 1) throw new TypeError(`limit must be a positive integer (bytes); got ${String(limit)}`)
-  if (options.clientIp !== undefined && typeof options.clientIp !== 'function') {
-    throw new TypeError('signedRequest clientIp must be a function (req) => string | undefined')
-  }
-  const realm = options.realm ?? 'api'
-  const verifier = createSignedRequestVerifier({
-    keyring: options.keyring,
-    realm,
-    ...(options.replayStore ? { replayStore: options.replayStore } : {}),
-    ...(options.tolerance !== undefined ? { tolerance: options.tolerance } : {}),
-    ...(options.bodyTimeout !== undefined ? { bodyTimeout: options.bodyTimeout } : {}),
-  })
+  const { verifier, limit } = signedRequestAdapter(options, '(req)')
   const clientIp = options.clientIp ?? ((req: Request) => req.ip ?? req.socket.remoteAddress)
 
   return function keyrotSignedRequest(req: Request, res: Response, next: NextFunction): void {

@@ -1,5 +1,5 @@
 import { Readable } from 'node:stream'
-import { createSignedRequestVerifier, readRawBody, type ApiKey, type SignedRequestVerifierOptions } from '@keyrot/core'
+import { signedRequestAdapter, readRawBody, type ApiKey, type SignedRequestVerifierOptions } from '@keyrot/core'
 import type { FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 
@@ -25,19 +25,7 @@ declare module 'fastify' {
 const JSON_TYPE = 'application/json; charset=utf-8'
 
 const plugin: FastifyPluginCallback<SignedRequestOptions> = function keyrotSignedRequest(fastify, options, done) {
-  if (!options || typeof options !== 'object') throw new TypeError('signedRequest needs { keyring }: a keyring from createKeyring()')
-  const limit = options.limit ?? 1_048_576
-  if (!Number.isInteger(limit) || limit < 1) throw new TypeError(`limit must be a positive integer (bytes); got ${String(limit)}`)
-  if (options.clientIp !== undefined && typeof options.clientIp !== 'function') {
-    throw new TypeError('signedRequest clientIp must be a function (request) => string | undefined')
-  }
-  const verifier = createSignedRequestVerifier({
-    keyring: options.keyring,
-    realm: options.realm ?? 'api',
-    ...(options.replayStore ? { replayStore: options.replayStore } : {}),
-    ...(options.tolerance !== undefined ? { tolerance: options.tolerance } : {}),
-    ...(options.bodyTimeout !== undefined ? { bodyTimeout: options.bodyTimeout } : {}),
-  })
+  const { verifier, limit } = signedRequestAdapter(options, '(request)')
   const clientIp = options.clientIp ?? ((request: FastifyRequest) => request.ip || undefined)
 
   fastify.decorateRequest('signedRequest', null)

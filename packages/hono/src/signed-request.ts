@@ -1,4 +1,4 @@
-import { createSignedRequestVerifier, InvalidRequestError, PayloadTooLargeError, type ApiKey, type SignedRequestVerifierOptions } from '@keyrot/core'
+import { signedRequestAdapter, InvalidRequestError, PayloadTooLargeError, type ApiKey, type SignedRequestVerifierOptions } from '@keyrot/core'
 import type { Context, MiddlewareHandler } from 'hono'
 import { createMiddleware } from 'hono/factory'
 import { headerRecord, incomingOf, JSON_TYPE } from './request.js'
@@ -68,19 +68,7 @@ async function bodyOf(c: Context, limit: number): Promise<Buffer> {
  * })
  */
 export function signedRequest(options: SignedRequestOptions): MiddlewareHandler<SignedRequestEnv> {
-  if (!options || typeof options !== 'object') throw new TypeError('signedRequest needs { keyring }: a keyring from createKeyring()')
-  const limit = options.limit ?? 1_048_576
-  if (!Number.isInteger(limit) || limit < 1) throw new TypeError(`limit must be a positive integer (bytes); got ${String(limit)}`)
-  if (options.clientIp !== undefined && typeof options.clientIp !== 'function') {
-    throw new TypeError('signedRequest clientIp must be a function (c) => string | undefined')
-  }
-  const verifier = createSignedRequestVerifier({
-    keyring: options.keyring,
-    realm: options.realm ?? 'api',
-    ...(options.replayStore ? { replayStore: options.replayStore } : {}),
-    ...(options.tolerance !== undefined ? { tolerance: options.tolerance } : {}),
-    ...(options.bodyTimeout !== undefined ? { bodyTimeout: options.bodyTimeout } : {}),
-  })
+  const { verifier, limit } = signedRequestAdapter(options, '(c)')
   const clientIp = options.clientIp
   return createMiddleware<SignedRequestEnv>(async function keyrotSignedRequest(c, next) {
     const incoming = incomingOf(c)

@@ -1,6 +1,6 @@
 import {
-  createSignedRequestVerifier,
   readRawBody,
+  signedRequestAdapter,
   type ApiKey,
   type SignedRequestVerifierOptions,
 } from '@keyrot/core'
@@ -55,20 +55,7 @@ function bodyOf(ctx: Context, limit: number): Promise<Buffer> {
  */
 export function signedRequest(options: SignedRequestOptions): Middleware {
   if (isKoaContext(options)) return misused('signedRequest', options)
-  if (!options || typeof options !== 'object') throw new TypeError('signedRequest needs { keyring }: a keyring from createKeyring()')
-  const limit = options.limit ?? 1_048_576
-  if (!Number.isInteger(limit) || limit < 1) throw new TypeError(`limit must be a positive integer (bytes); got ${String(limit)}`)
-  if (options.clientIp !== undefined && typeof options.clientIp !== 'function') {
-    throw new TypeError('signedRequest clientIp must be a function (ctx) => string | undefined')
-  }
-  const realm = options.realm ?? 'api'
-  const verifier = createSignedRequestVerifier({
-    keyring: options.keyring,
-    realm,
-    ...(options.replayStore ? { replayStore: options.replayStore } : {}),
-    ...(options.tolerance !== undefined ? { tolerance: options.tolerance } : {}),
-    ...(options.bodyTimeout !== undefined ? { bodyTimeout: options.bodyTimeout } : {}),
-  })
+  const { verifier, limit } = signedRequestAdapter(options, '(ctx)')
   const clientIp = options.clientIp ?? ((ctx: Context) => ctx.ip || undefined)
 
   return async function keyrotSignedRequest(ctx: Context, next: Next): Promise<void> {
