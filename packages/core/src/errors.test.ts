@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
 import {
   AlreadyRotatedError,
+  CreditsExhaustedError,
   ERROR_CODES,
   InsufficientScopeError,
   InvalidInputError,
@@ -119,6 +120,7 @@ describe('error classes', () => {
     [new RateLimitedError('KEYROT_IP_BLOCKED', { retryAfterMs: 1, limit: 1, windowMs: 1_000, scope: 'ip' }), 'KEYROT_IP_BLOCKED', 'RateLimitedError'],
     [new StoreUnavailableError(), 'KEYROT_STORE_UNAVAILABLE', 'StoreUnavailableError'],
     [new StoreResetError(), 'KEYROT_STORE_RESET', 'StoreResetError'],
+    [new CreditsExhaustedError('AAAAAAAAAAAAAAAA', { remaining: 0, nextRefillAt: null, now: at }), 'KEYROT_CREDITS_EXHAUSTED', 'CreditsExhaustedError'],
   ])('%s carries its code, the table status and its class name', (error, code, name) => {
     expect(error).toBeInstanceOf(KeyrotError)
     expect(error).toBeInstanceOf(Error)

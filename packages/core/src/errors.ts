@@ -37,6 +37,7 @@ export const ERROR_CODES = {
   KEYROT_LEAK_SIGNATURE_INVALID: { status: 401, message: 'The leak report is not signed by a known key of its provider.' },
   KEYROT_LEAK_REPORT_INVALID: { status: 400, message: 'The leak report is not a valid batch of tokens.' },
   KEYROT_LEAK_KEYS_UNAVAILABLE: { status: 503, message: "The provider's public keys cannot be fetched; retry later." },
+  KEYROT_CREDITS_EXHAUSTED: { status: 429, message: 'The API key has no credits left.' },
 } as const satisfies Record<string, { status: number; message: string }>
 
 export type ErrorCode = keyof typeof ERROR_CODES
@@ -261,5 +262,25 @@ export class LeakKeysUnavailableError extends KeyrotError {
   constructor(message: string, retryAfterMs: number, options?: { cause?: unknown }) {
     super('KEYROT_LEAK_KEYS_UNAVAILABLE', message, options)
     this.retryAfterMs = retryAfterMs
+  }
+}
+
+/**
+ * The key's credits are spent (`create({ credits })`). Reported only after
+ * the token's secret was proven. Adapters answer 429 with `Retry-After`
+ * (until the next refill, when the key has one) and `X-Credits-Remaining`.
+ */
+export class CreditsExhaustedError extends KeyrotError {
+  /** Credits left (fewer than the request's cost). */
+  readonly remaining: number
+  /** Epoch ms of the next refill; `null` when the key has none. */
+  readonly nextRefillAt: number | null
+  /** Milliseconds until the next refill; `null` when the key has none. */
+  readonly retryAfterMs: number | null
+  constructor(keyId: string, info: { remaining: number; nextRefillAt: number | null; now: number }) {
+    super('KEYROT_CREDITS_EXHAUSTED', `Key ${keyId} has ${info.remaining} credit(s) left.`, { keyId })
+    this.remaining = info.remaining
+    this.nextRefillAt = info.nextRefillAt
+    this.retryAfterMs = info.nextRefillAt === null ? null : Math.max(0, info.nextRefillAt - info.now)
   }
 }

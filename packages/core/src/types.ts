@@ -1,3 +1,5 @@
+import type { CreditsConfig } from './credits/credits.js'
+
 /** Where a key is in its life, at a given instant. */
 export type KeyState = 'active' | 'grace' | 'expired' | 'revoked'
 
@@ -35,6 +37,12 @@ export interface KeyRecord {
   /** Last time this key was used while in its grace period. */
   lastUsedInGraceAt: number | null
   hash: string
+  /**
+   * The key spends credits (`create({ credits })`), inherited by rotation;
+   * the balance itself is kept per family beside the records. Absent:
+   * unlimited.
+   */
+  credits?: CreditsConfig
   /**
    * The fleet-wide proof of this key's token (`<fingerprint>.<HMAC>` under the
    * keyrings' proof key, never stored with it), written after one replica proved the

@@ -1,3 +1,4 @@
+import { checkCost } from '../credits/credits.js'
 import { ERROR_CODES } from '../errors.js'
 import type { Keyring } from '../lifecycle/keyring.js'
 import { checkScopes } from '../lifecycle/validate.js'
@@ -15,6 +16,7 @@ export interface AdapterAuthOptions {
   scopes?: readonly string[] | undefined
   clientIp?: unknown
   realm?: string | undefined
+  cost?: number | undefined
 }
 
 /** What an adapter keeps after the checks: the keyring and `authenticate()`'s options. */
@@ -61,7 +63,8 @@ export function resolveAdapterAuth(name: string, options: unknown, clientIpSigna
   if (typeof realm !== 'string' || !REALM_PATTERN.test(realm)) {
     throw new TypeError(`${name} realm must be 1-128 printable ASCII characters; got ${describe(given.realm)}`)
   }
-  return { keyring: given.keyring, authOptions: { ...(scopes && scopes.length > 0 ? { scopes } : {}), realm } }
+  const cost = given.cost === undefined ? undefined : checkCost(given.cost, `${name} cost`)
+  return { keyring: given.keyring, authOptions: { ...(scopes && scopes.length > 0 ? { scopes } : {}), ...(cost !== undefined ? { cost } : {}), realm } }
 }
 
 function describe(value: unknown): string {

@@ -1,4 +1,5 @@
 import type { Keyring } from '../lifecycle/keyring.js'
+import { creditsHeaders } from '../credits/headers.js'
 import { rateLimitHeaders } from '../rate-limit/headers.js'
 import type { ApiKey } from '../types.js'
 import { extractCredential, type CredentialHeaders } from './credentials.js'
@@ -14,6 +15,8 @@ export interface AuthenticateOptions {
   scopes?: readonly string[]
   /** `realm` of the `WWW-Authenticate` challenge. Default `'api'`. */
   realm?: string
+  /** Credits each request spends from a key with credits. Default 1; `0` spends none. */
+  cost?: number
 }
 
 export type AuthenticateOutcome =
@@ -28,7 +31,8 @@ export type AuthenticateOutcome =
  * On success during a grace period the headers carry `Sunset` (RFC 8594)
  * with the old key's deadline, so clients learn they must migrate; when the
  * key has a quota they carry `RateLimit-Policy` and `RateLimit`
- * (draft-ietf-httpapi-ratelimit-headers).
+ * (draft-ietf-httpapi-ratelimit-headers); when the key has credits,
+ * `X-Credits-Remaining` and `X-Credits-Reset` (see credits/headers.ts).
  */
 export async function authenticate(keyring: Keyring, request: AuthenticateRequest, options: AuthenticateOptions = {}): Promise<AuthenticateOutcome> {
   const realm = options.realm ?? 'api'
@@ -41,6 +45,7 @@ export async function authenticate(keyring: Keyring, request: AuthenticateReques
   try {
     result = await keyring.verify(credential.token, {
       ...(options.scopes ? { scopes: options.scopes } : {}),
+      ...(options.cost !== undefined ? { cost: options.cost } : {}),
       clientIp: request.clientIp,
       userAgent: request.userAgent,
     })
@@ -52,5 +57,9 @@ export async function authenticate(keyring: Keyring, request: AuthenticateReques
   const key = result.key
   if (key.rotatedTo !== null && key.expiresAt !== null) headers['sunset'] = new Date(key.expiresAt).toUTCString()
   if (result.rateLimit) Object.assign(headers, rateLimitHeaders(result.rateLimit))
+  if (result.credits) {
+    const { remaining, nextRefillAt } = result.credits
+    Object.assign(headers, creditsHeaders(remaining, nextRefillAt === null ? null : nextRefillAt - keyring.clock.now()))
+  }
   return { ok: true, key, headers }
 }

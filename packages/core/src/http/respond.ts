@@ -1,4 +1,5 @@
-import { ERROR_CODES, KeyrotError, OverloadedError, RateLimitedError, StoreUnavailableError, type ErrorCode } from '../errors.js'
+import { creditsHeaders } from '../credits/headers.js'
+import { CreditsExhaustedError, ERROR_CODES, KeyrotError, OverloadedError, RateLimitedError, StoreUnavailableError, type ErrorCode } from '../errors.js'
 import { rateLimitHeaders } from '../rate-limit/headers.js'
 
 export interface ErrorResponse {
@@ -17,7 +18,8 @@ function quote(value: string): string {
  * RFC 6750 challenges (bare with `realm` when no key was sent,
  * `invalid_request`, `invalid_token`, `insufficient_scope`), `Retry-After` on
  * 429 and 503, the `RateLimit-Policy` and `RateLimit` headers of the refusing
- * policy on 429, and a JSON body `{ error: { code, message } }`.
+ * policy on 429, `X-Credits-Remaining` (and `X-Credits-Reset` with
+ * `Retry-After` until the next refill) on `KEYROT_CREDITS_EXHAUSTED`, and a JSON body `{ error: { code, message } }`.
  *
  * Codes that would tell a caller which key ids exist (malformed token,
  * unknown id, wrong secret) all become `KEYROT_INVALID_KEY`.
@@ -64,6 +66,11 @@ export function errorResponse(error: KeyrotError, realm = 'api'): ErrorResponse 
       headers,
       rateLimitHeaders({ policy: error.policy, limit: error.limit, windowMs: error.windowMs, remaining: error.remaining, resetMs: error.resetMs }),
     )
+  }
+  if (error instanceof CreditsExhaustedError) {
+    // Until the next refill; without one, waiting does not help and no Retry-After is sent.
+    if (error.retryAfterMs !== null) headers['retry-after'] = String(Math.max(1, Math.ceil(error.retryAfterMs / 1000)))
+    Object.assign(headers, creditsHeaders(error.remaining, error.retryAfterMs))
   }
   if (error instanceof StoreUnavailableError) headers['retry-after'] = '1'
   if (error instanceof OverloadedError) headers['retry-after'] = String(Math.max(1, Math.ceil(error.retryAfterMs / 1000)))

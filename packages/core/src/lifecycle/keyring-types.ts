@@ -1,3 +1,4 @@
+import type { CreditsInput, CreditsState } from '../credits/credits.js'
 import type { Duration } from '../duration.js'
 import type { KeyrotError } from '../errors.js'
 import type { RequestContext } from '../events.js'
@@ -16,6 +17,13 @@ export interface CreateKeyInput {
   prefix?: string
   /** Per-key request limit, kept across rotations. Default: the limiter's. */
   rateLimit?: RateLimitInput
+  /**
+   * Uses the key (and every key rotated from it) may spend:
+   * `{ remaining: 1000, refill: { amount: 1000, interval: '1d' } }`. Each
+   * successful verify spends 1, or its `cost`. Default: unlimited.
+   * `remaining: 0` is a key with no uses until its refill, not an unlimited one.
+   */
+  credits?: CreditsInput | null
 }
 
 export interface RotateOptions {
@@ -32,6 +40,8 @@ export interface RotateOptions {
 export interface VerifyOptions extends RequestContext {
   /** Every one of these scopes must be on the key. */
   scopes?: readonly string[]
+  /** Credits this request spends from a key with credits. Default 1; `0` spends none (but an empty balance still refuses). Ignored for keys without credits. */
+  cost?: number
 }
 
 export type VerifyResult =
@@ -42,6 +52,8 @@ export type VerifyResult =
       cached: boolean
       /** The key's quota after this request (for `RateLimit` headers); absent when the key has none. */
       rateLimit?: RateLimitInfo
+      /** The key family's credits after this request; absent when the key has no credits. */
+      credits?: CreditsState
     }
   | {
       ok: false

@@ -11,6 +11,8 @@ import type { SecretSealer } from '../signing/sealer.js'
 import type { InvalidationEvent, KeyStore } from '../store/store.js'
 import { assertValidPrefix, generateToken, newKeyId, familyOf, isKeyId } from '../token/format.js'
 import { stateOf, toApiKey, type ApiKey, type KeyRecord } from '../types.js'
+import { checkCredits } from '../credits/credits.js'
+import { adjustKeyCredits, readKeyCredits, requireCreditStore, type KeyCredits } from './credits.js'
 import { InFlight } from './in-flight.js'
 import type { CreateKeyInput, IssuedKey, RotateOptions, VerifyOptions, VerifyResult } from './keyring-types.js'
 import { StoreResetGuard } from './store-reset.js'
@@ -118,7 +120,10 @@ export class Keyring {
     }
     const expiresAt = checkTimestamp(input.expiresAt, 'expiresAt')
     if (expiresAt !== null && expiresAt <= now) throw new InvalidInputError('expiresAt', 'must be in the future')
+    const credits = checkCredits(input.credits)
+    if (credits) requireCreditStore(this.store)
     const draft = {
+      ...(credits ? { credits: credits.config } : {}),
       tenantId: checkTenantId(input.tenantId),
       name: checkName(input.name),
       scopes: checkScopes(input.scopes),
@@ -132,6 +137,8 @@ export class Keyring {
       try {
         await this.store.insert(record)
         this.#reset.noteKnown(record.id)
+        // The family's balance, before the token leaves: no verify can come first.
+        if (credits) await this.store.adjustCredits?.({ familyId: record.familyId, change: { set: credits.remaining }, refill: credits.config.refill, now })
       } catch (error) {
         // A key id collision (2^-59 per pair) is retried with a new id.
         if (error instanceof InvalidInputError && error.field === 'id' && attempt < 3) continue
@@ -310,6 +317,33 @@ export class Keyring {
     const old = await this.#mustGet(keyId)
     const base = Math.max(old.expiresAt ?? this.clock.now(), this.clock.now())
     return this.setExpiry(keyId, base + ms)
+  }
+
+  // ---------------------------------------------------------------- credits
+
+  /**
+   * The credits left to `keyId`'s family (shared by every key rotated from
+   * one another) and when the next refill lands; `null` for a key without
+   * credits (unlimited).
+   */
+  async credits(keyId: string): Promise<KeyCredits | null> {
+    return readKeyCredits(this.store, await this.#mustGet(keyId), this.clock.now())
+  }
+
+  /** Sets the credits of `keyId`'s family to `remaining`. Throws `InvalidInputError` for a key without credits. */
+  async setCredits(keyId: string, remaining: number): Promise<KeyCredits> {
+    this.#assertOpen()
+    const credits = await adjustKeyCredits(this.store, await this.#mustGet(keyId), { set: remaining }, this.clock.now())
+    this.#audit('key.credits_set', { keyId, remaining: credits.remaining })
+    return credits
+  }
+
+  /** Adds `amount` credits (negative takes away, never below 0) to `keyId`'s family. */
+  async addCredits(keyId: string, amount: number): Promise<KeyCredits> {
+    this.#assertOpen()
+    const credits = await adjustKeyCredits(this.store, await this.#mustGet(keyId), { add: amount }, this.clock.now())
+    this.#audit('key.credits_added', { keyId, amount, remaining: credits.remaining })
+    return credits
   }
 
   // ---------------------------------------------------------------- read

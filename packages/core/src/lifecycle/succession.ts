@@ -26,6 +26,8 @@ export function successorDraft(old: KeyRecord, options: RotateOptions, now: numb
     scopes: options.scopes === undefined ? old.scopes : checkScopes(options.scopes),
     metadata: options.metadata === undefined ? old.metadata : checkMetadata(options.metadata),
     rateLimit: old.rateLimit,
+    // The balance is the family's: the successor draws from it too.
+    ...(old.credits ? { credits: old.credits } : {}),
     prefix: old.prefix,
     expiresAt,
   }
@@ -39,7 +41,7 @@ export function assertRotatable(old: KeyRecord, now: number, hint = ''): void {
 }
 
 /** What a new key's record is built from: the caller's input, checked. */
-export type RecordDraft = Pick<KeyRecord, 'tenantId' | 'name' | 'scopes' | 'metadata' | 'rateLimit' | 'prefix' | 'expiresAt'>
+export type RecordDraft = Pick<KeyRecord, 'tenantId' | 'name' | 'scopes' | 'metadata' | 'rateLimit' | 'prefix' | 'expiresAt' | 'credits'>
 
 /** A new key's record around its `hash`: not revoked, not rotated, unused. */
 export function newRecord(draft: RecordDraft, id: string, rotatedFrom: string | null, now: number, hash: string): KeyRecord {
@@ -64,5 +66,6 @@ export function newRecord(draft: RecordDraft, id: string, rotatedFrom: string | 
     lastUsedAt: null,
     lastUsedInGraceAt: null,
     hash,
+    ...(draft.credits ? { credits: { refill: draft.credits.refill ? { ...draft.credits.refill } : null } } : {}),
   }
 }

@@ -21,12 +21,14 @@ import { AttemptGuard, isPromise, type Gate, type QuotaOutcome, type RateLimitSt
 import type { RateLimitInfo } from '../rate-limit/headers.js'
 import type { RateLimiter } from '../rate-limit/limiter.js'
 import { MemoryRateLimiter } from '../rate-limit/memory-limiter.js'
+import type { CreditsConfig, CreditsState } from '../credits/credits.js'
 import type { Circuit } from '../store/circuit.js'
 import { rotationUseOf } from '../store/rotation-usage.js'
 import type { KeyStore } from '../store/store.js'
 import { parseToken } from '../token/format.js'
 import { toApiKey, type ApiKey, type KeyRecord } from '../types.js'
 import type { VerifyOptions, VerifyResult } from './keyring-types.js'
+import { spendCredits } from './credits.js'
 import { fallbackLimiter, openStoreCircuit } from './outage.js'
 
 const EMPTY: readonly string[] = Object.freeze([])
@@ -254,6 +256,17 @@ export class Verifier {
       rateLimit = quota.rateLimit
     }
 
+    // Credits after everything else: a refused request spends none. Keys without credits skip this.
+    let credits: CreditsState | undefined
+    if (record.credits) {
+      const spent = await spendCredits(this.store, record as KeyRecord & { credits: CreditsConfig }, options.cost, now).catch((error: unknown) => {
+        this.#emitFailure(error as KeyrotError, keyId, record.tenantId, options, now)
+        throw error
+      })
+      if (!spent.ok) return this.#fail(spent.error, keyId, record.tenantId, options, now)
+      credits = spent.credits
+    }
+
     const inGrace = record.rotatedTo !== null
     const rotationUse = rotationUseOf(record, now, options.clientIp, options.userAgent)
     if (rotationUse) this.store.recordUsage(keyId, now, inGrace, rotationUse)
@@ -271,7 +284,9 @@ export class Verifier {
         at: now,
       })
     }
-    return rateLimit ? { ok: true, key: this.#view(record), cached, rateLimit } : { ok: true, key: this.#view(record), cached }
+    const result: Extract<VerifyResult, { ok: true }> = rateLimit ? { ok: true, key: this.#view(record), cached, rateLimit } : { ok: true, key: this.#view(record), cached }
+    if (credits) result.credits = credits
+    return result
   }
 
   /** The abuse checks before any store read; a limiter outage is reported like a store outage. */

@@ -1,14 +1,17 @@
+import { decideAdjust, decideSpend, refilled, stateOfBalance, type CreditBalance, type CreditsRefill, type CreditsState } from '../credits/credits.js'
 import { InvalidInputError, KeyNotFoundError } from '../errors.js'
 import { assertRotatable } from '../lifecycle/succession.js'
 import type { KeyRecord } from '../types.js'
 import { emptyRotationUsage, ROTATION_USAGE_LIMITS, RotationTally, type RotationUsage, type RotationUsageQuery, type RotationUse } from './rotation-usage.js'
 import type {
+  AdjustCreditsInput,
   EmergencyRotateInput,
   InvalidationListener,
   KeyStore,
   ListQuery,
   RevokeInput,
   RotateInput,
+  SpendCreditsInput,
 } from './store.js'
 
 function clone(record: KeyRecord): KeyRecord {
@@ -17,6 +20,7 @@ function clone(record: KeyRecord): KeyRecord {
     scopes: [...record.scopes],
     metadata: structuredClone(record.metadata),
     rateLimit: record.rateLimit ? { ...record.rateLimit } : null,
+    ...(record.credits ? { credits: { refill: record.credits.refill ? { ...record.credits.refill } : null } } : {}),
   }
 }
 
@@ -39,6 +43,8 @@ export class MemoryStore implements KeyStore {
   readonly #keys = new Map<string, KeyRecord>()
   readonly #listeners = new Set<InvalidationListener>()
   readonly #rotation = new Map<string, RotationTally>()
+  /** Credit balances by family id (see credits/credits.ts). */
+  readonly #credits = new Map<string, CreditBalance>()
 
   /** Number of stored records (any state). */
   get size(): number {
@@ -154,6 +160,23 @@ export class MemoryStore implements KeyStore {
     const retentionMs = ROTATION_USAGE_LIMITS.retentionMinutes * ROTATION_USAGE_LIMITS.bucketMs
     if (!tally || tally.lastUsedAt === null || tally.lastUsedAt <= query.now - retentionMs) return emptyRotationUsage(keyId, query)
     return tally.read(keyId, query)
+  }
+
+  /** Atomic: the decision and the write run with no await in between. */
+  async spendCredits(input: SpendCreditsInput): Promise<{ ok: boolean; state: CreditsState }> {
+    const decision = decideSpend(this.#credits.get(input.familyId) ?? null, input.refill, input.cost, input.now)
+    this.#credits.set(input.familyId, decision.balance)
+    return { ok: decision.ok, state: decision.state }
+  }
+
+  async readCredits(familyId: string, refill: CreditsRefill | null, now: number): Promise<CreditsState> {
+    return stateOfBalance(refilled(this.#credits.get(familyId) ?? null, refill, now), refill)
+  }
+
+  async adjustCredits(input: AdjustCreditsInput): Promise<CreditsState> {
+    const balance = decideAdjust(this.#credits.get(input.familyId) ?? null, input.refill, input.change, input.now)
+    this.#credits.set(input.familyId, balance)
+    return stateOfBalance(balance, input.refill)
   }
 
   async list(query: ListQuery): Promise<KeyRecord[]> {

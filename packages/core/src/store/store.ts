@@ -1,3 +1,4 @@
+import type { CreditsChange, CreditsRefill, CreditsState } from '../credits/credits.js'
 import type { KeyRecord } from '../types.js'
 import type { RotationUsage, RotationUsageQuery, RotationUse } from './rotation-usage.js'
 
@@ -26,6 +27,24 @@ export interface EmergencyRotateInput {
   at: number
   reason: string
   incidentId: string
+}
+
+/** Spends credits of a key family's balance (see credits/credits.ts). */
+export interface SpendCreditsInput {
+  familyId: string
+  /** Credits to take; refused when fewer than `max(cost, 1)` are left. */
+  cost: number
+  /** The family's refill, from the key record. */
+  refill: CreditsRefill | null
+  now: number
+}
+
+/** An operator's change of a key family's balance. */
+export interface AdjustCreditsInput {
+  familyId: string
+  change: CreditsChange
+  refill: CreditsRefill | null
+  now: number
 }
 
 export interface ListQuery {
@@ -132,6 +151,18 @@ export interface KeyStore {
    * without it shares no proofs: each replica proves each token with Argon2.
    */
   putProof?(keyId: string, proof: string): Promise<boolean>
+  /**
+   * Spends credits from a key family's balance, after the refills due by
+   * `now` (`decideSpend`). Atomic across every process sharing the store:
+   * of N concurrent spends on a balance of B, exactly `min(N, B)` (cost 1)
+   * succeed. A family with no balance stored counts as empty. Stores without
+   * it refuse keys with credits at create.
+   */
+  spendCredits?(input: SpendCreditsInput): Promise<{ ok: boolean; state: CreditsState }>
+  /** A family's balance after the refills due by `now`, without writing it. */
+  readCredits?(familyId: string, refill: CreditsRefill | null, now: number): Promise<CreditsState>
+  /** Sets or adds to a family's balance (atomic like `spendCredits`). Returns the balance after the change. */
+  adjustCredits?(input: AdjustCreditsInput): Promise<CreditsState>
   /** Flushes pending usage counts and releases resources the store opened. */
   close(): Promise<void>
 }
