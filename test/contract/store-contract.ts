@@ -12,6 +12,7 @@ import {
   type KeyRecord,
   type KeyStore,
 } from '@keyrot/core'
+import { describeCreditsContract } from './credits-contract.js'
 import { describeRotationUsageContract } from './rotation-usage-contract.js'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { describeSharedProofContract } from './shared-proof-contract.js'
@@ -530,6 +531,7 @@ export function describeStoreContract(
 
     describeSharedProofContract({ store: () => store, makeRecord, successorOf })
     describeRotationUsageContract(() => harness, makeRecord)
+    describeCreditsContract(() => harness, makeRecord)
     describe('restoreRevocation', () => {
       it('stores a key the store lost as the revoked record, and revokes a stored key that is not', async () => {
         if (!store.restoreRevocation) return expect(store.restoreRevocation).toBeUndefined()

@@ -35,6 +35,7 @@ export function encodeRecord(record: KeyRecord): string[] {
   pairs.push('scopes', JSON.stringify(record.scopes))
   pairs.push('metadata', JSON.stringify(record.metadata))
   if (record.rateLimit !== null) pairs.push('rateLimit', JSON.stringify(record.rateLimit))
+  if (record.credits) pairs.push('credits', JSON.stringify(record.credits))
   return pairs
 }
 
@@ -122,10 +123,22 @@ export function decodeRecord(reply: unknown): KeyRecord | null {
     lastUsedInGraceAt: integer(map, 'lastUsedInGraceAt'),
     hash: text('hash'),
   }
+  // Credits configuration (the balance is kept apart, see credits.ts).
+  const credits = json(map, 'credits')
+  if (credits !== undefined) record.credits = decodeCredits(credits)
   // The shared proof (`putProof`): never written by encodeRecord, so a new key has none.
   const proof = map.get('proof')
   if (proof !== undefined) record.sharedProof = proof
   return record
+}
+
+function decodeCredits(value: unknown): NonNullable<KeyRecord['credits']> {
+  const refill = (value as { refill?: unknown } | null)?.refill
+  if (value === null || typeof value !== 'object' || refill === undefined) throw new CorruptRecordError('field credits is not { refill }')
+  if (refill === null) return { refill: null }
+  const { amount, intervalMs } = refill as { amount?: unknown; intervalMs?: unknown }
+  if (typeof amount !== 'number' || typeof intervalMs !== 'number') throw new CorruptRecordError('field credits.refill is not { amount, intervalMs }')
+  return { refill: { amount, intervalMs } }
 }
 
 /** A nullable string as one Lua argument: `''` for null, `'='` + value otherwise. */

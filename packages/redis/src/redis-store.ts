@@ -15,6 +15,11 @@ import {
   type RotationUsage,
   type RotationUsageQuery,
   type RotationUse,
+  MAX_CREDITS,
+  type AdjustCreditsInput,
+  type CreditsRefill,
+  type CreditsState,
+  type SpendCreditsInput,
 } from '@keyrot/core'
 import type { Cluster, Redis } from 'ioredis'
 import { checkDurability, UnsafeRedisConfigError } from './durability-check.js'
@@ -22,6 +27,7 @@ import { duplicateForData, duplicateForSubscriber, runScript, runScriptAndWait, 
 import { ClusterTransport, InvalidationFeed, keyMessage, StandaloneTransport } from './invalidation.js'
 import { startupError, trackLastError } from './startup.js'
 import { reportOutages } from './outage-log.js'
+import { adjustCredits, readCredits, spendCredits } from './credits.js'
 import { KeyLayout } from './keys.js'
 import { listRecords } from './list.js'
 import { resolveRedisStoreOptions, type DurableOperation, type RedisClient, type RedisStoreOptions, type ResolvedRedisStoreOptions } from './options.js'
@@ -280,6 +286,21 @@ export class RedisStore implements KeyStore {
         ...batch.flatMap((delta) => (delta.rotation ? [writeRotationUsage(redis, this.layout, delta.keyId, delta.rotation)] : [])),
       ])
     })
+  }
+
+  // ---------------------------------------------------------------- credits (see credits.ts)
+
+  /** One script, one round trip; atomic across replicas. */
+  spendCredits(input: SpendCreditsInput): Promise<{ ok: boolean; state: CreditsState }> {
+    return this.#call('spend credits', undefined, this.options.timeoutMs, (redis) => spendCredits(redis, this.layout.prefix, input))
+  }
+
+  readCredits(familyId: string, refill: CreditsRefill | null, now: number): Promise<CreditsState> {
+    return this.#call('read credits', undefined, this.options.timeoutMs, (redis) => readCredits(redis, this.layout.prefix, familyId, refill, now))
+  }
+
+  adjustCredits(input: AdjustCreditsInput): Promise<CreditsState> {
+    return this.#call('change credits', undefined, this.options.timeoutMs, (redis) => adjustCredits(redis, this.layout.prefix, input, MAX_CREDITS))
   }
 
   // ---------------------------------------------------------------- invalidation
