@@ -3,7 +3,8 @@
 // @keyrot/core, @keyrot/express and @keyrot/redis (dist, as users run them),
 // on a Redis shared with the other replicas. Configured by environment only:
 //
-//   REDIS_URL            redis://127.0.0.1:<port> (required)
+//   REDIS_URL            redis://127.0.0.1:<port> (required; with REDIS_CLUSTER, any master)
+//   REDIS_CLUSTER        '1': REDIS_URL is a node of a Redis Cluster (ioredis Cluster client)
 //   PORT                 port on 127.0.0.1; 0 (default) lets the OS pick
 //   REPLICA_NAME         name in every log line (default 'replica')
 //   KEY_PREFIX           RedisStore keyPrefix (default 'keyrot')
@@ -42,7 +43,7 @@ import {
 import { apiKeyAuth, metricsHandler } from '@keyrot/express'
 import { RedisRateLimiter, RedisStore } from '@keyrot/redis'
 import express from 'express'
-import { Redis } from 'ioredis'
+import { Cluster, Redis } from 'ioredis'
 import pino from 'pino'
 import { Registry } from 'prom-client'
 
@@ -60,7 +61,7 @@ if (!env.REDIS_URL) throw new TypeError('REDIS_URL is required')
 const logger = pino({ base: { replica: name, pid: process.pid } })
 
 // The application's own client: a template the store duplicates (it never connects itself).
-const client = new Redis(env.REDIS_URL, { lazyConnect: true })
+const client = env.REDIS_CLUSTER === '1' ? new Cluster([env.REDIS_URL], { lazyConnect: true }) : new Redis(env.REDIS_URL, { lazyConnect: true })
 client.on('error', () => {})
 const store = new RedisStore({
   client,
@@ -136,7 +137,8 @@ const route = (path, action) =>
   admin.post(path, (req, res, next) => {
     action(req.body ?? {}).then((body) => res.json(body), next)
   })
-route('/create', (body) => keyring.create({ tenantId: body.tenantId ?? 'acme', name: body.name ?? 'test key', scopes: body.scopes }))
+route('/create', (body) => keyring.create({ tenantId: body.tenantId ?? 'acme', name: body.name ?? 'test key', scopes: body.scopes, credits: body.credits }))
+route('/credits', (body) => keyring.credits(body.keyId).then((credits) => ({ credits })))
 route('/rotate', (body) => keyring.rotate(body.keyId, body.gracePeriodMs === undefined ? {} : { gracePeriod: `${body.gracePeriodMs}ms` }))
 route('/revoke', (body) => keyring.revoke(body.keyId, { reason: body.reason }).then((key) => ({ key })))
 route('/end-grace', (body) => keyring.endGrace(body.keyId).then((key) => ({ key })))

@@ -19,6 +19,8 @@ process.once('exit', () => {
 
 export interface ReplicaOptions {
   redisUrl: string
+  /** `redisUrl` is a node of a Redis Cluster. */
+  cluster?: boolean
   name: string
   keyPrefix?: string
   storeTimeoutMs?: number
@@ -73,6 +75,7 @@ export async function startReplica(options: ReplicaOptions): Promise<Replica> {
   ]
   for (const [name, value] of numbers) if (value !== undefined) env[name] = String(value)
   if (options.keyPrefix) env.KEY_PREFIX = options.keyPrefix
+  if (options.cluster) env.REDIS_CLUSTER = '1'
   if (options.masterKeys) env.KEYROT_MASTER_KEYS = options.masterKeys
   if (options.rateLimiter) env.RATE_LIMITER = options.rateLimiter
   if (options.proofKey) env.KEYROT_PROOF_KEY = options.proofKey
