@@ -20,6 +20,7 @@ import { listen, type RunningApp } from '../support/listen.js'
  * What every test app serves, whatever the framework:
  * - `/whoami`: any valid key; echoes the key the middleware attached.
  * - `/admin`: a key with the `admin` scope.
+ * - `/metered`: like `/whoami`, spending 5 credits of a key with credits.
  * - `/flaky`: like `/whoami`, on a keyring whose store the test can break.
  * - `/guarded`: like `/whoami`, on a keyring with tight rate limits.
  * - `/broken`: a `clientIp` option that throws, to see where unexpected errors go.
@@ -53,6 +54,7 @@ function expressApp(createApp: typeof express5): AppFactory {
     }
     app.get('/whoami', expressApiKeyAuth({ keyring }), echo)
     app.get('/admin', expressApiKeyAuth({ keyring, scopes: ['admin'] }), echo)
+    app.get('/metered', expressApiKeyAuth({ keyring, cost: 5 }), echo)
     app.get('/flaky', expressApiKeyAuth({ keyring: flaky }), echo)
     app.get('/guarded', expressApiKeyAuth({ keyring: guarded }), echo)
     app.get('/broken', expressApiKeyAuth({ keyring, clientIp: throwingClientIp }), echo)
@@ -74,6 +76,7 @@ function koaApp(KoaClass: typeof Koa3): AppFactory {
     const routes: Record<string, Middleware> = {
       '/whoami': koaApiKeyAuth({ keyring }),
       '/admin': koaApiKeyAuth({ keyring, scopes: ['admin'] }),
+      '/metered': koaApiKeyAuth({ keyring, cost: 5 }),
       '/flaky': koaApiKeyAuth({ keyring: flaky }),
       '/guarded': koaApiKeyAuth({ keyring: guarded }),
       '/broken': koaApiKeyAuth({ keyring, clientIp: throwingClientIp }),
@@ -112,6 +115,7 @@ function fastifyApp(createApp: typeof fastify5): AppFactory {
     const own = (other: Keyring, clientIp?: () => string) => ({ config: { keyrot: false as const }, preHandler: fastifyApiKeyHook({ keyring: other, ...(clientIp ? { clientIp } : {}) }) })
     app.get('/flaky', own(flaky), echo)
     app.get('/guarded', own(guarded), echo)
+    app.get('/metered', { config: { keyrot: false as const }, preHandler: fastifyApiKeyHook({ keyring, cost: 5 }) }, echo)
     app.get('/broken', own(keyring, throwingClientIp), echo)
     await app.ready()
     return listen((req, res) => app.routing(req, res), errors)
@@ -137,6 +141,7 @@ function honoApp(): AppFactory {
       })
     route('/whoami', honoApiKeyAuth({ keyring, ...forwarded }))
     route('/admin', honoApiKeyAuth({ keyring, scopes: ['admin'], ...forwarded }))
+    route('/metered', honoApiKeyAuth({ keyring, cost: 5, ...forwarded }))
     route('/flaky', honoApiKeyAuth({ keyring: flaky, ...forwarded }))
     route('/guarded', honoApiKeyAuth({ keyring: guarded, ...forwarded }))
     route('/broken', honoApiKeyAuth({ keyring, clientIp: throwingClientIp }))

@@ -21,6 +21,12 @@ export interface ApiKeyAuthOptions {
   clientIp?: (req: Request) => string | undefined
   /** `realm` of the `WWW-Authenticate` challenge. Default `'api'`. */
   realm?: string
+  /**
+   * Credits each request spends from a key created with credits (see the
+   * README's "Credits"). Default 1; `0` spends none (an empty balance still
+   * refuses). Keys without credits ignore it.
+   */
+  cost?: number
 }
 
 declare global {

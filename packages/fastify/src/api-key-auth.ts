@@ -24,6 +24,12 @@ export interface ApiKeyAuthOptions {
   /** `realm` of the `WWW-Authenticate` challenge. Default `'api'`. */
   realm?: string
   /**
+   * Credits each request spends from a key created with credits (see the
+   * README's "Credits"). Default 1; `0` spends none (an empty balance still
+   * refuses). Keys without credits ignore it.
+   */
+  cost?: number
+  /**
    * Add an `onRequest` hook that authenticates every route of the scope the
    * plugin is registered in (routes opt out with `config: { keyrot: false }`).
    * Default `true`. With `false`, put `fastify.verifyApiKey()` in the

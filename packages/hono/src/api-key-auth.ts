@@ -25,6 +25,12 @@ export interface ApiKeyAuthOptions {
   clientIp?: (c: Context) => string | undefined
   /** `realm` of the `WWW-Authenticate` challenge. Default `'api'`. */
   realm?: string
+  /**
+   * Credits each request spends from a key created with credits (see the
+   * README's "Credits"). Default 1; `0` spends none (an empty balance still
+   * refuses). Keys without credits ignore it.
+   */
+  cost?: number
 }
 
 /** What the middleware adds to the context: `c.get('apiKey')`. */
