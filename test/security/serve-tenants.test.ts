@@ -36,6 +36,8 @@ const CASES: Record<string, (id: string, tenant: string) => Case> = {
   getRotationUsage: (id) => ({ method: 'GET', path: `/v1/keys/${id}/rotation-usage` }),
   getKeyUsage: (id) => ({ method: 'GET', path: `/v1/keys/${id}/usage?minutes=5` }),
   getGraceClients: (id) => ({ method: 'GET', path: `/v1/keys/${id}/grace-clients` }),
+  getKeyCredits: (id) => ({ method: 'GET', path: `/v1/keys/${id}/credits` }),
+  changeKeyCredits: (id) => ({ method: 'POST', path: `/v1/keys/${id}/credits`, body: { add: 5 } }),
 }
 
 let redis: RedisServer
@@ -47,7 +49,8 @@ let globalAdmin: string
 let adminOperations: { operationId: string; path: string; method: string }[]
 
 async function newKey(tenantId: string): Promise<string> {
-  const issued = await keyring.create({ tenantId, name: 'target', expiresAt: Date.now() + 7 * 86_400_000 })
+  // With credits, so that the credits routes have a balance to read and change.
+  const issued = await keyring.create({ tenantId, name: 'target', expiresAt: Date.now() + 7 * 86_400_000, credits: { remaining: 10 } })
   return issued.key.id
 }
 

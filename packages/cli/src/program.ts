@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs'
 import { formatDuration } from '@keyrot/core'
 import { Command, CommanderError } from 'commander'
 import { registerCreate } from './commands/create.js'
+import { registerCredits } from './commands/credits.js'
 import { registerDemo } from './commands/demo.js'
 import { registerInspect } from './commands/inspect.js'
 import { registerEmergencyRotate, registerRevoke, registerRotate } from './commands/lifecycle.js'
@@ -56,6 +57,7 @@ Exit codes: 0 ok, 1 error (unknown key, Redis unreachable...), 2 usage (bad argu
   registerRewrapSecrets(program, io)
   registerStore(program, io)
   registerScan(program, io)
+  registerCredits(program, io)
   showDurationDefaultsAsDurations(program)
   return program
 }

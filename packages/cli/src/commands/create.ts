@@ -3,6 +3,7 @@ import type { CliIo } from '../io.js'
 import { formatInstant } from '../output/relative-time.js'
 import { parseExpiresArg, parseJsonObjectArg, parseListArg, parseRateLimitArg } from '../parse.js'
 import type { StoreFlags } from '../store.js'
+import { parseCreditsArg, parseRefillArg } from './credits.js'
 import { printJson, printNewToken, withJsonOption, withKeyring, withStoreOptions, type OutputFlags } from './shared.js'
 
 interface CreateFlags extends StoreFlags, OutputFlags {
@@ -13,6 +14,8 @@ interface CreateFlags extends StoreFlags, OutputFlags {
   rateLimit?: { limit: number; window: number }
   prefix?: string
   metadata?: Record<string, unknown>
+  credits?: number
+  refill?: { amount: number; interval: string }
 }
 
 export function registerCreate(program: Command, io: CliIo): void {
@@ -26,6 +29,8 @@ export function registerCreate(program: Command, io: CliIo): void {
     .option('--rate-limit <rate>', "requests per window, e.g. '100/min'", parseRateLimitArg)
     .option('--prefix <prefix>', "token prefix, e.g. 'sk_test' (default: sk_live)")
     .option('--metadata <json>', 'a JSON object stored with the key', parseJsonObjectArg)
+    .option('--credits <n>', 'uses the key (and its successors) may spend; default: unlimited', parseCreditsArg)
+    .option('--refill <amount/interval>', "with --credits: top up to <amount> every <interval>, e.g. '1000/1d'", parseRefillArg)
   withJsonOption(withStoreOptions(command))
   command.addHelpText(
     'after',
@@ -46,6 +51,7 @@ Examples:
         ...(flags.rateLimit ? { rateLimit: flags.rateLimit } : {}),
         ...(flags.prefix ? { prefix: flags.prefix } : {}),
         ...(flags.metadata ? { metadata: flags.metadata } : {}),
+        ...(flags.credits !== undefined || flags.refill ? { credits: { remaining: flags.credits ?? flags.refill?.amount ?? 0, ...(flags.refill ? { refill: flags.refill } : {}) } } : {}),
       })
       if (flags.json) {
         printJson(io, { token, key })

@@ -6,6 +6,7 @@ import { createDashboard, type DashboardOptions } from '../dashboard/index.js'
 import { recordAdminAccess } from './admin-access.js'
 import { adminRoutes } from './admin-routes.js'
 import { rotationRoutes } from './rotation-routes.js'
+import { creditsRoutes } from './credits-routes.js'
 import { adminErrorResponse, BodyError, parseInput } from './errors.js'
 import { metricsRoute } from './metrics-app.js'
 import { leakRoutes, leakRoutesFromEnv, type LeakRoutesOptions } from './leak-routes.js'
@@ -235,6 +236,7 @@ export function createServer(options: ServerOptions): Express {
     }),
     ...adminRoutes,
     ...rotationRoutes(),
+    ...creditsRoutes(),
     ...(dashboard?.routes ?? []),
     // Signed by the provider over the raw body (no API key, no JSON parser).
     ...(options.leakReports === false ? [] : leakRoutes(keyring, options.leakReports ?? leakRoutesFromEnv(process.env), logger)),

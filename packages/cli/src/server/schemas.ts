@@ -61,6 +61,13 @@ export const createKeyBody = z
       .strictObject({ limit: z.number().int().min(1).max(1e9), window: durationSchema })
       .optional()
       .describe('Requests allowed per window, kept across rotations.'),
+    credits: z
+      .strictObject({
+        remaining: z.number().int().min(0).max(1e15),
+        refill: z.strictObject({ amount: z.number().int().min(1).max(1e15), interval: durationSchema }).optional(),
+      })
+      .optional()
+      .describe("Uses the key's family may spend; each successful verify spends 1 (or the route's cost). Default: unlimited."),
   })
   .refine((body) => !(body.expiresAt !== undefined && body.expiresAt !== null && body.expiresIn !== undefined), {
     message: 'send expiresAt or expiresIn, not both',
@@ -141,6 +148,10 @@ export const apiKeySchema = z
     usageCount: z.number(),
     lastUsedAt: z.number().nullable(),
     lastUsedInGraceAt: z.number().nullable(),
+    credits: z
+      .object({ refill: z.object({ amount: z.number(), intervalMs: z.number() }).nullable() })
+      .optional()
+      .describe('Present when the key spends credits (the balance: GET /v1/keys/{id}/credits).'),
   })
   .meta({ id: 'ApiKey' })
 

@@ -25,6 +25,8 @@ const state = {
   keys: [],
   /** Every key seen, by id (lineage links, the selected key). */
   known: new Map(),
+  /** Credits of keys by id, as last read (GET /v1/keys/:id/credits). */
+  credits: new Map(),
   tenants: [],
   filters: { tenant: '', state: '', search: '' },
   selectedId: null,
@@ -459,6 +461,7 @@ function fieldsHtml(key, now) {
     field('Last used', `${relative(key.lastUsedAt, now)}${key.lastUsedAt ? ` <span class="muted">${iso(key.lastUsedAt)}</span>` : ''}`),
     field('Usage', `${numberFormat.format(key.usageCount)} requests`),
   ]
+  if (key.credits) rows.push(field('Credits', creditsText(key), 'data-credits'))
   if (key.rotatedFrom) rows.push(field('Rotated from', lineageLink(key.rotatedFrom, '←', 'Rotated from', true)))
   if (key.rotatedTo) rows.push(field('Rotated to', lineageLink(key.rotatedTo, '→', 'Rotated to', true)))
   if (key.revokedAt !== null) {
@@ -497,6 +500,7 @@ function renderDetail() {
   panel.querySelector('.detail-head').innerHTML = headHtml(key)
   panel.querySelector('dl.fields').innerHTML = fieldsHtml(key, serverNow())
   panel.hidden = false
+  if (key.credits) void loadCredits(key.id)
   collectCountdowns()
   const pair = rotationPair(key)
   if ((pair && `${pair.oldId}>${pair.newId}`) !== (state.rotation && `${state.rotation.oldId}>${state.rotation.newId}`)) {
@@ -567,6 +571,15 @@ function actionsHtml(key) {
         `<p class="hint">Moves the deadline later by a duration such as 1h, 24h or 7d.</p>` +
         `<div class="inline"><input name="extendBy" class="short" placeholder="e.g. 24h" aria-label="Extend by" autocomplete="off">` +
         `<button type="submit">Extend</button></div>${errorSlot()}</fieldset></form>`,
+    )
+  }
+  if (key.credits && key.state !== 'revoked') {
+    forms.push(
+      '<form data-action="credits" novalidate><fieldset><legend>Credits</legend>' +
+        '<p class="hint">Shared by this key and every key rotated from it. Add (negative takes away) or set the balance.</p>' +
+        '<div class="inline"><select name="mode" aria-label="Change"><option value="add">Add</option><option value="set">Set to</option></select>' +
+        '<input name="credits" class="short" inputmode="numeric" placeholder="e.g. 500" aria-label="Credits" autocomplete="off">' +
+        `<button type="submit">Apply</button></div>${errorSlot()}</fieldset></form>`,
     )
   }
   if (key.state !== 'revoked') {
@@ -732,6 +745,16 @@ async function runAction(action, form, key) {
       await loadView()
       return
     }
+    case 'credits': {
+      const raw = required(form, 'credits', 'Enter a whole number of credits, such as 500.')
+      if (!/^-?\d{1,16}$/.test(raw)) throw new FormInputError('Enter a whole number of credits, such as 500.')
+      const mode = form.elements.mode.value === 'set' ? 'set' : 'add'
+      const { credits } = await api('POST', `${path}/credits`, { [mode]: Number(raw) })
+      form.reset()
+      state.credits.set(key.id, credits)
+      applyChange([key], key.id, `Credits of ${key.id}: ${numberFormat.format(credits.remaining)} left.`)
+      return
+    }
     default:
       throw new Error(`Unknown action ${action}.`)
   }
@@ -808,6 +831,28 @@ function rotationPair(key) {
     if (previous && previous.state === 'grace' && previous.rotatedTo === key.id) return { oldId: previous.id, newId: key.id }
   }
   return null
+}
+
+/** The family's balance as last read (credits change with every request, so it is read each time the panel is drawn). */
+function creditsText(key) {
+  const credits = state.credits.get(key.id)
+  if (!credits) return '<span class="muted">loading…</span>'
+  const refill = credits.refill
+    ? ` <span class="muted">refilled to ${numberFormat.format(credits.refill.amount)} every ${span(credits.refill.intervalMs)}, next ${relative(credits.nextRefillAt, serverNow())}</span>`
+    : ' <span class="muted">no refill</span>'
+  return `${numberFormat.format(credits.remaining)} left${refill}`
+}
+
+async function loadCredits(id) {
+  try {
+    const { credits } = await api('GET', `v1/keys/${encodeURIComponent(id)}/credits`)
+    if (credits) state.credits.set(id, credits)
+    const key = state.known.get(id)
+    const cell = $('#detail [data-credits]')
+    if (key && cell && state.selectedId === id) cell.innerHTML = creditsText(key)
+  } catch (error) {
+    handleSessionError(error)
+  }
 }
 
 async function loadRotation() {
