@@ -3,6 +3,7 @@ import { rateLimitHeaders } from '../rate-limit/headers.js'
 import type { ApiKey } from '../types.js'
 import { extractCredential, type CredentialHeaders } from './credentials.js'
 import { asKeyrotError, errorResponse, type ErrorResponse } from './respond.js'
+import { rotationHeaders } from './rotation-headers.js'
 
 export interface AuthenticateRequest extends CredentialHeaders {
   clientIp?: string | undefined
@@ -28,7 +29,9 @@ export type AuthenticateOutcome =
  * On success during a grace period the headers carry `Sunset` (RFC 8594)
  * with the old key's deadline, so clients learn they must migrate; when the
  * key has a quota they carry `RateLimit-Policy` and `RateLimit`
- * (draft-ietf-httpapi-ratelimit-headers).
+ * (draft-ietf-httpapi-ratelimit-headers). A key due for rotation under its
+ * rotation policy adds `Deprecation` (RFC 9745) and, when enforced, `Sunset`
+ * (see rotation-headers.ts).
  */
 export async function authenticate(keyring: Keyring, request: AuthenticateRequest, options: AuthenticateOptions = {}): Promise<AuthenticateOutcome> {
   const realm = options.realm ?? 'api'
@@ -52,5 +55,6 @@ export async function authenticate(keyring: Keyring, request: AuthenticateReques
   const key = result.key
   if (key.rotatedTo !== null && key.expiresAt !== null) headers['sunset'] = new Date(key.expiresAt).toUTCString()
   if (result.rateLimit) Object.assign(headers, rateLimitHeaders(result.rateLimit))
+  if (result.rotation) Object.assign(headers, rotationHeaders(result.rotation))
   return { ok: true, key, headers }
 }

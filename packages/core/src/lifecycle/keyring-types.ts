@@ -1,6 +1,7 @@
 import type { Duration } from '../duration.js'
 import type { KeyrotError } from '../errors.js'
 import type { RequestContext } from '../events.js'
+import type { RotationDue } from '../policy/policy-options.js'
 import type { RateLimitInfo } from '../rate-limit/headers.js'
 import type { ApiKey, KeyMetadata } from '../types.js'
 import type { RateLimitInput } from './validate.js'
@@ -42,6 +43,8 @@ export type VerifyResult =
       cached: boolean
       /** The key's quota after this request (for `RateLimit` headers); absent when the key has none. */
       rateLimit?: RateLimitInfo
+      /** The key is due (or overdue) under its rotation policy; absent before the warning window or without a policy. */
+      rotation?: RotationDue
     }
   | {
       ok: false

@@ -1,3 +1,4 @@
+import type { TenantPolicy } from '../policy/policy-options.js'
 import type { KeyRecord } from '../types.js'
 import type { RotationUsage, RotationUsageQuery, RotationUse } from './rotation-usage.js'
 
@@ -132,6 +133,27 @@ export interface KeyStore {
    * without it shares no proofs: each replica proves each token with Argon2.
    */
   putProof?(keyId: string, proof: string): Promise<boolean>
+  /**
+   * Rotation policies (docs/policies.md): a tenant's override of the
+   * keyring's policy, `null` when it has none. Optional, with `setTenantPolicy`:
+   * without them only the keyring's `policy` applies.
+   */
+  getTenantPolicy?(tenantId: string): Promise<TenantPolicy | null>
+  /** Stores (or with `null`, removes) a tenant's policy override. */
+  setTenantPolicy?(tenantId: string, policy: TenantPolicy | null): Promise<void>
+  /**
+   * Marks that `key.rotation-due` was emitted for a key, until `untilAt`
+   * (epoch ms). Returns `true` for the first caller only (a `SET NX`), so
+   * one replica of a fleet emits it. Optional: without it each process emits once.
+   */
+  markRotationDue?(keyId: string, at: number, untilAt: number): Promise<boolean>
+  /**
+   * Uses of each key on the UTC days from the one holding `since` through
+   * today, counted per UTC day by `recordUsage` (a batching store counts a
+   * batch on the day of its last use). Keys without uses are left out.
+   * Optional: without it evidence reports show no recent usage.
+   */
+  usageSince?(keyIds: readonly string[], since: number): Promise<Map<string, number>>
   /** Flushes pending usage counts and releases resources the store opened. */
   close(): Promise<void>
 }
