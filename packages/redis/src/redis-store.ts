@@ -15,6 +15,7 @@ import {
   type RotationUsage,
   type RotationUsageQuery,
   type RotationUse,
+  type TenantPolicy,
 } from '@keyrot/core'
 import type { Cluster, Redis } from 'ioredis'
 import { checkDurability, UnsafeRedisConfigError } from './durability-check.js'
@@ -23,6 +24,7 @@ import { ClusterTransport, InvalidationFeed, keyMessage, StandaloneTransport } f
 import { startupError, trackLastError } from './startup.js'
 import { reportOutages } from './outage-log.js'
 import { KeyLayout } from './keys.js'
+import * as compliance from './compliance/compliance-store.js'
 import { listRecords } from './list.js'
 import { resolveRedisStoreOptions, type DurableOperation, type RedisClient, type RedisStoreOptions, type ResolvedRedisStoreOptions } from './options.js'
 import { CorruptRecordError, decodeRecord, encodeRecord, optionalArg } from './record-codec.js'
@@ -56,6 +58,7 @@ export class RedisStore implements KeyStore {
   readonly options: ResolvedRedisStoreOptions
   readonly layout: KeyLayout
   readonly #data: RedisClient
+  readonly #compliance: compliance.ComplianceKeys
   readonly #usage: UsageBatcher
   readonly #identity: StoreIdentity
   #feed: InvalidationFeed | null = null
@@ -65,6 +68,7 @@ export class RedisStore implements KeyStore {
   constructor(options: RedisStoreOptions) {
     this.options = resolveRedisStoreOptions(options)
     this.layout = new KeyLayout(this.options.keyPrefix)
+    this.#compliance = new compliance.ComplianceKeys(this.options.keyPrefix)
     const { client, cluster, timeoutMs, durability } = this.options
     // Commands may legitimately last as long as a WAIT; the store's own deadline is the tighter bound.
     this.#data = duplicateForData(client, cluster, timeoutMs + durability.timeoutMs)
@@ -278,8 +282,29 @@ export class RedisStore implements KeyStore {
           ]),
         ),
         ...batch.flatMap((delta) => (delta.rotation ? [writeRotationUsage(redis, this.layout, delta.keyId, delta.rotation)] : [])),
+        ...batch.map((delta) => compliance.writeDailyUsage(redis, this.#compliance, delta)),
       ])
     })
+  }
+
+  // ---------------------------------------------------------------- rotation policies (compliance/compliance-store.ts)
+
+  /** Uses per key from the UTC day of `since` on (see `KeyStore.usageSince`); flushed uses only. */
+  usageSince(keyIds: readonly string[], since: number): Promise<Map<string, number>> {
+    return this.#call('read daily usage', undefined, this.options.timeoutMs, (redis) => compliance.readUsageSince(redis, this.#compliance, keyIds, since))
+  }
+
+  getTenantPolicy(tenantId: string): Promise<TenantPolicy | null> {
+    return this.#call('read a tenant policy', undefined, this.options.timeoutMs, (redis) => compliance.readTenantPolicy(redis, this.#compliance, tenantId))
+  }
+
+  setTenantPolicy(tenantId: string, policy: TenantPolicy | null): Promise<void> {
+    return this.#call('write a tenant policy', undefined, this.options.timeoutMs, (redis) => compliance.writeTenantPolicy(redis, this.#compliance, tenantId, policy))
+  }
+
+  markRotationDue(keyId: string, at: number, untilAt: number): Promise<boolean> {
+    if (!isKeyId(keyId)) return Promise.resolve(false)
+    return this.#call('mark a key due for rotation', keyId, this.options.timeoutMs, (redis) => compliance.markRotationDue(redis, this.#compliance, keyId, at, untilAt))
   }
 
   // ---------------------------------------------------------------- invalidation

@@ -7,7 +7,8 @@ import { FastTestHasher } from '../hash/hasher.js'
 import { authenticate } from '../http/authenticate.js'
 import { buildEvidenceReport, evidenceCsv, evidenceJsonLines } from '../policy/evidence-report.js'
 import { MemoryStore } from '../store/memory-store.js'
-import { createKeyring, type KeyringOptions } from './keyring.js'
+import type { KeyringOptions } from '../options.js'
+import { createKeyring } from './keyring.js'
 
 const DAY = 86_400_000
 
