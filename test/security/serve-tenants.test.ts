@@ -36,6 +36,9 @@ const CASES: Record<string, (id: string, tenant: string) => Case> = {
   getRotationUsage: (id) => ({ method: 'GET', path: `/v1/keys/${id}/rotation-usage` }),
   getKeyUsage: (id) => ({ method: 'GET', path: `/v1/keys/${id}/usage?minutes=5` }),
   getGraceClients: (id) => ({ method: 'GET', path: `/v1/keys/${id}/grace-clients` }),
+  getTenantPolicy: (_id, tenant) => ({ method: 'GET', path: `/v1/tenants/${tenant}/policy` }),
+  setTenantPolicy: (_id, tenant) => ({ method: 'POST', path: `/v1/tenants/${tenant}/policy`, body: { maxAge: '90d' } }),
+  evidenceReport: (_id, tenant) => ({ method: 'GET', path: `/v1/report?tenant=${tenant}` }),
 }
 
 let redis: RedisServer
