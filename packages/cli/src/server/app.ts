@@ -236,9 +236,10 @@ export function createServer(options: ServerOptions): Express {
       healthTimeoutMs,
       document: () => document,
     }),
+    // Before adminRoutes: `/v1/keys/due` must not be read as `/v1/keys/:id`.
+    ...policyRoutes(),
     ...adminRoutes,
     ...rotationRoutes(),
-    ...policyRoutes(),
     ...(dashboard?.routes ?? []),
     // Signed by the provider over the raw body (no API key, no JSON parser).
     ...(options.leakReports === false ? [] : leakRoutes(keyring, options.leakReports ?? leakRoutesFromEnv(process.env), logger)),

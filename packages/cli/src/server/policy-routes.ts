@@ -1,8 +1,8 @@
-import { buildEvidenceReport, evidenceCsv, evidenceJsonLines, parseDuration, type TenantPolicy } from '@keyrot/core'
+import { buildEvidenceReport, evidenceCsv, evidenceJsonLines, keysDueForRotation, parseDuration, type TenantPolicy } from '@keyrot/core'
 import { z } from 'zod'
 import { adminAccessOf, assertTenant, listedTenant } from './admin-access.js'
 import { defineRoute, type RouteSpec } from './route-spec.js'
-import { durationSchema, errorSchema } from './schemas.js'
+import { apiKeySchema, durationSchema, errorSchema } from './schemas.js'
 
 const errors = {
   400: { description: 'KEYROT_INVALID_INPUT: a field is missing, of the wrong type, unknown, or not valid (`error.field` names it).', schema: errorSchema },
@@ -78,6 +78,24 @@ export function policyRoutes(): RouteSpec[] {
       async handler({ keyring, params, body, res }) {
         assertTenant(adminAccessOf(res), params.tenantId)
         return { status: 200, body: { policy: await keyring.setTenantPolicy(params.tenantId, overrideOf(body)) } }
+      },
+    }),
+    defineRoute({
+      method: 'get',
+      path: '/v1/keys/due',
+      operationId: 'listKeysDueForRotation',
+      summary: 'Active keys due for rotation (in the warning window) or overdue under their tenant\'s rotation policy, soonest due first.',
+      auth: 'admin',
+      query: z.strictObject({ tenant: z.string().min(1).max(128).optional().describe('Only this tenant.') }),
+      responses: {
+        200: {
+          description: 'The keys, each with `dueAt` (epoch ms) and `compliance` (`due` or `overdue`).',
+          schema: z.object({ keys: z.array(apiKeySchema.extend({ dueAt: z.number(), compliance: z.enum(['due', 'overdue']) })) }),
+        },
+        ...errors,
+      },
+      async handler({ keyring, query, res }) {
+        return { status: 200, body: { keys: await keysDueForRotation(keyring, listedTenant(adminAccessOf(res), query.tenant)) } }
       },
     }),
     defineRoute({

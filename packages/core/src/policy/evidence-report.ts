@@ -91,11 +91,7 @@ export async function buildEvidenceReport(keyring: Keyring, options: EvidenceRep
   const defaults = options.defaults ?? keyringPolicy(keyring.options)
   const store = keyring.store
 
-  const policies = new Map<string, RotationPolicy>()
-  for (const tenantId of new Set(keys.map((key) => key.tenantId))) {
-    const override = (await store.getTenantPolicy?.(tenantId)) ?? null
-    policies.set(tenantId, effectivePolicy(defaults, override))
-  }
+  const policies = await policiesOf(keyring, keys, defaults)
   const since = (utcDay(now) - (REPORT_DAYS - 1)) * DAY_MS
   const usage = store.usageSince ? await store.usageSince(keys.map((key) => key.id), since) : null
   const history = keyring.options.history ? await keyring.options.history.read({ limit: historyLimit }) : null
@@ -121,6 +117,36 @@ export async function buildEvidenceReport(keyring: Keyring, options: EvidenceRep
     return row
   })
   return { tenantId: options.tenantId ?? null, rows, summary }
+}
+
+/** Each tenant's policy in force, one store read per tenant. */
+async function policiesOf(keyring: Keyring, keys: readonly ApiKey[], defaults: RotationPolicy): Promise<Map<string, RotationPolicy>> {
+  const policies = new Map<string, RotationPolicy>()
+  for (const tenantId of new Set(keys.map((key) => key.tenantId))) {
+    const override = (await keyring.store.getTenantPolicy?.(tenantId)) ?? null
+    policies.set(tenantId, effectivePolicy(defaults, override))
+  }
+  return policies
+}
+
+/** A key past its policy's warning instant: what the dashboard's "Due for rotation" view lists. */
+export type KeyDueForRotation = ApiKey & { dueAt: number; compliance: 'due' | 'overdue' }
+
+/**
+ * Active keys due (in the warning window) or overdue under their tenant's
+ * rotation policy, soonest due first.
+ */
+export async function keysDueForRotation(keyring: Keyring, options: Pick<EvidenceReportOptions, 'tenantId' | 'defaults'> = {}): Promise<KeyDueForRotation[]> {
+  const now = keyring.clock.now()
+  const keys = await keyring.list(options.tenantId === undefined ? { state: 'active' } : { tenantId: options.tenantId, state: 'active' })
+  const policies = await policiesOf(keyring, keys, options.defaults ?? keyringPolicy(keyring.options))
+  const due: KeyDueForRotation[] = []
+  for (const key of keys) {
+    const window = dueWindowOf(key, policies.get(key.tenantId) as RotationPolicy)
+    const compliance = complianceOf(window, now)
+    if (window && (compliance === 'due' || compliance === 'overdue')) due.push({ ...key, dueAt: window.dueAt, compliance })
+  }
+  return due.sort((a, b) => a.dueAt - b.dueAt)
 }
 
 function evidenceRow(
