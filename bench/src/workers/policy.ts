@@ -58,6 +58,8 @@ async function setup(policy: boolean, ageDays: number): Promise<{ keyring: Keyri
 async function run(): Promise<PolicyBenchResult> {
   const setups = [
     { name: 'verify, no policy', ...(await setup(false, 80)), via: 'verify' as const },
+    // The same setup again: how far two identical series differ on this machine (the noise floor of the deltas).
+    { name: 'verify, no policy (control: a second identical keyring)', ...(await setup(false, 80)), via: 'verify' as const },
     { name: 'verify, policy, key before its warning', ...(await setup(true, 10)), via: 'verify' as const },
     { name: 'verify, policy, key due (rotation in the result)', ...(await setup(true, 80)), via: 'verify' as const },
     { name: 'authenticate(), no policy', ...(await setup(false, 80)), via: 'authenticate' as const },

@@ -12,7 +12,7 @@ import {
 import type { KeyStore } from '../store/store.js'
 import type { KeyRecord } from '../types.js'
 
-/** Tenants whose policy a replica keeps; past it the least recently used is read again when needed. */
+/** Tenants whose policy a replica keeps; past it the oldest read is dropped (and read again when needed). */
 const MAX_TENANTS = 10_000
 /** Keys whose `key.rotation-due` this process already emitted (or saw marked by another). */
 const MAX_NOTIFIED = 100_000
@@ -39,6 +39,10 @@ export interface RotationPolicyCheckOptions {
   events: TypedEmitter
   logger: Logger
   now: () => number
+}
+
+function samePolicy(a: RotationPolicy, b: RotationPolicy): boolean {
+  return a.maxAgeMs === b.maxAgeMs && a.rotationWarningMs === b.rotationWarningMs && a.enforce === b.enforce
 }
 
 function isPromise<T>(value: T | Promise<T>): value is Promise<T> {
@@ -69,7 +73,10 @@ export class RotationPolicyCheck {
   readonly #events: TypedEmitter
   readonly #logger: Logger
   readonly #now: () => number
-  readonly #tenants = new LRUCache<string, TenantEntry>({ max: MAX_TENANTS })
+  /** Insertion-ordered, the oldest dropped past the bound: a plain `Map` read costs less than an LRU's recency update on every verify. */
+  readonly #tenants = new Map<string, TenantEntry>()
+  /** The store keeps tenant policies: decided once, not per verify. */
+  readonly #perTenant: boolean
   readonly #loading = new Map<string, Promise<RotationPolicy>>()
   readonly #verdicts = new WeakMap<KeyRecord, RecordVerdict>()
   readonly #notified = new LRUCache<string, true>({ max: MAX_NOTIFIED })
@@ -81,6 +88,7 @@ export class RotationPolicyCheck {
     this.#events = events
     this.#logger = logger
     this.#now = now
+    this.#perTenant = typeof store.getTenantPolicy === 'function'
   }
 
   /**
@@ -96,7 +104,7 @@ export class RotationPolicyCheck {
 
   /** The policy in force for a tenant as this replica knows it. */
   policyFor(tenantId: string, now: number): RotationPolicy | Promise<RotationPolicy> {
-    if (typeof this.#store.getTenantPolicy !== 'function') return this.#options.defaults
+    if (!this.#perTenant) return this.#options.defaults
     const entry = this.#tenants.get(tenantId)
     if (entry === undefined) return this.#load(tenantId)
     if (now - entry.readAt >= this.#options.tenantRefreshMs && !entry.refreshing) {
@@ -108,7 +116,16 @@ export class RotationPolicyCheck {
 
   /** After a tenant policy change on this replica: in force here at once. */
   noteTenantPolicy(tenantId: string, override: TenantPolicy | null): void {
-    this.#tenants.set(tenantId, { policy: effectivePolicy(this.#options.defaults, override), readAt: this.#now(), refreshing: false })
+    this.#remember(tenantId, effectivePolicy(this.#options.defaults, override))
+  }
+
+  #remember(tenantId: string, policy: RotationPolicy): void {
+    const entry = this.#tenants.get(tenantId)
+    // The same policy keeps its object: verdicts kept per record stay valid.
+    const kept = entry && samePolicy(entry.policy, policy) ? entry.policy : policy
+    this.#tenants.delete(tenantId)
+    if (this.#tenants.size >= MAX_TENANTS) this.#tenants.delete(this.#tenants.keys().next().value as string)
+    this.#tenants.set(tenantId, { policy: kept, readAt: this.#now(), refreshing: false })
   }
 
   #load(tenantId: string): Promise<RotationPolicy> {
@@ -125,7 +142,7 @@ export class RotationPolicyCheck {
         }
       } catch (error) {
         // The last known policy stays; a tenant never seen gets the defaults until the next read.
-        policy = this.#tenants.peek(tenantId)?.policy ?? policy
+        policy = this.#tenants.get(tenantId)?.policy ?? policy
         if (!this.#failing) {
           this.#failing = true
           this.#logger.warn({ event: 'policy.read_failed', tenantId, ...errorFields(error) }, 'keyrot could not read a tenant rotation policy; the last known one (or the defaults) applies')
@@ -133,7 +150,7 @@ export class RotationPolicyCheck {
       } finally {
         this.#loading.delete(tenantId)
       }
-      this.#tenants.set(tenantId, { policy, readAt: this.#now(), refreshing: false })
+      this.#remember(tenantId, policy)
       return policy
     })()
     this.#loading.set(tenantId, pending)
