@@ -17,6 +17,7 @@ import { peersSection } from './sections/peers.js'
 import { propagationSection } from './sections/propagation.js'
 import { proofsSection } from './sections/proofs.js'
 import { verifySection } from './sections/verify.js'
+import { policySection } from './sections/policy.js'
 
 const USAGE = `Usage: npm run bench -- [--quick] [--only ${SECTION_IDS.join(',')}] [--out <file.json>] [--max-keys <n>]
 
@@ -39,6 +40,7 @@ const SECTIONS: Record<SectionId, (context: RunContext) => Promise<SectionReport
   argon2: argon2Section,
   proofs: proofsSection,
   credits: creditsSection,
+  policy: policySection,
 }
 
 function parseCommandLine() {

@@ -16,6 +16,7 @@ import { describeCreditsContract } from './credits-contract.js'
 import { describeRotationUsageContract } from './rotation-usage-contract.js'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { describeSharedProofContract } from './shared-proof-contract.js'
+import { describePolicyContract } from './policy-contract.js'
 
 /**
  * What a store under test offers the suite. Every store passes the same
@@ -532,6 +533,7 @@ export function describeStoreContract(
     describeSharedProofContract({ store: () => store, makeRecord, successorOf })
     describeRotationUsageContract(() => harness, makeRecord)
     describeCreditsContract(() => harness, makeRecord)
+    describePolicyContract(() => harness, makeRecord)
     describe('restoreRevocation', () => {
       it('stores a key the store lost as the revoked record, and revokes a stored key that is not', async () => {
         if (!store.restoreRevocation) return expect(store.restoreRevocation).toBeUndefined()

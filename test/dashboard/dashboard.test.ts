@@ -354,6 +354,33 @@ describe('dashboard in headless Chromium', () => {
     await expect.poll(() => page.locator('#keys-body tr[data-id]').count()).toBe(5)
   })
 
+  it('lists keys due for rotation under their tenant policy, overdue first, with when they are due', async () => {
+    const { page } = watched
+    const day = 86_400_000
+    let shift = -40 * day
+    await server.close()
+    server = await startDashboardServer({ clock: { now: () => Date.now() + shift } })
+    const overdue = await server.keyring.create({ tenantId: 'acme', name: 'overdue' })
+    shift = -20 * day
+    const due = await server.keyring.create({ tenantId: 'acme', name: 'due' })
+    await server.keyring.create({ tenantId: 'globex', name: 'no policy' })
+    shift = 0
+    await server.keyring.create({ tenantId: 'acme', name: 'fresh' })
+    await server.keyring.setTenantPolicy('acme', { maxAgeMs: 30 * day, rotationWarningMs: 14 * day })
+    await signIn(page)
+
+    await page.click('#views [data-view="due"]')
+    await expect.poll(ids(page)).toEqual([overdue.key.id, due.key.id])
+    expect(await page.locator('#expires-heading').textContent()).toBe('Rotation due')
+    expect(await row(page, overdue.key.id).locator('.badge-overdue').textContent()).toBe('overdue')
+    expect(await row(page, overdue.key.id).locator('td.overdue').textContent()).toMatch(/overdue 10d( \d+h)? ago/)
+    expect(await row(page, due.key.id).locator('td.due').textContent()).toMatch(/due in 10d/)
+    expect(await page.locator('#view-note').textContent()).toMatch(/^Active keys past the warning of their rotation policy/)
+
+    await page.click('#views [data-view="keys"]')
+    expect(await page.locator('#expires-heading').textContent()).toBe('Expires')
+  })
+
   it('shows 1,000 keys at once (first-paint figure printed), filtered per tenant and searched by key id', async () => {
     const { page } = watched
     const count = 1_000

@@ -38,6 +38,10 @@ const CASES: Record<string, (id: string, tenant: string) => Case> = {
   getGraceClients: (id) => ({ method: 'GET', path: `/v1/keys/${id}/grace-clients` }),
   getKeyCredits: (id) => ({ method: 'GET', path: `/v1/keys/${id}/credits` }),
   changeKeyCredits: (id) => ({ method: 'POST', path: `/v1/keys/${id}/credits`, body: { add: 5 } }),
+  getTenantPolicy: (_id, tenant) => ({ method: 'GET', path: `/v1/tenants/${tenant}/policy` }),
+  setTenantPolicy: (_id, tenant) => ({ method: 'POST', path: `/v1/tenants/${tenant}/policy`, body: { maxAge: '90d' } }),
+  listKeysDueForRotation: (_id, tenant) => ({ method: 'GET', path: `/v1/keys/due?tenant=${tenant}` }),
+  evidenceReport: (_id, tenant) => ({ method: 'GET', path: `/v1/report?tenant=${tenant}` }),
 }
 
 let redis: RedisServer

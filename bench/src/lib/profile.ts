@@ -17,6 +17,7 @@ export interface Profile {
     sequential: number
     warmupKeys: number[]
   }
+  policy: { keys: number; warmupOps: number; latencySamples: number; rounds: number }
 }
 
 const OWASP = { label: 'OWASP m=19456 t=2 p=1', memoryCost: 19_456, timeCost: 2, parallelism: 1 }
@@ -32,6 +33,7 @@ export const FULL: Profile = {
   memory: { cacheEntries: 10_000, redisSample: 1_000 },
   scale: { levels: [10_000, 100_000, 1_000_000], opsPerLevel: 2_000, fillBudgetMs: 240_000 },
   argon2: { pools: [1, 2, 4], params: [OWASP, OWASP_ONE_PASS, RFC9106_LOW_MEMORY], concurrency: 32, loadMs: 2_500, sequential: 10, warmupKeys: [100, 400] },
+  policy: { keys: 1_000, warmupOps: 50_000, latencySamples: 100_000, rounds: 5 },
 }
 
 export const QUICK: Profile = {
@@ -43,4 +45,5 @@ export const QUICK: Profile = {
   memory: { cacheEntries: 2_000, redisSample: 200 },
   scale: { levels: [1_000, 10_000], opsPerLevel: 200, fillBudgetMs: 20_000 },
   argon2: { pools: [1, 2], params: [OWASP], concurrency: 8, loadMs: 400, sequential: 3, warmupKeys: [20] },
+  policy: { keys: 200, warmupOps: 5_000, latencySamples: 10_000, rounds: 2 },
 }

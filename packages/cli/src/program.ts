@@ -8,6 +8,7 @@ import { registerInspect } from './commands/inspect.js'
 import { registerEmergencyRotate, registerRevoke, registerRotate } from './commands/lifecycle.js'
 import { registerExpiring, registerList } from './commands/list.js'
 import { registerScan } from './commands/scan.js'
+import { registerPolicy, registerReport } from './commands/policy.js'
 import { registerServe } from './commands/serve.js'
 import { registerRewrapSecrets } from './commands/signing.js'
 import { registerStore } from './commands/store-reset.js'
@@ -58,6 +59,8 @@ Exit codes: 0 ok, 1 error (unknown key, Redis unreachable...), 2 usage (bad argu
   registerStore(program, io)
   registerScan(program, io)
   registerCredits(program, io)
+  registerPolicy(program, io)
+  registerReport(program, io)
   showDurationDefaultsAsDurations(program)
   return program
 }

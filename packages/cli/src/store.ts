@@ -126,7 +126,13 @@ export interface ConnectOptions {
    */
   sharedRateLimits?: boolean
   logger?: Logger
-  keyring?: Omit<KeyringOptions, 'store' | 'logger' | 'rateLimit'>
+  keyring?: Omit<KeyringOptions, 'store' | 'logger' | 'rateLimit' | 'history'>
+  /**
+   * Record admin actions in the shared admin history in Redis
+   * (`RedisHistoryLog` under the store's prefix), with their actor: the "who"
+   * of evidence reports (docs/policies.md#evidence-report).
+   */
+  history?: boolean
 }
 
 /**
@@ -191,7 +197,7 @@ export async function openKeyring(url: string, flags: StoreFlags, options: Conne
 
   let keyring: Keyring
   try {
-    const { RedisStore, RedisRateLimiter } = await import('@keyrot/redis')
+    const { RedisStore, RedisRateLimiter, RedisHistoryLog } = await import('@keyrot/redis')
     const store = new RedisStore({ client, ...(flags.keyPrefix ? { keyPrefix: flags.keyPrefix } : {}), ...(options.logger ? { logger: options.logger } : {}) })
     keyring = createKeyring({
       ...options.keyring,
@@ -199,6 +205,7 @@ export async function openKeyring(url: string, flags: StoreFlags, options: Conne
       // The documented defaults (docs/cli.md, "Abuse limits"), counted in Redis under the store's prefix.
       rateLimit: options.sharedRateLimits ? { limiter: RedisRateLimiter.forStore(store) } : false,
       ...(options.logger ? { logger: options.logger } : {}),
+      ...(options.history ? { history: new RedisHistoryLog({ client, ...(flags.keyPrefix ? { keyPrefix: flags.keyPrefix } : {}) }) } : {}),
     })
   } catch (error) {
     client.disconnect()

@@ -123,6 +123,13 @@ export interface KeyringEvents {
   }
   /** A verified leak report was answered: how many of its tokens were ours (`truePositives`) and not. */
   'leak.reported': { provider: string; truePositives: number; falsePositives: number; at: number }
+  /**
+   * A key reached its rotation policy's warning window (`dueAt - rotationWarning`)
+   * or is past `dueAt` (`overdue`), seen at verify time. Once per key: per
+   * fleet with a store that has `markRotationDue`, else per process
+   * (docs/policies.md#rotation-policy).
+   */
+  'key.rotation-due': { keyId: string; tenantId: string; createdAt: number; dueAt: number; overdue: boolean; enforced: boolean; at: number }
   /** An active key's planned expiry falls within the watcher's `expiringWithin` (see `watchExpiry`). Once per key and deadline. */
   'key.expiring_soon': {
     keyId: string

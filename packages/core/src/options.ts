@@ -5,6 +5,7 @@ import { parseDuration, type Duration } from './duration.js'
 import { Argon2Hasher, type Hasher } from './hash/hasher.js'
 import { DEFAULT_ARGON2_MAX_WAIT_MS } from './hash/argon2-queue.js'
 import { resolveProofKey } from './proof/proof-key.js'
+import { resolveRotationPolicyOptions, type ResolvedRotationPolicyOptions, type RotationPolicyOptions } from './policy/policy-options.js'
 import { silentLogger, type Logger } from './logger.js'
 import { resolveRateLimitOptions, type RateLimitOptions, type ResolvedRateLimitOptions } from './rate-limit/options.js'
 import { SecretSealer, type SigningOptions } from './signing/sealer.js'
@@ -81,6 +82,15 @@ export interface KeyringOptions {
    * (or with `null`) each replica proves each token with Argon2 itself.
    */
   proofKey?: Buffer | Uint8Array | string | null
+  /**
+   * Rotation policy (docs/policies.md): keys older than `maxAge` are due,
+   * warned from `maxAge - rotationWarning` on (`Deprecation` header, one
+   * `key.rotation-due` event), expired at verify with `enforce: true`.
+   * Tenants override it with `keyring.setTenantPolicy()`. Default: none,
+   * and verify does no policy work at all (tenant overrides need a `policy`,
+   * `{}` for tenant overrides only).
+   */
+  policy?: RotationPolicyOptions | false
   /** The Argon2 runs of `verify()` (tokens not proven before). */
   argon2?: {
     /** Runs at once. Default: the machine's cores. */
@@ -115,6 +125,8 @@ export interface ResolvedKeyringOptions {
   /** `null` when shared proofs are off (no `proofKey`, no `KEYROT_PROOF_KEY`). */
   proofKey: Buffer | null
   argon2: { concurrency: number | undefined; maxWaitMs: number }
+  /** `null` when no `policy` is configured. */
+  policy: ResolvedRotationPolicyOptions | null
 }
 
 /** Resolves and validates options once; never mutates the caller's object. */
@@ -171,6 +183,7 @@ export function resolveKeyringOptions(options: KeyringOptions = {}): ResolvedKey
     history,
     proofKey: resolveProofKey(options.proofKey),
     argon2: resolveArgon2Options(options.argon2),
+    policy: resolveRotationPolicyOptions(options.policy),
   }
 }
 

@@ -20,6 +20,7 @@ import {
   type CreditsRefill,
   type CreditsState,
   type SpendCreditsInput,
+  type TenantPolicy,
 } from '@keyrot/core'
 import type { Cluster, Redis } from 'ioredis'
 import { checkDurability, UnsafeRedisConfigError } from './durability-check.js'
@@ -29,6 +30,7 @@ import { startupError, trackLastError } from './startup.js'
 import { reportOutages } from './outage-log.js'
 import { adjustCredits, readCredits, spendCredits } from './credits.js'
 import { KeyLayout } from './keys.js'
+import * as compliance from './compliance/compliance-store.js'
 import { listRecords } from './list.js'
 import { resolveRedisStoreOptions, type DurableOperation, type RedisClient, type RedisStoreOptions, type ResolvedRedisStoreOptions } from './options.js'
 import { CorruptRecordError, decodeRecord, encodeRecord, optionalArg } from './record-codec.js'
@@ -62,6 +64,7 @@ export class RedisStore implements KeyStore {
   readonly options: ResolvedRedisStoreOptions
   readonly layout: KeyLayout
   readonly #data: RedisClient
+  readonly #compliance: compliance.ComplianceKeys
   readonly #usage: UsageBatcher
   readonly #identity: StoreIdentity
   #feed: InvalidationFeed | null = null
@@ -71,6 +74,7 @@ export class RedisStore implements KeyStore {
   constructor(options: RedisStoreOptions) {
     this.options = resolveRedisStoreOptions(options)
     this.layout = new KeyLayout(this.options.keyPrefix)
+    this.#compliance = new compliance.ComplianceKeys(this.options.keyPrefix)
     const { client, cluster, timeoutMs, durability } = this.options
     // Commands may legitimately last as long as a WAIT; the store's own deadline is the tighter bound.
     this.#data = duplicateForData(client, cluster, timeoutMs + durability.timeoutMs)
@@ -284,6 +288,7 @@ export class RedisStore implements KeyStore {
           ]),
         ),
         ...batch.flatMap((delta) => (delta.rotation ? [writeRotationUsage(redis, this.layout, delta.keyId, delta.rotation)] : [])),
+        ...batch.map((delta) => compliance.writeDailyUsage(redis, this.#compliance, delta)),
       ])
     })
   }
@@ -301,6 +306,26 @@ export class RedisStore implements KeyStore {
 
   adjustCredits(input: AdjustCreditsInput): Promise<CreditsState> {
     return this.#call('change credits', undefined, this.options.timeoutMs, (redis) => adjustCredits(redis, this.layout.prefix, input, MAX_CREDITS))
+  }
+
+  // ---------------------------------------------------------------- rotation policies (compliance/compliance-store.ts)
+
+  /** Uses per key from the UTC day of `since` on (see `KeyStore.usageSince`); flushed uses only. */
+  usageSince(keyIds: readonly string[], since: number): Promise<Map<string, number>> {
+    return this.#call('read daily usage', undefined, this.options.timeoutMs, (redis) => compliance.readUsageSince(redis, this.#compliance, keyIds, since))
+  }
+
+  getTenantPolicy(tenantId: string): Promise<TenantPolicy | null> {
+    return this.#call('read a tenant policy', undefined, this.options.timeoutMs, (redis) => compliance.readTenantPolicy(redis, this.#compliance, tenantId))
+  }
+
+  setTenantPolicy(tenantId: string, policy: TenantPolicy | null): Promise<void> {
+    return this.#call('write a tenant policy', undefined, this.options.timeoutMs, (redis) => compliance.writeTenantPolicy(redis, this.#compliance, tenantId, policy))
+  }
+
+  markRotationDue(keyId: string, at: number, untilAt: number): Promise<boolean> {
+    if (!isKeyId(keyId)) return Promise.resolve(false)
+    return this.#call('mark a key due for rotation', keyId, this.options.timeoutMs, (redis) => compliance.markRotationDue(redis, this.#compliance, keyId, at, untilAt))
   }
 
   // ---------------------------------------------------------------- invalidation

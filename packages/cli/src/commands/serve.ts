@@ -17,6 +17,9 @@ interface ServeFlags extends StoreFlags {
   grace?: number
   trustProxy?: number
   metricsListen?: { host: string; port: number } | null
+  maxAge?: number
+  rotationWarning?: number
+  enforceMaxAge?: boolean
 }
 
 /** Where `--metrics-listen` is read from when not given. */
@@ -70,6 +73,9 @@ export function registerServe(program: Command, io: CliIo): void {
       `separate listener for /metrics, which the API port does not serve (default: $${METRICS_LISTEN_VARIABLE} or ${DEFAULT_METRICS_LISTEN})`,
       parseMetricsListen,
     )
+    .option('--max-age <duration>', 'rotation policy: age at which keys are due for rotation (default: none; tenants may set their own)', parseDurationArg)
+    .option('--rotation-warning <duration>', 'rotation policy: how long before --max-age the Deprecation header and key.rotation-due start (default: 14d)', parseDurationArg)
+    .option('--enforce-max-age', 'rotation policy: overdue keys fail verification as expired')
   withStoreOptions(command)
   command.addHelpText(
     'after',
@@ -100,8 +106,16 @@ requests, flush usage counts, close Redis, exit 0.`,
       reconnect: true,
       // Failures per IP and per key id, the IP block and per-key quotas, shared by every replica through Redis.
       sharedRateLimits: true,
+      // Admin actions in the shared history, with the admin key that made them: the "who" of evidence reports.
+      history: true,
       logger,
-      keyring: { ...signing, ...(flags.grace === undefined ? {} : { gracePeriod: `${flags.grace}ms` }), ...proofOptionsFromEnv(io.env) },
+      keyring: {
+        ...signing,
+        ...(flags.grace === undefined ? {} : { gracePeriod: `${flags.grace}ms` }),
+        ...proofOptionsFromEnv(io.env),
+        // Always on, so tenant overrides set through the admin API apply even without --max-age.
+        policy: { maxAge: flags.maxAge ?? 0, ...(flags.rotationWarning === undefined ? {} : { rotationWarning: flags.rotationWarning }), enforce: flags.enforceMaxAge === true },
+      },
     })
     const registry = new Registry()
     collectDefaultMetrics({ register: registry })

@@ -1,4 +1,4 @@
-import { KeyNotFoundError, type Keyring } from '@keyrot/core'
+import { KeyNotFoundError, runAsActor, type Keyring } from '@keyrot/core'
 import type { Command } from 'commander'
 import type { CliIo } from '../io.js'
 import { signingOptionsFromEnv } from '../master-keys.js'
@@ -28,14 +28,20 @@ export async function withKeyring<T>(io: CliIo, flags: StoreFlags, command: stri
   const url = resolveRedisUrl(flags, io, command)
   // With KEYROT_MASTER_KEYS set, signing secrets can be rotated and revoked like API keys.
   const keyPrefix = flags.keyPrefix ?? io.env['KEYROT_KEY_PREFIX'] ?? DEFAULT_KEY_PREFIX
-  const opened = await openKeyring(url, { ...flags, keyPrefix }, { reconnect: false, keyring: signingOptionsFromEnv(io.env) })
+  const opened = await openKeyring(url, { ...flags, keyPrefix }, { reconnect: false, keyring: signingOptionsFromEnv(io.env), history: true })
   try {
-    return await work(opened.keyring)
+    // Recorded in the admin history as this user's action (self-declared: whoever reaches Redis can name anyone).
+    return await runAsActor(cliActor(io), () => work(opened.keyring))
   } catch (error) {
     throw error instanceof KeyNotFoundError ? await withPrefixHint(error, opened.client, keyPrefix) : error
   } finally {
     await opened.close()
   }
+}
+
+/** The history actor of CLI commands: `cli:<login name>` from `USER` (or `USERNAME`). */
+export function cliActor(io: CliIo): string {
+  return `cli:${io.env['USER'] || io.env['USERNAME'] || 'unknown'}`
 }
 
 /** One JSON document on stdout, newline-terminated. */

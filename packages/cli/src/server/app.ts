@@ -1,4 +1,4 @@
-import { createMetrics, InvalidInputError, silentLogger, type Keyring, type Logger, type MetricsOptions } from '@keyrot/core'
+import { createMetrics, InvalidInputError, runAsActor, silentLogger, type Keyring, type Logger, type MetricsOptions } from '@keyrot/core'
 import { apiKeyAuth } from '@keyrot/express'
 import express, { type ErrorRequestHandler, type Express, type NextFunction, type Request, type RequestHandler, type Response } from 'express'
 import { collectDefaultMetrics, Registry } from 'prom-client'
@@ -7,6 +7,7 @@ import { recordAdminAccess } from './admin-access.js'
 import { adminRoutes } from './admin-routes.js'
 import { rotationRoutes } from './rotation-routes.js'
 import { creditsRoutes } from './credits-routes.js'
+import { policyRoutes } from './policy-routes.js'
 import { adminErrorResponse, BodyError, parseInput } from './errors.js'
 import { metricsRoute } from './metrics-app.js'
 import { leakRoutes, leakRoutesFromEnv, type LeakRoutesOptions } from './leak-routes.js'
@@ -186,9 +187,11 @@ function routeHandler(route: RouteSpec, keyring: Keyring, logger: Logger): Reque
         if (hasBody && req.is('application/json') === false) throw new InvalidInputError('body', 'must be sent as Content-Type: application/json')
         body = parseInput(route.body, req.body === undefined && route.bodyOptional ? {} : req.body, 'body')
       }
-      const reply = await route.handler({ keyring, params, query, body, req, res })
+      const context = { keyring, params, query, body, req, res }
+      // Admin actions are recorded in the history with the admin key that made them.
+      if (route.auth === 'admin') res.setHeader('cache-control', 'no-store')
+      const reply = await (route.auth === 'admin' && req.apiKey ? runAsActor(`api-key:${req.apiKey.id}`, () => route.handler(context)) : route.handler(context))
       if (route.auth === 'admin') {
-        res.setHeader('cache-control', 'no-store')
         logger.info({ event: 'admin.request', operation: route.operationId, adminKeyId: req.apiKey?.id, keyId: (params as { id?: string }).id, status: reply?.status ?? res.statusCode }, 'keyrot admin request')
       }
       if (reply) res.status(reply.status).json(reply.body)
@@ -234,6 +237,8 @@ export function createServer(options: ServerOptions): Express {
       healthTimeoutMs,
       document: () => document,
     }),
+    // Before adminRoutes: `/v1/keys/due` must not be read as `/v1/keys/:id`.
+    ...policyRoutes(),
     ...adminRoutes,
     ...rotationRoutes(),
     ...creditsRoutes(),

@@ -1,5 +1,6 @@
 import type { KeyringEventName, KeyringEvents, KeyringListener } from '../events.js'
 import { errorFields, type Logger } from '../logger.js'
+import { currentActor } from './actor.js'
 import type { HistoryAction, HistoryEntryInput, HistoryLog } from './history.js'
 
 /** The part of the keyring the recorder needs (no import of the keyring: no cycle). */
@@ -127,6 +128,9 @@ export class HistoryRecorder {
   }
 
   #enqueue(entry: HistoryEntryInput): void {
+    // Emitted synchronously inside the admin call: its async context names the actor.
+    const actor = currentActor()
+    if (actor !== undefined) entry.actor = actor
     if (this.#pending >= MAX_PENDING) {
       this.#logger.error(
         { event: 'history.append_failed', action: entry.action, keyId: entry.keyId, err: { name: 'Error', message: `${MAX_PENDING} appends already pending` } },

@@ -58,6 +58,12 @@ export interface HistoryEntryInput {
   expiresAt?: number | null
   /** `key.expiry_changed` only: the deadline before the change. */
   previousExpiresAt?: number | null
+  /**
+   * Who acted, when the caller named itself with `runAsActor()` (the admin
+   * API: `api-key:<admin key id>`; the CLI: `cli:<user>`). Left out of the
+   * hash when absent, so entries written before it existed verify as before.
+   */
+  actor?: string
 }
 
 export interface HistoryEntry extends HistoryEntryInput {
@@ -147,6 +153,7 @@ export const DEFAULT_HISTORY_READ_LIMIT = 1_000
 export function canonicalHistoryEntry(entry: HistoryEntryInput & { seq: number; prevHash: string }): string {
   const fields: Record<string, unknown> = {
     action: entry.action,
+    actor: entry.actor,
     at: entry.at,
     expiresAt: entry.expiresAt,
     familyId: entry.familyId,
@@ -179,7 +186,7 @@ export function checkHistoryInput(input: HistoryEntryInput): HistoryEntryInput {
     if (typeof input[name] !== 'string' || input[name].length === 0) throw new TypeError(`history entry ${name} must be a non-empty string`)
   }
   const out: HistoryEntryInput = { at: input.at, action: input.action, keyId: input.keyId, familyId: input.familyId, tenantId: input.tenantId }
-  for (const name of ['newKeyId', 'incidentId', 'reason'] as const) {
+  for (const name of ['newKeyId', 'incidentId', 'reason', 'actor'] as const) {
     const value = input[name]
     if (value === undefined) continue
     if (typeof value !== 'string') throw new TypeError(`history entry ${name} must be a string`)

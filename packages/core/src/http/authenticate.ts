@@ -4,6 +4,7 @@ import { rateLimitHeaders } from '../rate-limit/headers.js'
 import type { ApiKey } from '../types.js'
 import { extractCredential, type CredentialHeaders } from './credentials.js'
 import { asKeyrotError, errorResponse, type ErrorResponse } from './respond.js'
+import { rotationHeaders } from './rotation-headers.js'
 
 export interface AuthenticateRequest extends CredentialHeaders {
   clientIp?: string | undefined
@@ -32,7 +33,9 @@ export type AuthenticateOutcome =
  * with the old key's deadline, so clients learn they must migrate; when the
  * key has a quota they carry `RateLimit-Policy` and `RateLimit`
  * (draft-ietf-httpapi-ratelimit-headers); when the key has credits,
- * `X-Credits-Remaining` and `X-Credits-Reset` (see credits/headers.ts).
+ * `X-Credits-Remaining` and `X-Credits-Reset` (see credits/headers.ts). A key due for rotation under its
+ * rotation policy adds `Deprecation` (RFC 9745) and, when enforced, `Sunset`
+ * (see rotation-headers.ts).
  */
 export async function authenticate(keyring: Keyring, request: AuthenticateRequest, options: AuthenticateOptions = {}): Promise<AuthenticateOutcome> {
   const realm = options.realm ?? 'api'
@@ -61,5 +64,6 @@ export async function authenticate(keyring: Keyring, request: AuthenticateReques
     const { remaining, nextRefillAt } = result.credits
     Object.assign(headers, creditsHeaders(remaining, nextRefillAt === null ? null : nextRefillAt - keyring.clock.now()))
   }
+  if (result.rotation) Object.assign(headers, rotationHeaders(result.rotation))
   return { ok: true, key, headers }
 }

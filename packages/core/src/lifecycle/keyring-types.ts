@@ -2,6 +2,7 @@ import type { CreditsInput, CreditsState } from '../credits/credits.js'
 import type { Duration } from '../duration.js'
 import type { KeyrotError } from '../errors.js'
 import type { RequestContext } from '../events.js'
+import type { RotationDue } from '../policy/policy-options.js'
 import type { RateLimitInfo } from '../rate-limit/headers.js'
 import type { ApiKey, KeyMetadata } from '../types.js'
 import type { RateLimitInput } from './validate.js'
@@ -54,6 +55,8 @@ export type VerifyResult =
       rateLimit?: RateLimitInfo
       /** The key family's credits after this request; absent when the key has no credits. */
       credits?: CreditsState
+      /** The key is due (or overdue) under its rotation policy; absent before the warning window or without a policy. */
+      rotation?: RotationDue
     }
   | {
       ok: false

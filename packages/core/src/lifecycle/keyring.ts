@@ -19,6 +19,8 @@ import { StoreResetGuard } from './store-reset.js'
 import { assertRotatable, newRecord, restamp, successorDraft, type RecordDraft } from './succession.js'
 import { checkDuration, checkGrace, checkMetadata, checkName, checkRateLimit, checkScopes, checkTenantId, checkTimestamp } from './validate.js'
 import { Verifier } from './verifier.js'
+import { readTenantPolicy, writeTenantPolicy, type TenantPolicyView } from '../policy/tenant-policy.js'
+import type { TenantPolicy } from '../policy/policy-options.js'
 
 export type { CreateKeyInput, IssuedKey, RotateOptions, VerifyOptions, VerifyResult } from './keyring-types.js'
 
@@ -431,6 +433,27 @@ export class Keyring {
   #historyRecorder(): HistoryRecorder {
     if (!this.#history) throw new TypeError('the admin history needs a history log: createKeyring({ history: new MemoryHistoryLog() })')
     return this.#history
+  }
+
+  /**
+   * A tenant's rotation policy: its stored override (`null`: none) and the
+   * policy in force, the override over `createKeyring({ policy })`
+   * (docs/policies.md#rotation-policy).
+   */
+  tenantPolicy(tenantId: string): Promise<TenantPolicyView> {
+    return readTenantPolicy(this.options, checkTenantId(tenantId))
+  }
+
+  /**
+   * Sets (or with `null`, removes) a tenant's rotation policy override. In
+   * force on this replica at once, on others within `policy.tenantRefresh`.
+   */
+  async setTenantPolicy(tenantId: string, override: TenantPolicy | null): Promise<TenantPolicyView> {
+    this.#assertOpen()
+    const view = await writeTenantPolicy(this.options, checkTenantId(tenantId), override)
+    this.#verifier.rotationPolicy?.noteTenantPolicy(view.tenantId, view.override)
+    this.options.logger.info({ event: 'policy.tenant_changed', tenantId: view.tenantId, override: view.override }, 'keyrot tenant rotation policy changed')
+    return view
   }
 
   /**

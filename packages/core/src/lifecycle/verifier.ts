@@ -27,9 +27,11 @@ import { rotationUseOf } from '../store/rotation-usage.js'
 import type { KeyStore } from '../store/store.js'
 import { parseToken } from '../token/format.js'
 import { toApiKey, type ApiKey, type KeyRecord } from '../types.js'
+import type { RotationDue } from '../policy/policy-options.js'
 import type { VerifyOptions, VerifyResult } from './keyring-types.js'
 import { spendCredits } from './credits.js'
 import { fallbackLimiter, openStoreCircuit } from './outage.js'
+import { RotationPolicyCheck } from './rotation-policy.js'
 
 const EMPTY: readonly string[] = Object.freeze([])
 
@@ -74,6 +76,8 @@ export class Verifier {
   /** The shared rate limiter with local counters behind it; `null` for an in-process limiter. */
   readonly #limiter: FallbackRateLimiter | null
   #staleVerifications = 0
+  /** The rotation policy (rotation-policy.ts); `null` without `policy`: no cost on verify. */
+  readonly rotationPolicy: RotationPolicyCheck | null
 
   constructor({ options, events, read }: VerifierOptions) {
     this.options = options
@@ -100,6 +104,9 @@ export class Verifier {
     this.#limiter = rateLimit && !(rateLimit.limiter instanceof MemoryRateLimiter) ? this.#fallbackLimiter(rateLimit.limiter) : null
     const guarded = rateLimit && this.#limiter ? { ...rateLimit, limiter: this.#limiter } : rateLimit
     this.#guard = guarded ? new AttemptGuard(guarded, options.clock, options.logger, this.#cache !== null) : null
+    this.rotationPolicy = options.policy
+      ? new RotationPolicyCheck({ options: options.policy, store: this.store, events, logger: options.logger, now: () => options.clock.now() })
+      : null
   }
 
   /** Drops a key's cached state (never its proofs) and poisons a load of it in flight. */
@@ -233,6 +240,12 @@ export class Verifier {
       }
       return this.#fail(new KeyExpiredError(keyId, record.expiresAt), keyId, record.tenantId, options, now)
     }
+    let rotation: RotationDue | undefined
+    if (this.rotationPolicy) {
+      const due = this.rotationPolicy.check(record, now)
+      rotation = isPromise(due) ? await due : due
+      if (rotation?.overdue && rotation.enforced) return this.#fail(new KeyExpiredError(keyId, rotation.dueAt), keyId, record.tenantId, options, now)
+    }
     const required = options.scopes ?? EMPTY
     if (required.length > 0) {
       const missing = required.filter((scope) => !record.scopes.includes(scope))
@@ -286,6 +299,7 @@ export class Verifier {
     }
     const result: Extract<VerifyResult, { ok: true }> = rateLimit ? { ok: true, key: this.#view(record), cached, rateLimit } : { ok: true, key: this.#view(record), cached }
     if (credits) result.credits = credits
+    if (rotation) result.rotation = rotation
     return result
   }
 

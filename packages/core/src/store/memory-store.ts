@@ -1,6 +1,8 @@
 import { decideAdjust, decideSpend, refilled, stateOfBalance, type CreditBalance, type CreditsRefill, type CreditsState } from '../credits/credits.js'
 import { InvalidInputError, KeyNotFoundError } from '../errors.js'
 import { assertRotatable } from '../lifecycle/succession.js'
+import { DailyUsage } from '../policy/daily-usage.js'
+import { checkTenantPolicy, type TenantPolicy } from '../policy/policy-options.js'
 import type { KeyRecord } from '../types.js'
 import { emptyRotationUsage, ROTATION_USAGE_LIMITS, RotationTally, type RotationUsage, type RotationUsageQuery, type RotationUse } from './rotation-usage.js'
 import type {
@@ -45,6 +47,9 @@ export class MemoryStore implements KeyStore {
   readonly #rotation = new Map<string, RotationTally>()
   /** Credit balances by family id (see credits/credits.ts). */
   readonly #credits = new Map<string, CreditBalance>()
+  readonly #daily = new DailyUsage()
+  readonly #tenantPolicies = new Map<string, TenantPolicy>()
+  readonly #rotationDue = new Map<string, number>()
 
   /** Number of stored records (any state). */
   get size(): number {
@@ -147,6 +152,7 @@ export class MemoryStore implements KeyStore {
     record.usageCount += 1
     record.lastUsedAt = at
     if (inGrace) record.lastUsedInGraceAt = at
+    this.#daily.add(keyId, at)
     if (rotation) {
       let tally = this.#rotation.get(keyId)
       if (!tally) this.#rotation.set(keyId, (tally = new RotationTally()))
@@ -186,6 +192,27 @@ export class MemoryStore implements KeyStore {
     }
     out.sort((a, b) => b.createdAt - a.createdAt || (a.id < b.id ? -1 : 1))
     return query.limit === undefined ? out : out.slice(0, query.limit)
+  }
+
+  async usageSince(keyIds: readonly string[], since: number): Promise<Map<string, number>> {
+    return this.#daily.since(keyIds, since)
+  }
+
+  async getTenantPolicy(tenantId: string): Promise<TenantPolicy | null> {
+    const policy = this.#tenantPolicies.get(tenantId)
+    return policy ? { ...policy } : null
+  }
+
+  async setTenantPolicy(tenantId: string, policy: TenantPolicy | null): Promise<void> {
+    if (policy === null) this.#tenantPolicies.delete(tenantId)
+    else this.#tenantPolicies.set(tenantId, checkTenantPolicy(policy))
+  }
+
+  async markRotationDue(keyId: string, at: number, untilAt: number): Promise<boolean> {
+    const until = this.#rotationDue.get(keyId)
+    if (until !== undefined && until > at) return false
+    this.#rotationDue.set(keyId, untilAt)
+    return true
   }
 
   subscribe(listener: InvalidationListener): () => void {

@@ -1,4 +1,5 @@
 import type { CreditsChange, CreditsRefill, CreditsState } from '../credits/credits.js'
+import type { TenantPolicy } from '../policy/policy-options.js'
 import type { KeyRecord } from '../types.js'
 import type { RotationUsage, RotationUsageQuery, RotationUse } from './rotation-usage.js'
 
@@ -163,6 +164,27 @@ export interface KeyStore {
   readCredits?(familyId: string, refill: CreditsRefill | null, now: number): Promise<CreditsState>
   /** Sets or adds to a family's balance (atomic like `spendCredits`). Returns the balance after the change. */
   adjustCredits?(input: AdjustCreditsInput): Promise<CreditsState>
+  /**
+   * Rotation policies (docs/policies.md): a tenant's override of the
+   * keyring's policy, `null` when it has none. Optional, with `setTenantPolicy`:
+   * without them only the keyring's `policy` applies.
+   */
+  getTenantPolicy?(tenantId: string): Promise<TenantPolicy | null>
+  /** Stores (or with `null`, removes) a tenant's policy override. */
+  setTenantPolicy?(tenantId: string, policy: TenantPolicy | null): Promise<void>
+  /**
+   * Marks that `key.rotation-due` was emitted for a key, until `untilAt`
+   * (epoch ms). Returns `true` for the first caller only (a `SET NX`), so
+   * one replica of a fleet emits it. Optional: without it each process emits once.
+   */
+  markRotationDue?(keyId: string, at: number, untilAt: number): Promise<boolean>
+  /**
+   * Uses of each key on the UTC days from the one holding `since` through
+   * today, counted per UTC day by `recordUsage` (a batching store counts a
+   * batch on the day of its last use). Keys without uses are left out.
+   * Optional: without it evidence reports show no recent usage.
+   */
+  usageSince?(keyIds: readonly string[], since: number): Promise<Map<string, number>>
   /** Flushes pending usage counts and releases resources the store opened. */
   close(): Promise<void>
 }

@@ -5,13 +5,13 @@ import { unreadableReason, type HistoryEntry, type UnreadableHistoryEntry } from
  * it), then the entry's fields, `prevHash` and `hash`. Fields that do not
  * apply are left out; a `null` expiry ("never") is the empty string.
  */
-const STRING_FIELDS = ['action', 'keyId', 'familyId', 'tenantId', 'newKeyId', 'incidentId', 'reason', 'prevHash', 'hash'] as const
+const STRING_FIELDS = ['action', 'keyId', 'familyId', 'tenantId', 'newKeyId', 'incidentId', 'reason', 'actor', 'prevHash', 'hash'] as const
 const NUMBER_FIELDS = ['seq', 'at', 'gracePeriodMs'] as const
 const NULLABLE_FIELDS = ['expiresAt', 'previousExpiresAt'] as const
 
 export function encodeHistoryEntry(entry: Omit<HistoryEntry, 'id'>): string[] {
   const pairs: string[] = ['seq', String(entry.seq), 'at', String(entry.at), 'action', entry.action, 'keyId', entry.keyId, 'familyId', entry.familyId, 'tenantId', entry.tenantId]
-  for (const name of ['newKeyId', 'incidentId', 'reason'] as const) {
+  for (const name of ['newKeyId', 'incidentId', 'reason', 'actor'] as const) {
     const value = entry[name]
     if (value !== undefined) pairs.push(name, value)
   }

@@ -273,6 +273,8 @@ function viewPath() {
       return `v1/keys/expiring?within=${encodeURIComponent($('#filter-within').value)}`
     case 'unused':
       return `v1/keys/unused?since=${encodeURIComponent($('#filter-since').value)}`
+    case 'due':
+      return 'v1/keys/due'
     default:
       return `v1/keys?limit=${LIST_LIMIT}`
   }
@@ -336,6 +338,7 @@ function renderTenants() {
 function renderNote() {
   const note = $('#view-note')
   if (state.view === 'expiring') note.textContent = 'Keys still working that stop within the window (grace periods ending, planned expiries), soonest first.'
+  else if (state.view === 'due') note.textContent = 'Active keys past the warning of their rotation policy (maxAge − rotationWarning), soonest due first: rotate them. Overdue keys fail as expired where the policy is enforced.'
   else if (state.view === 'unused') note.textContent = 'Working keys not used within the window (keys never used count from their creation). Candidates for revocation.'
   else note.textContent = state.keys.length >= LIST_LIMIT ? `Showing the newest ${numberFormat.format(LIST_LIMIT)} keys.` : ''
 }
@@ -359,7 +362,14 @@ function lineageLink(id, arrow, title, full = false) {
   return `<button type="button" class="link mono" data-select="${esc(id)}" title="${esc(title)} ${esc(id)}">${arrow} ${esc(full ? id : id.slice(-6))}</button>`
 }
 
+/** In the "Due for rotation" view: when the key is (or was) due under its rotation policy. */
+function dueCell(key, now) {
+  const overdue = key.compliance === 'overdue'
+  return `<td class="${overdue ? 'overdue' : 'due'}" title="Due ${iso(key.dueAt)}"><span class="badge badge-${overdue ? 'overdue' : 'due'}">${overdue ? 'overdue' : 'due'}</span> ${relative(key.dueAt, now)}</td>`
+}
+
 function expiresCell(key, now) {
+  if (state.view === 'due' && typeof key.dueAt === 'number') return dueCell(key, now)
   if (key.expiresAt === null) return '<td class="muted">never</td>'
   if (key.state === 'grace') {
     return `<td class="countdown" title="Grace ends ${iso(key.expiresAt)}" data-deadline="${key.expiresAt}">${countdown(key.expiresAt - now)} left</td>`
@@ -1018,6 +1028,7 @@ function setView(view) {
   for (const button of document.querySelectorAll('#views [data-view]')) button.setAttribute('aria-pressed', String(button.dataset.view === view))
   $('#within-control').hidden = view !== 'expiring'
   $('#since-control').hidden = view !== 'unused'
+  $('#expires-heading').textContent = view === 'due' ? 'Rotation due' : 'Expires'
   state.keys = []
   $('#keys-body').innerHTML = ''
   void loadView()
