@@ -64,5 +64,7 @@ export function stateOf(record: Pick<KeyRecord, 'revokedAt' | 'expiresAt' | 'rot
 
 export function toApiKey(record: KeyRecord, now: number): ApiKey {
   const { hash: _hash, sharedProof: _sharedProof, ...rest } = record
-  return { ...rest, scopes: [...rest.scopes], metadata: { ...rest.metadata }, state: stateOf(record, now) }
+  const key: ApiKey = { ...rest, scopes: [...rest.scopes], metadata: { ...rest.metadata }, state: stateOf(record, now) }
+  if (rest.credits) key.credits = { refill: rest.credits.refill ? { ...rest.credits.refill } : null }
+  return key
 }

@@ -106,6 +106,31 @@ describe.each([
     expect(empty.key.credits).toEqual({ refill: null })
   })
 
+  it('calls the store on no verify of a key without credits, and once per verify (cache hits too) of a key with credits', async () => {
+    const store = new MemoryStore()
+    const spend = store.spendCredits.bind(store)
+    const reads = { spends: 0, gets: 0 }
+    store.spendCredits = (input) => {
+      reads.spends++
+      return spend(input)
+    }
+    const get = store.get.bind(store)
+    store.get = (id) => {
+      reads.gets++
+      return get(id)
+    }
+    const { keyring } = setup({ ...cacheOptions, store })
+    const plain = await keyring.create({ tenantId: 'acme', name: 'plain' })
+    const metered = await keyring.create({ tenantId: 'acme', name: 'metered', credits: { remaining: 100 } })
+    for (let i = 0; i < 5; i++) expect((await keyring.verify(plain.token)).ok).toBe(true)
+    expect(reads.spends).toBe(0)
+    reads.gets = 0
+    for (let i = 0; i < 5; i++) expect((await keyring.verify(metered.token)).ok).toBe(true)
+    expect(reads.spends).toBe(5)
+    // With the cache, the state is read once; the balance is not cached.
+    expect(reads.gets).toBe(Object.keys(cacheOptions).length === 0 ? 1 : 5)
+  })
+
   it('refills lazily every interval, up to the refill amount, and says when the next refill is', async () => {
     const { clock, keyring } = setup(cacheOptions)
     const createdAt = clock.now()

@@ -50,7 +50,7 @@ export class Keyring {
     this.#reset = new StoreResetGuard({ store: this.store, clock: this.options.clock, logger: this.options.logger, emit: (event, payload) => this.#events.emit(event, payload) })
     this.#verifier = new Verifier({ options: this.options, events: this.#events, read: (keyId) => this.#reset.read(keyId) })
     // close() lets admin writes already started land before it releases the store.
-    this.#inFlight.trackMethods(this as Keyring, ['create', 'createSigningSecret', 'rotate', 'emergencyRotate', 'revoke', 'setExpiry'])
+    this.#inFlight.trackMethods(this as Keyring, ['create', 'createSigningSecret', 'rotate', 'emergencyRotate', 'revoke', 'setExpiry', 'setCredits', 'addCredits'])
     this.#unsubscribe = this.store.subscribe?.((event) => this.#onInvalidation(event))
     // Recorded from the keyring's own admin events; admin methods only wait for the append to settle.
     this.#history = this.options.history ? new HistoryRecorder(this, this.options.history, this.options.logger) : null

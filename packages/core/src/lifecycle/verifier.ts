@@ -273,7 +273,8 @@ export class Verifier {
     let credits: CreditsState | undefined
     if (record.credits) {
       const spent = await spendCredits(this.store, record as KeyRecord & { credits: CreditsConfig }, options.cost, now).catch((error: unknown) => {
-        this.#emitFailure(error as KeyrotError, keyId, record.tenantId, options, now)
+        // A store outage is reported like a failed read; a bad `cost` is the caller's TypeError.
+        if (error instanceof KeyrotError) this.#emitFailure(error, keyId, record.tenantId, options, now)
         throw error
       })
       if (!spent.ok) return this.#fail(spent.error, keyId, record.tenantId, options, now)
