@@ -13,8 +13,16 @@ import type { RotationDue } from '../policy/policy-options.js'
  * Sent only to a client that proved the key's secret (they come from a
  * successful verify), so they tell an outsider nothing.
  */
-export function rotationHeaders(due: RotationDue): Record<string, string> {
-  const headers: Record<string, string> = { deprecation: `@${Math.floor(due.dueAt / 1000)}` }
-  if (due.enforced) headers['sunset'] = new Date(due.dueAt).toUTCString()
+export function rotationHeaders(due: RotationDue): Readonly<Record<string, string>> {
+  // The verifier hands out one frozen `RotationDue` per cached record: its headers are formatted once.
+  let headers = formatted.get(due)
+  if (headers === undefined) {
+    const fresh: Record<string, string> = { deprecation: `@${Math.floor(due.dueAt / 1000)}` }
+    if (due.enforced) fresh['sunset'] = new Date(due.dueAt).toUTCString()
+    headers = Object.freeze(fresh)
+    formatted.set(due, headers)
+  }
   return headers
 }
+
+const formatted = new WeakMap<RotationDue, Readonly<Record<string, string>>>()

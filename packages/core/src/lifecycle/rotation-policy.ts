@@ -25,12 +25,11 @@ interface TenantEntry {
   refreshing: boolean
 }
 
-/** What the verifier keeps per cached record: the policy it was judged under and the result. */
+/** What the verifier keeps per cached record in its warning window: the policy it was judged under and the answers. */
 interface RecordVerdict {
   policy: RotationPolicy
-  window: { dueAt: number; warnFrom: number } | null
-  warning: RotationDue | null
-  overdue: RotationDue | null
+  warning: RotationDue
+  overdue: RotationDue
 }
 
 export interface RotationPolicyCheckOptions {
@@ -55,9 +54,9 @@ function isPromise<T>(value: T | Promise<T>): value is Promise<T> {
  * expiry; it exists only when `createKeyring({ policy })` is set, so a
  * keyring without a policy pays nothing.
  *
- * Cost per request: one tenant lookup in a map and one comparison with the
- * verdict kept per cached record (a `WeakMap`, so it lives as long as the
- * cached state). A tenant's policy is read from the store the first time a
+ * Cost per request: one tenant lookup in a map and some arithmetic on the
+ * record; only a key in its warning window looks up the answer kept per
+ * cached record (a `WeakMap`, so it lives as long as the cached state). A tenant's policy is read from the store the first time a
  * tenant is seen (that verify waits for it once), then refreshed in the
  * background every `tenantRefresh`. A store that cannot answer leaves the
  * keyring's defaults in force (logged once per outage), never a failed verify.
@@ -158,20 +157,23 @@ export class RotationPolicyCheck {
   }
 
   #judge(record: KeyRecord, policy: RotationPolicy, now: number): RotationDue | undefined {
+    // The common case, a key before its warning, is arithmetic only: no lookup, no allocation.
+    const maxAgeMs = policy.maxAgeMs
+    if (maxAgeMs === 0) return undefined
+    const dueAt = record.createdAt + maxAgeMs
+    if (now < dueAt - policy.rotationWarningMs || now < record.createdAt) return undefined
+    // In the window: the answer objects are built once per cached record and policy.
     let verdict = this.#verdicts.get(record)
     if (verdict === undefined || verdict.policy !== policy) {
-      const window = dueWindowOf(record, policy)
+      const window = dueWindowOf(record, policy) as { dueAt: number; warnFrom: number }
       verdict = {
         policy,
-        window,
-        warning: window && Object.freeze({ ...window, overdue: false, enforced: policy.enforce }),
-        overdue: window && Object.freeze({ ...window, overdue: true, enforced: policy.enforce }),
+        warning: Object.freeze({ ...window, overdue: false, enforced: policy.enforce }),
+        overdue: Object.freeze({ ...window, overdue: true, enforced: policy.enforce }),
       }
       this.#verdicts.set(record, verdict)
     }
-    const window = verdict.window
-    if (window === null || now < window.warnFrom) return undefined
-    const due = now >= window.dueAt ? (verdict.overdue as RotationDue) : (verdict.warning as RotationDue)
+    const due = now >= dueAt ? verdict.overdue : verdict.warning
     if (this.#events.has('key.rotation-due') && !this.#notified.has(record.id)) this.#notify(record, due, now)
     return due
   }
