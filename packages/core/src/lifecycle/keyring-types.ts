@@ -16,6 +16,13 @@ export interface CreateKeyInput {
   prefix?: string
   /** Per-key request limit, kept across rotations. Default: the limiter's. */
   rateLimit?: RateLimitInput
+  /**
+   * Client IP addresses or CIDR ranges (IPv4 and IPv6) the key may be used
+   * from, kept across rotations. A request from elsewhere fails with 403
+   * `KEYROT_IP_NOT_ALLOWED`, only after its secret is proven. Default
+   * (`undefined` or `null`): any IP.
+   */
+  allowedIps?: readonly string[] | null
 }
 
 export interface RotateOptions {

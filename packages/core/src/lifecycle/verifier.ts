@@ -3,6 +3,7 @@ import { VerificationCache } from '../cache/verification-cache.js'
 import {
   InsufficientScopeError,
   InvalidSecretError,
+  IpNotAllowedError,
   KeyExpiredError,
   KeyNotFoundError,
   KeyrotError,
@@ -28,6 +29,8 @@ import { parseToken } from '../token/format.js'
 import { toApiKey, type ApiKey, type KeyRecord } from '../types.js'
 import type { VerifyOptions, VerifyResult } from './keyring-types.js'
 import { fallbackLimiter, openStoreCircuit } from './outage.js'
+import { ipAllowed } from './allowed-ips.js'
+import { checkHash, ImportedTokens, isLegacyHash } from './imported-keys.js'
 
 const EMPTY: readonly string[] = Object.freeze([])
 
@@ -72,6 +75,8 @@ export class Verifier {
   /** The shared rate limiter with local counters behind it; `null` for an in-process limiter. */
   readonly #limiter: FallbackRateLimiter | null
   #staleVerifications = 0
+  /** Tokens of imported keys (not in keyrot format); `null` when no `importedPrefixes` are set. */
+  readonly #imported: ImportedTokens | null
 
   constructor({ options, events, read }: VerifierOptions) {
     this.options = options
@@ -98,6 +103,19 @@ export class Verifier {
     this.#limiter = rateLimit && !(rateLimit.limiter instanceof MemoryRateLimiter) ? this.#fallbackLimiter(rateLimit.limiter) : null
     const guarded = rateLimit && this.#limiter ? { ...rateLimit, limiter: this.#limiter } : rateLimit
     this.#guard = guarded ? new AttemptGuard(guarded, options.clock, options.logger, this.#cache !== null) : null
+    this.#imported = options.imports.prefixes.length === 0 ? null : this.#importedTokens()
+  }
+
+  #importedTokens(): ImportedTokens {
+    const port = {
+      cache: this.#cache,
+      guard: this.#guard,
+      admit: this.#admit.bind(this),
+      refuse: this.#refuse.bind(this),
+      fail: this.#fail.bind(this),
+      verifyKeyId: this.#verifyParsed.bind(this),
+    }
+    return new ImportedTokens({ ...this.options.imports, store: this.store, port, maxEntries: Math.max(1_000, this.options.cacheMaxEntries) })
   }
 
   /** Drops a key's cached state (never its proofs) and poisons a load of it in flight. */
@@ -146,6 +164,7 @@ export class Verifier {
       keyId = parsed.keyId
       prefix = parsed.prefix
     } catch (error) {
+      if (this.#imported?.claims(token)) return this.#imported.verify(token, options, now)
       // No I/O for a malformed token, but it is a failed attempt of its client (and a blocked client hears 429, not 401).
       if (guard) {
         let gate = this.#admit(guard, { ip: options.clientIp, keyId: undefined, digest: undefined, proven: false }, options, now)
@@ -230,6 +249,10 @@ export class Verifier {
         this.#events.emit('key.expired', { keyId, tenantId: record.tenantId, expiredAt: record.expiresAt, at: now })
       }
       return this.#fail(new KeyExpiredError(keyId, record.expiresAt), keyId, record.tenantId, options, now)
+    }
+    // After the proof: only a caller holding the secret learns that the key is bound to networks.
+    if (record.allowedIps !== undefined && !ipAllowed(record.allowedIps, options.clientIp)) {
+      return this.#fail(new IpNotAllowedError(keyId), keyId, record.tenantId, options, now)
     }
     const required = options.scopes ?? EMPTY
     if (required.length > 0) {
@@ -324,7 +347,10 @@ export class Verifier {
   async #prove(digest: string, token: string, record: KeyRecord): Promise<boolean | OverloadedError> {
     const cache = this.#cache
     const hasher = this.options.hasher
-    if (!cache) return this.#argon2.run(() => hasher.verify(record.hash, token)).catch(overloadedOnly)
+    if (!cache) {
+      const proving = this.#argon2.run(() => checkHash(hasher, record.hash, token))
+      return proving.then((ok) => (ok && isLegacyHash(record.hash) && this.#maybeRehash(record, token), ok)).catch(overloadedOnly)
+    }
     let pending = this.#proving.get(digest)
     if (!pending) {
       pending = (async () => {
@@ -334,7 +360,7 @@ export class Verifier {
             cache.rememberProof(digest, record.id)
             return true
           }
-          const ok = await this.#argon2.run(() => hasher.verify(record.hash, token))
+          const ok = await this.#argon2.run(() => checkHash(hasher, record.hash, token))
           if (ok) {
             cache.rememberProof(digest, record.id)
             this.#maybeRehash(record, token)
@@ -364,7 +390,8 @@ export class Verifier {
 
   #maybeRehash(record: KeyRecord, token: string): void {
     const hasher = this.options.hasher
-    if (!hasher.needsRehash?.(record.hash)) return
+    // A legacy unsalted hash (an imported key) is replaced by Argon2id on its first successful verify.
+    if (!isLegacyHash(record.hash) && !hasher.needsRehash?.(record.hash)) return
     void (async () => {
       try {
         await this.store.updateHash(record.id, await hasher.hash(token))
