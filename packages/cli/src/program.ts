@@ -2,6 +2,8 @@ import { readFileSync } from 'node:fs'
 import { formatDuration } from '@keyrot/core'
 import { Command, CommanderError } from 'commander'
 import { registerCreate } from './commands/create.js'
+import { registerImport } from './commands/import.js'
+import { registerUpdate } from './commands/update.js'
 import { registerDemo } from './commands/demo.js'
 import { registerInspect } from './commands/inspect.js'
 import { registerEmergencyRotate, registerRevoke, registerRotate } from './commands/lifecycle.js'
@@ -56,6 +58,8 @@ Exit codes: 0 ok, 1 error (unknown key, Redis unreachable...), 2 usage (bad argu
   registerRewrapSecrets(program, io)
   registerStore(program, io)
   registerScan(program, io)
+  registerUpdate(program, io)
+  registerImport(program, io)
   showDurationDefaultsAsDurations(program)
   return program
 }

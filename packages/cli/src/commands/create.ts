@@ -13,6 +13,12 @@ interface CreateFlags extends StoreFlags, OutputFlags {
   rateLimit?: { limit: number; window: number }
   prefix?: string
   metadata?: Record<string, unknown>
+  allowedIp?: string[]
+}
+
+/** `--allowed-ip` given several times, or with a comma-separated list: one list. */
+export function collectAllowedIps(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), ...parseListArg(value)]
 }
 
 export function registerCreate(program: Command, io: CliIo): void {
@@ -26,12 +32,14 @@ export function registerCreate(program: Command, io: CliIo): void {
     .option('--rate-limit <rate>', "requests per window, e.g. '100/min'", parseRateLimitArg)
     .option('--prefix <prefix>', "token prefix, e.g. 'sk_test' (default: sk_live)")
     .option('--metadata <json>', 'a JSON object stored with the key', parseJsonObjectArg)
+    .option('--allowed-ip <cidr>', "client IP or CIDR range the key may be used from, e.g. '203.0.113.0/24' (repeat for more; default: any IP)", collectAllowedIps)
   withJsonOption(withStoreOptions(command))
   command.addHelpText(
     'after',
     `
 Examples:
   $ keyrot create --tenant acme --name ci --scopes read,write --expires 90d
+  $ keyrot create --tenant acme --name ci --allowed-ip 203.0.113.0/24 --allowed-ip 2001:db8::/32
   $ TOKEN=$(keyrot create --tenant acme --name ci --json | jq -r .token)
   $ keyrot create --tenant ops --name admin --scopes admin   # the first admin key for keyrot serve`,
   )
@@ -46,6 +54,7 @@ Examples:
         ...(flags.rateLimit ? { rateLimit: flags.rateLimit } : {}),
         ...(flags.prefix ? { prefix: flags.prefix } : {}),
         ...(flags.metadata ? { metadata: flags.metadata } : {}),
+        ...(flags.allowedIp ? { allowedIps: flags.allowedIp } : {}),
       })
       if (flags.json) {
         printJson(io, { token, key })

@@ -5,6 +5,7 @@ import type { CliIo } from '../io.js'
 import type { RunningServer } from '../server/listen.js'
 import { parseListenAddress } from '../server/metrics-app.js'
 import { proofOptionsFromEnv, signingOptionsFromEnv } from '../master-keys.js'
+import { importOptionsFromEnv } from '../import-env.js'
 import { parseDurationArg } from '../parse.js'
 import { openKeyring, resolveRedisUrl, type StoreFlags } from '../store.js'
 import { withStoreOptions } from './shared.js'
@@ -101,7 +102,7 @@ requests, flush usage counts, close Redis, exit 0.`,
       // Failures per IP and per key id, the IP block and per-key quotas, shared by every replica through Redis.
       sharedRateLimits: true,
       logger,
-      keyring: { ...signing, ...(flags.grace === undefined ? {} : { gracePeriod: `${flags.grace}ms` }), ...proofOptionsFromEnv(io.env) },
+      keyring: { ...signing, ...(flags.grace === undefined ? {} : { gracePeriod: `${flags.grace}ms` }), ...proofOptionsFromEnv(io.env), ...importOptionsFromEnv(io.env) },
     })
     const registry = new Registry()
     collectDefaultMetrics({ register: registry })
