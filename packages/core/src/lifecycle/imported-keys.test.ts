@@ -150,6 +150,20 @@ describe.each([
   })
 })
 
+describe('imported keys without a cache or an abuse guard', () => {
+  it('finds each token by its own index (there is no token digest to remember lookups by)', async () => {
+    const { keyring } = setup({ cache: { maxEntries: 0 }, rateLimit: false })
+    const first = legacyToken()
+    const second = legacyToken()
+    const a = await keyring.import({ tenantId: 'acme', name: 'a', token: first })
+    const b = await keyring.import({ tenantId: 'acme', name: 'b', legacy: { sha256: sha256(second), tokenPrefix: 'old_' } })
+    const one = await keyring.verify(first)
+    const two = await keyring.verify(second)
+    expect(one.ok && one.key.id).toBe(a.key.id)
+    expect(two.ok && two.key.id).toBe(b.key.id)
+  })
+})
+
 describe('keyring.import input', () => {
   it('refuses tokens and hashes it cannot route, with a clear error', async () => {
     const { keyring, store } = setup()

@@ -142,7 +142,8 @@ export class ImportedTokens {
     const prefix = prefixOf(this.#prefixes, token) as string
     const digest = cache ? cache.digest(token) : guard ? guard.digest(token) : ''
     // A token proven here, or found before, needs no index read.
-    let keyId = cache?.proofOf(digest) ?? this.#found.get(digest)
+    // (Without a cache or a guard there is no digest: every token is looked up.)
+    let keyId = cache?.proofOf(digest) ?? (digest === '' ? undefined : this.#found.get(digest))
     if (keyId === undefined) {
       const found = await this.#lookup(token, digest, options, now)
       if (typeof found !== 'string') return found
@@ -201,7 +202,7 @@ export class ImportedTokens {
       guard?.rememberFailure(digest, { code: 'KEYROT_KEY_NOT_FOUND', tenantId: undefined })
       return this.#port.fail(unknown, undefined, undefined, options, now)
     }
-    this.#found.set(digest, keyId)
+    if (digest !== '') this.#found.set(digest, keyId)
     return keyId
   }
 
