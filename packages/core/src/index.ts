@@ -1,5 +1,5 @@
 export { createKeyring, Keyring } from './lifecycle/keyring.js'
-export { checkAllowedIps, compileAllowedIps, parseClientIp, ipAllowed, MAX_ALLOWED_IPS } from './lifecycle/allowed-ips.js'
+export { checkAllowedIps, compileAllowedIps, matchesClient, parseClientIp, ipAllowed, MAX_ALLOWED_IPS } from './lifecycle/allowed-ips.js'
 export type { IpMatcher, ClientAddress } from './lifecycle/allowed-ips.js'
 export { importIndexOf, LEGACY_SHA256_PREFIX, MAX_IMPORTED_TOKEN_LENGTH } from './lifecycle/imported-keys.js'
 export type { ImportKeyInput, ImportedKeyResult } from './lifecycle/imported-keys.js'

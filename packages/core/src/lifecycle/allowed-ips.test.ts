@@ -1,3 +1,4 @@
+import { isIP } from 'node:net'
 import fc from 'fast-check'
 import ipaddr from 'ipaddr.js'
 import { describe, expect, it } from 'vitest'
@@ -6,7 +7,7 @@ import { InvalidInputError, publicCodeOf } from '../errors.js'
 import { FastTestHasher } from '../hash/hasher.js'
 import { MemoryStore } from '../store/memory-store.js'
 import { generateToken } from '../token/format.js'
-import { checkAllowedIps, compileAllowedIps, ipAllowed, matches, parseClientIp } from './allowed-ips.js'
+import { checkAllowedIps, compileAllowedIps, ipAllowed, matchesClient, parseClientIp } from './allowed-ips.js'
 import { createKeyring, type VerifyResult } from './keyring.js'
 
 function codeOf(result: VerifyResult): string {
@@ -75,7 +76,7 @@ describe('parseClientIp and the compiled matcher', () => {
       fc.property(v4, ([network, bits, client]) => {
         const range = checkAllowedIps([`${ipv4(network)}/${bits}`]) as string[]
         const expected = ipaddr.parse(ipv4(client)).match(ipaddr.parseCIDR(range[0] as string))
-        expect(matches(compileAllowedIps(range), parseClientIp(ipv4(client)) as number)).toBe(expected)
+        expect(matchesClient(compileAllowedIps(range), parseClientIp(ipv4(client)) as number)).toBe(expected)
       }),
     )
     const words = fc.array(fc.integer({ min: 0, max: 0xffff }), { minLength: 8, maxLength: 8 })
@@ -94,6 +95,19 @@ describe('parseClientIp and the compiled matcher', () => {
         expect(parseClientIp(parsed.toString())).toEqual(parseClientIp(text))
       }),
     )
+  })
+
+  it('accepts exactly the strings node:net calls IP addresses, for random strings of address characters', () => {
+    const chars = fc.constantFrom(...'0123456789abcdefABCDEF:.'.split(''))
+    fc.assert(
+      fc.property(fc.array(chars, { minLength: 0, maxLength: 45 }).map((list) => list.join('')), (text) => {
+        expect(parseClientIp(text) !== null).toBe(isIP(text) !== 0)
+      }),
+      { numRuns: 5_000 },
+    )
+    for (const text of [':::', '1::2:', '::1.2.3.4.5', '12345::', '::ffff:1.2.3', '1:2:3:4:5:6:7::8', ':1::', '1.2.3.04', '::', '::1', '1::', 'a:b:c:d:e:f:1.2.3.4']) {
+      expect(parseClientIp(text) !== null, text).toBe(isIP(text) !== 0)
+    }
   })
 
   it('fails closed for an unknown or unparsable client IP', () => {

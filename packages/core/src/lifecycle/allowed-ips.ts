@@ -97,7 +97,7 @@ export function compileAllowedIps(ranges: readonly string[]): IpMatcher {
 }
 
 /** Whether `address` is in one of the matcher's ranges. */
-export function matches(matcher: IpMatcher, address: ClientAddress): boolean {
+export function matchesClient(matcher: IpMatcher, address: ClientAddress): boolean {
   if (typeof address === 'number') {
     const v4 = matcher.v4
     for (let i = 0; i < v4.length; i += 2) if (((address & (v4[i + 1] as number)) >>> 0) === v4[i]) return true
@@ -135,28 +135,105 @@ export function ipAllowed(allowedIps: readonly string[], clientIp: string | unde
     compiled.set(allowedIps, matcher)
   }
   const address = parseClientIp(clientIp)
-  return address !== null && matches(matcher, address)
+  return address !== null && matchesClient(matcher, address)
 }
 
-const DOTTED = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/
-
-function parseIPv4(text: string): number | null {
-  const parts = DOTTED.exec(text)
-  if (parts === null) return null
+/** A dotted IPv4 address in `text[from, to)` as a uint32, or -1. Leading zeros are refused, as by node:net (`010` is octal to some parsers). */
+function parseIPv4(text: string, from: number, to: number): number {
   let value = 0
-  for (let i = 1; i <= 4; i++) {
-    const part = parts[i] as string
-    // Leading zeros are refused, as by node:net (`010` is octal to some parsers).
-    if (part.length > 1 && part.charCodeAt(0) === 48) return null
-    const octet = Number(part)
-    if (octet > 255) return null
+  let octets = 0
+  let i = from
+  while (octets < 4) {
+    let octet = 0
+    let digits = 0
+    while (i < to) {
+      const c = text.charCodeAt(i)
+      if (c < 48 || c > 57) break
+      if (digits === 1 && octet === 0) return -1
+      octet = octet * 10 + (c - 48)
+      digits++
+      i++
+    }
+    if (digits === 0 || digits > 3 || octet > 255) return -1
     value = value * 256 + octet
+    octets++
+    if (octets < 4) {
+      if (i >= to || text.charCodeAt(i) !== 46) return -1
+      i++
+    }
   }
-  return value >>> 0
+  return i === to ? value >>> 0 : -1
+}
+
+function hexDigit(c: number): number {
+  if (c >= 48 && c <= 57) return c - 48
+  if (c >= 97 && c <= 102) return c - 87
+  if (c >= 65 && c <= 70) return c - 55
+  return -1
+}
+
+/** Groups of the address being parsed (one parse at a time: the verify path is synchronous here). */
+const groups = new Uint16Array(8)
+
+/** An IPv6 address in `text[0, to)` as four uint32 words, or `null`. One pass over the characters, no intermediate strings. */
+function parseIPv6(text: string, to: number): Uint32Array | null {
+  let count = 0
+  let gap = -1
+  let i = 0
+  if (to < 2) return null
+  if (text.charCodeAt(0) === 58) {
+    if (text.charCodeAt(1) !== 58) return null
+    gap = 0
+    i = 2
+  }
+  while (i < to) {
+    const start = i
+    let value = 0
+    let digits = 0
+    while (i < to) {
+      const h = hexDigit(text.charCodeAt(i))
+      if (h === -1) break
+      value = value * 16 + h
+      digits++
+      i++
+    }
+    if (i < to && text.charCodeAt(i) === 46) {
+      // An embedded IPv4 tail (`::ffff:1.2.3.4`): the last 32 bits.
+      if (count > 6) return null
+      const v4 = parseIPv4(text, start, to)
+      if (v4 === -1) return null
+      groups[count++] = v4 >>> 16
+      groups[count++] = v4 & 0xffff
+      i = to
+      break
+    }
+    if (digits === 0 || digits > 4 || count === 8) return null
+    groups[count++] = value
+    if (i === to) break
+    if (text.charCodeAt(i) !== 58) return null
+    i++
+    if (i < to && text.charCodeAt(i) === 58) {
+      if (gap !== -1) return null
+      gap = count
+      i++
+    } else if (i === to) {
+      return null
+    }
+  }
+  if (gap === -1 ? count !== 8 : count > 7) return null
+  const words = new Uint32Array(4)
+  const tail = gap === -1 ? 0 : count - gap
+  for (let g = 0; g < 8; g++) {
+    let group = 0
+    if (gap === -1 || g < gap) group = groups[g] as number
+    else if (g >= 8 - tail) group = groups[gap + g - (8 - tail)] as number
+    words[g >> 1] = g & 1 ? ((words[g >> 1] as number) | group) >>> 0 : (group << 16) >>> 0
+  }
+  return words
 }
 
 /**
- * Parses a client IP without allocating more than one small array: a dotted
+ * Parses a client IP in one pass, allocating at most one small array: a dotted
  * IPv4 address, or an IPv6 address (with `::`, an embedded IPv4 tail, a
  * `%zone` that is dropped). An IPv4-mapped IPv6 address (`::ffff:a.b.c.d`,
  * what a dual-stack socket reports) comes back as its IPv4 uint32.
@@ -164,42 +241,13 @@ function parseIPv4(text: string): number | null {
  */
 export function parseClientIp(text: string): ClientAddress | null {
   if (text.length > 64) return null
-  if (text.indexOf(':') === -1) return parseIPv4(text)
+  if (text.indexOf(':') === -1) {
+    const v4 = parseIPv4(text, 0, text.length)
+    return v4 === -1 ? null : v4
+  }
   const zone = text.indexOf('%')
-  const bare = zone === -1 ? text : text.slice(0, zone)
-  const words = parseIPv6(bare)
+  const words = parseIPv6(text, zone === -1 ? text.length : zone)
   if (words === null) return null
   if (words[0] === 0 && words[1] === 0 && words[2] === 0xffff) return words[3] as number
-  return words
-}
-
-function parseIPv6(text: string): Uint32Array | null {
-  const groups = new Array<number>(8).fill(0)
-  const gap = text.indexOf('::')
-  if (gap !== -1 && text.indexOf('::', gap + 1) !== -1) return null
-  const head = gap === -1 ? text : text.slice(0, gap)
-  const tail = gap === -1 ? '' : text.slice(gap + 2)
-  const headGroups = head === '' ? [] : head.split(':')
-  const tailGroups = tail === '' ? [] : tail.split(':')
-  const values: number[] = []
-  const all = gap === -1 ? headGroups : [...headGroups, ...tailGroups]
-  for (let i = 0; i < all.length; i++) {
-    const group = all[i] as string
-    if (i === all.length - 1 && (gap === -1 || tailGroups.length > 0) && group.indexOf('.') !== -1) {
-      const v4 = parseIPv4(group)
-      if (v4 === null) return null
-      values.push(v4 >>> 16, v4 & 0xffff)
-      continue
-    }
-    if (!/^[0-9A-Fa-f]{1,4}$/.test(group)) return null
-    values.push(parseInt(group, 16))
-  }
-  const headCount = gap === -1 ? values.length : Math.min(values.length, headGroups.length)
-  if (gap === -1 ? values.length !== 8 : values.length > 7) return null
-  for (let i = 0; i < headCount; i++) groups[i] = values[i] as number
-  const tailValues = values.slice(headCount)
-  for (let i = 0; i < tailValues.length; i++) groups[8 - tailValues.length + i] = tailValues[i] as number
-  const words = new Uint32Array(4)
-  for (let w = 0; w < 4; w++) words[w] = (((groups[w * 2] as number) << 16) | (groups[w * 2 + 1] as number)) >>> 0
   return words
 }
