@@ -164,6 +164,29 @@ describe('imported keys without a cache or an abuse guard', () => {
   })
 })
 
+describe('routing', () => {
+  it('verifies keyrot tokens by their key id even when an imported prefix starts them, and never reads the index for them', async () => {
+    const { keyring, store } = setup({ importedPrefixes: ['sk_'] })
+    let reads = 0
+    const find = store.findImported.bind(store)
+    store.findImported = (index: string) => {
+      reads++
+      return find(index)
+    }
+    const { token, key } = await keyring.create({ tenantId: 'acme', name: 'ours' })
+    expect(token.startsWith('sk_live_')).toBe(true)
+    const result = await keyring.verify(token)
+    expect(result.ok && result.key.id).toBe(key.id)
+    expect(reads).toBe(0)
+    const imported = `sk_${randomBytes(16).toString('hex')}`
+    const { key: old } = await keyring.import({ tenantId: 'acme', name: 'theirs', token: imported })
+    const theirs = await keyring.verify(imported)
+    expect(theirs.ok && theirs.key.id).toBe(old.id)
+    // One read by import() (is the token there already?), one by the first verify.
+    expect(reads).toBe(2)
+  })
+})
+
 describe('keyring.import input', () => {
   it('refuses tokens and hashes it cannot route, with a clear error', async () => {
     const { keyring, store } = setup()

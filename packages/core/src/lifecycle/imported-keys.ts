@@ -6,7 +6,7 @@ import type { RequestContext } from '../events.js'
 import type { Hasher } from '../hash/hasher.js'
 import { isPromise, type AttemptGuard, type Gate } from '../rate-limit/guard.js'
 import type { KeyStore } from '../store/store.js'
-import { newKeyId, parseToken } from '../token/format.js'
+import { CHECKSUM_LENGTH, KEY_ID_LENGTH, newKeyId, parseToken, SECRET_LENGTH } from '../token/format.js'
 import { toApiKey, type ApiKey, type KeyRecord } from '../types.js'
 import { checkAllowedIps } from './allowed-ips.js'
 import type { CreateKeyInput, VerifyOptions, VerifyResult } from './keyring-types.js'
@@ -31,6 +31,8 @@ export const LEGACY_SHA256_PREFIX = '$legacy-sha256$'
 export const MAX_IMPORTED_TOKEN_LENGTH = 512
 
 const SHA256_HEX = /^[0-9a-fA-F]{64}$/
+/** The layout of a keyrot token (`parseToken` checks it strictly, checksum included). */
+const KEYROT_SHAPE = new RegExp(`^[a-z][a-z0-9]*(?:_[a-z0-9]+)*_[0-9A-Za-z]{${KEY_ID_LENGTH}}_[0-9A-Za-z]{${SECRET_LENGTH + CHECKSUM_LENGTH}}$`)
 // Printable ASCII without spaces: what fits an Authorization header or an X-API-Key value.
 const TOKEN_CHARS = /^[\x21-\x7e]+$/
 /** The HKDF label of an import key derived from the proof key: distinct from every other use of that key. */
@@ -132,9 +134,14 @@ export class ImportedTokens {
     this.#found = new LRUCache({ max: Math.max(1, options.maxEntries) })
   }
 
-  /** Whether `token` is for this path: within bounds and with an imported prefix. */
+  /**
+   * Whether `token` is for this path: within bounds, with an imported prefix,
+   * and not shaped as a keyrot token (which verifies by its key id, even when
+   * its prefix also starts an imported one). Checked before the keyrot parse,
+   * so an imported token costs no thrown parse error.
+   */
   claims(token: unknown): token is string {
-    return typeof token === 'string' && token.length <= MAX_IMPORTED_TOKEN_LENGTH && prefixOf(this.#prefixes, token) !== undefined
+    return typeof token === 'string' && token.length <= MAX_IMPORTED_TOKEN_LENGTH && prefixOf(this.#prefixes, token) !== undefined && !KEYROT_SHAPE.test(token)
   }
 
   async verify(token: string, options: VerifyOptions, now: number): Promise<VerifyResult> {

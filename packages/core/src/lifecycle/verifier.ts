@@ -156,6 +156,8 @@ export class Verifier {
       timed[STARTED_AT] = performance.now()
       options = timed
     }
+    // A token of an imported key (not in keyrot format, with an imported prefix): `null` when no importedPrefixes are set.
+    if (this.#imported?.claims(token)) return this.#imported.verify(token, options, now)
     const guard = this.#guard
     let keyId: string
     let prefix: string
@@ -164,7 +166,6 @@ export class Verifier {
       keyId = parsed.keyId
       prefix = parsed.prefix
     } catch (error) {
-      if (this.#imported?.claims(token)) return this.#imported.verify(token, options, now)
       // No I/O for a malformed token, but it is a failed attempt of its client (and a blocked client hears 429, not 401).
       if (guard) {
         let gate = this.#admit(guard, { ip: options.clientIp, keyId: undefined, digest: undefined, proven: false }, options, now)
