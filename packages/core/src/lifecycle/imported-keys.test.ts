@@ -164,6 +164,40 @@ describe('imported keys without a cache or an abuse guard', () => {
   })
 })
 
+describe('imported secrets', () => {
+  it('never reach events, logs, errors or verify results, and the store holds neither plaintext nor unsalted hash after the upgrade', async () => {
+    const sinks: string[] = []
+    const capture = (value: unknown) => sinks.push(JSON.stringify(value) ?? String(value))
+    const logger = { info: capture, warn: capture, error: capture, debug: capture }
+    const { keyring, store } = setup({ logger })
+    for (const event of ['key.created', 'verification.succeeded', 'verification.failed', 'key.revoked', 'key.rotated'] as const) {
+      keyring.on(event, (payload: unknown) => capture(payload))
+    }
+    const plain = legacyToken()
+    const legacy = legacyToken()
+    const outcomes: unknown[] = []
+    const a = await keyring.import({ tenantId: 'acme', name: 'a', token: plain })
+    const b = await keyring.import({ tenantId: 'acme', name: 'b', legacy: { sha256: sha256(legacy), tokenPrefix: 'old_' } })
+    outcomes.push(a, b, await keyring.verify(plain, { clientIp: '198.51.100.1' }), await keyring.verify(legacy, { clientIp: '198.51.100.1' }))
+    outcomes.push(await keyring.verify(`${legacy}x`, { clientIp: '198.51.100.1' }), await keyring.verify(legacyToken()))
+    for (const input of [{ token: `${plain} ` }, { token: plain.replace('old_', 'new_') }]) {
+      try {
+        await keyring.import({ tenantId: 'acme', name: 'c', ...input })
+      } catch (error) {
+        sinks.push(String(error), (error as Error).stack ?? '')
+      }
+    }
+    await storedHash(store, b.key.id, (hash) => !isLegacyHash(hash))
+    await keyring.rotate(a.key.id)
+    await keyring.revoke(b.key.id)
+    for (const outcome of outcomes) capture(outcome)
+    const stored = JSON.stringify(await store.list({}))
+    const everything = [...sinks, stored].join('\n')
+    expect(sinks.length).toBeGreaterThan(5)
+    for (const secret of [plain, legacy, sha256(plain), sha256(legacy), plain.slice(4), legacy.slice(4)]) expect(everything).not.toContain(secret)
+  })
+})
+
 describe('routing', () => {
   it('verifies keyrot tokens by their key id even when an imported prefix starts them, and never reads the index for them', async () => {
     const { keyring, store } = setup({ importedPrefixes: ['sk_'] })
