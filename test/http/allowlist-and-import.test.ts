@@ -68,6 +68,9 @@ describe.each([
       const outside = await get(app.port, '/whoami', bearer(token, '198.51.100.10'))
       expect(outside.status).toBe(403)
       expect(codeOf(jsonOf(outside))).toBe('KEYROT_IP_NOT_ALLOWED')
+      // Not a credential problem: no challenge to send another key.
+      expect(outside.headers['www-authenticate']).toBeUndefined()
+      expect(outside.headers['cache-control']).toBe('no-store')
       expect(outside.body).not.toContain('203.0.113')
 
       // Without the secret: the usual 401, whatever the IP.
