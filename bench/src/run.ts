@@ -9,6 +9,7 @@ import { FULL, QUICK } from './lib/profile.js'
 import { startRedis, type BenchRedis } from './lib/redis-server.js'
 import { SECTION_IDS, type RunContext, type SectionId, type SectionReport } from './lib/report.js'
 import { renderCheck, renderTable } from './lib/table.js'
+import { allowlistImportSection } from './sections/allowlist-import.js'
 import { argon2Section } from './sections/argon2.js'
 import { creditsSection } from './sections/credits.js'
 import { httpSection } from './sections/http.js'
@@ -41,6 +42,7 @@ const SECTIONS: Record<SectionId, (context: RunContext) => Promise<SectionReport
   proofs: proofsSection,
   credits: creditsSection,
   policy: policySection,
+  'allowlist-import': allowlistImportSection,
 }
 
 function parseCommandLine() {

@@ -16,7 +16,7 @@ export interface SectionReport {
   loadAverage?: { before: number; after: number }
 }
 
-export const SECTION_IDS = ['verify', 'http', 'peers', 'propagation', 'memory', 'argon2', 'proofs', 'credits', 'policy'] as const
+export const SECTION_IDS = ['verify', 'http', 'peers', 'propagation', 'memory', 'argon2', 'proofs', 'credits', 'policy', 'allowlist-import'] as const
 export type SectionId = (typeof SECTION_IDS)[number]
 
 export interface RunContext {

@@ -3,6 +3,8 @@ import { formatDuration } from '@keyrot/core'
 import { Command, CommanderError } from 'commander'
 import { registerCreate } from './commands/create.js'
 import { registerCredits } from './commands/credits.js'
+import { registerImport } from './commands/import.js'
+import { registerUpdate } from './commands/update.js'
 import { registerDemo } from './commands/demo.js'
 import { registerInspect } from './commands/inspect.js'
 import { registerEmergencyRotate, registerRevoke, registerRotate } from './commands/lifecycle.js'
@@ -61,6 +63,8 @@ Exit codes: 0 ok, 1 error (unknown key, Redis unreachable...), 2 usage (bad argu
   registerCredits(program, io)
   registerPolicy(program, io)
   registerReport(program, io)
+  registerUpdate(program, io)
+  registerImport(program, io)
   showDurationDefaultsAsDurations(program)
   return program
 }

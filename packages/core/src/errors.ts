@@ -38,6 +38,7 @@ export const ERROR_CODES = {
   KEYROT_LEAK_REPORT_INVALID: { status: 400, message: 'The leak report is not a valid batch of tokens.' },
   KEYROT_LEAK_KEYS_UNAVAILABLE: { status: 503, message: "The provider's public keys cannot be fetched; retry later." },
   KEYROT_CREDITS_EXHAUSTED: { status: 429, message: 'The API key has no credits left.' },
+  KEYROT_IP_NOT_ALLOWED: { status: 403, message: 'The API key may not be used from this IP address.' },
 } as const satisfies Record<string, { status: number; message: string }>
 
 export type ErrorCode = keyof typeof ERROR_CODES
@@ -132,6 +133,17 @@ export class InsufficientScopeError extends KeyrotError {
     super('KEYROT_INSUFFICIENT_SCOPE', `Key ${keyId} lacks the scope(s): ${missing.join(', ')}.`, { keyId })
     this.required = required
     this.missing = missing
+  }
+}
+
+/**
+ * The token's secret was proven, but the request's client IP is outside the
+ * key's `allowedIps`. Reported only after the proof: a caller without the
+ * secret hears the usual 401 and learns nothing of the list.
+ */
+export class IpNotAllowedError extends KeyrotError {
+  constructor(keyId: string) {
+    super('KEYROT_IP_NOT_ALLOWED', `Key ${keyId} may not be used from this client IP.`, { keyId })
   }
 }
 

@@ -1,4 +1,8 @@
 export { createKeyring, Keyring } from './lifecycle/keyring.js'
+export { checkAllowedIps, compileAllowedIps, matchesClient, parseClientIp, ipAllowed, MAX_ALLOWED_IPS } from './lifecycle/allowed-ips.js'
+export type { IpMatcher, ClientAddress } from './lifecycle/allowed-ips.js'
+export { importIndexOf, LEGACY_SHA256_PREFIX, MAX_IMPORTED_TOKEN_LENGTH } from './lifecycle/imported-keys.js'
+export type { ImportKeyInput, ImportedKeyResult } from './lifecycle/imported-keys.js'
 export type { CreateKeyInput, RotateOptions, VerifyOptions, VerifyResult, IssuedKey } from './lifecycle/keyring.js'
 export type { RateLimitInput } from './lifecycle/validate.js'
 export { MemoryRateLimiter } from './rate-limit/memory-limiter.js'

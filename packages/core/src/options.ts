@@ -6,6 +6,7 @@ import { Argon2Hasher, type Hasher } from './hash/hasher.js'
 import { DEFAULT_ARGON2_MAX_WAIT_MS } from './hash/argon2-queue.js'
 import { resolveProofKey } from './proof/proof-key.js'
 import { resolveRotationPolicyOptions, type ResolvedRotationPolicyOptions, type RotationPolicyOptions } from './policy/policy-options.js'
+import { resolveImportOptions, type ImportOptions } from './lifecycle/imported-keys.js'
 import { silentLogger, type Logger } from './logger.js'
 import { resolveRateLimitOptions, type RateLimitOptions, type ResolvedRateLimitOptions } from './rate-limit/options.js'
 import { SecretSealer, type SigningOptions } from './signing/sealer.js'
@@ -91,6 +92,22 @@ export interface KeyringOptions {
    * `{}` for tenant overrides only).
    */
   policy?: RotationPolicyOptions | false
+  /**
+   * Server-side key of the index of imported keys (`keyring.import()`): at
+   * least 32 random bytes, as a `Buffer` or base64; every replica needs the
+   * same one, and it never reaches the store. Default: derived from the proof
+   * key (`proofKey` or `KEYROT_PROOF_KEY`) with HKDF under its own label;
+   * without either, `import()` throws. Changing it orphans the index: imported
+   * tokens no longer verify. See docs/policies.md#importing-keys.
+   */
+  importKey?: Buffer | Uint8Array | string
+  /**
+   * Token prefixes of imported keys (e.g. `['old_']`): a token that is not in
+   * keyrot format and starts with one of them is looked up in the import
+   * index. Default: none (tokens not in keyrot format fail at once, with no
+   * store read).
+   */
+  importedPrefixes?: string[]
   /** The Argon2 runs of `verify()` (tokens not proven before). */
   argon2?: {
     /** Runs at once. Default: the machine's cores. */
@@ -124,6 +141,8 @@ export interface ResolvedKeyringOptions {
   history: HistoryLog | null
   /** `null` when shared proofs are off (no `proofKey`, no `KEYROT_PROOF_KEY`). */
   proofKey: Buffer | null
+  /** The import index key (`null`: imports off) and the prefixes routed to it. */
+  imports: ImportOptions
   argon2: { concurrency: number | undefined; maxWaitMs: number }
   /** `null` when no `policy` is configured. */
   policy: ResolvedRotationPolicyOptions | null
@@ -167,6 +186,7 @@ export function resolveKeyringOptions(options: KeyringOptions = {}): ResolvedKey
       }
     }
   }
+  const proofKey = resolveProofKey(options.proofKey)
   return {
     store,
     hasher,
@@ -181,7 +201,8 @@ export function resolveKeyringOptions(options: KeyringOptions = {}): ResolvedKey
     signing: options.signing === undefined ? null : new SecretSealer(options.signing),
     rateLimit: resolveRateLimitOptions(options.rateLimit),
     history,
-    proofKey: resolveProofKey(options.proofKey),
+    proofKey,
+    imports: resolveImportOptions(options.importKey, options.importedPrefixes, proofKey),
     argon2: resolveArgon2Options(options.argon2),
     policy: resolveRotationPolicyOptions(options.policy),
   }

@@ -50,10 +50,21 @@ export interface KeyRecord {
    * See docs/redis.md#shared-proofs.
    */
   sharedProof?: string
+  /**
+   * Client IP ranges (canonical CIDRs) the key may be used from; absent for
+   * any IP. Kept by rotation. See docs/policies.md#ip-allowlists.
+   */
+  allowedIps?: string[]
+  /**
+   * Set on a key brought in by `keyring.import()`: the keyed index of its
+   * token (HMAC-SHA256 under the import key of the SHA-256 of the token), by
+   * which a token without a key id is found. See docs/policies.md#importing-keys.
+   */
+  importIndex?: string
 }
 
 /** A key as the keyring returns it: no hash, and its state at the time of the call. */
-export type ApiKey = Omit<KeyRecord, 'hash' | 'sharedProof'> & { state: KeyState }
+export type ApiKey = Omit<KeyRecord, 'hash' | 'sharedProof' | 'importIndex'> & { state: KeyState }
 
 export function stateOf(record: Pick<KeyRecord, 'revokedAt' | 'expiresAt' | 'rotatedTo'>, now: number): KeyState {
   if (record.revokedAt !== null) return 'revoked'
@@ -63,8 +74,9 @@ export function stateOf(record: Pick<KeyRecord, 'revokedAt' | 'expiresAt' | 'rot
 }
 
 export function toApiKey(record: KeyRecord, now: number): ApiKey {
-  const { hash: _hash, sharedProof: _sharedProof, ...rest } = record
+  const { hash: _hash, sharedProof: _sharedProof, importIndex: _importIndex, ...rest } = record
   const key: ApiKey = { ...rest, scopes: [...rest.scopes], metadata: { ...rest.metadata }, state: stateOf(record, now) }
+  if (rest.allowedIps !== undefined) key.allowedIps = [...rest.allowedIps]
   if (rest.credits) key.credits = { refill: rest.credits.refill ? { ...rest.credits.refill } : null }
   return key
 }

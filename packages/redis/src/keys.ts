@@ -14,6 +14,9 @@ import { familyOf } from '@keyrot/core'
  *   per minute; clients of uses in grace), TTL'd a day after the last use.
  * - `<p>:tenant:{<tenantId>}`: sorted set of a tenant's key ids by creation time.
  * - `<p>:tenants`: set of tenant ids (for listing every key).
+ * - `<p>:import:<index>`: the key id of an imported key, by the keyed index
+ *   of its token (no family tag: a legacy token carries no key id); dropped
+ *   on revocation, expiring `retention` after the key's deadline.
  * - `<p>:invalidation`: the pub/sub channel of changes and heartbeats.
  * - `<p>:{store}:id`, `<p>:{store}:seq`, `<p>:{store}:reset`: the store's
  *   identity, change sequence and unaccepted reset (one slot, read by one
@@ -52,6 +55,11 @@ export class KeyLayout {
   /** Clients of uses in grace: field `c<ip>\n<user agent>` = `<count>:<lastSeenAt>`, plus `omitted`. */
   rotationClients(keyId: string): string {
     return `${this.prefix}:{${familyOf(keyId)}}:rotc:${keyId}`
+  }
+
+  /** An imported key's id by the keyed index of its token (see `keyring.import()`). */
+  importIndex(index: string): string {
+    return `${this.prefix}:import:${index}`
   }
 
   tenant(tenantId: string): string {

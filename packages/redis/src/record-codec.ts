@@ -36,6 +36,8 @@ export function encodeRecord(record: KeyRecord): string[] {
   pairs.push('metadata', JSON.stringify(record.metadata))
   if (record.rateLimit !== null) pairs.push('rateLimit', JSON.stringify(record.rateLimit))
   if (record.credits) pairs.push('credits', JSON.stringify(record.credits))
+  if (record.allowedIps !== undefined) pairs.push('allowedIps', JSON.stringify(record.allowedIps))
+  if (record.importIndex !== undefined) pairs.push('importIndex', record.importIndex)
   return pairs
 }
 
@@ -129,6 +131,13 @@ export function decodeRecord(reply: unknown): KeyRecord | null {
   // The shared proof (`putProof`): never written by encodeRecord, so a new key has none.
   const proof = map.get('proof')
   if (proof !== undefined) record.sharedProof = proof
+  const allowedIps = json(map, 'allowedIps')
+  if (allowedIps !== undefined) {
+    if (!Array.isArray(allowedIps) || allowedIps.some((range) => typeof range !== 'string')) throw new CorruptRecordError('field allowedIps is not a list of strings')
+    record.allowedIps = allowedIps as string[]
+  }
+  const importIndex = map.get('importIndex')
+  if (importIndex !== undefined) record.importIndex = importIndex
   return record
 }
 

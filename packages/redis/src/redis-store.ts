@@ -31,6 +31,7 @@ import { reportOutages } from './outage-log.js'
 import { adjustCredits, readCredits, spendCredits } from './credits.js'
 import { KeyLayout } from './keys.js'
 import * as compliance from './compliance/compliance-store.js'
+import { dropImportIndex, findImported, followImported, isImportIndex, putImportIndex, type ImportIndexContext } from './import-index.js'
 import { listRecords } from './list.js'
 import { resolveRedisStoreOptions, type DurableOperation, type RedisClient, type RedisStoreOptions, type ResolvedRedisStoreOptions } from './options.js'
 import { CorruptRecordError, decodeRecord, encodeRecord, optionalArg } from './record-codec.js'
@@ -189,7 +190,9 @@ export class RedisStore implements KeyStore {
     const reply = await this.#write('rotate', 'rotate a key', oldKeyId, SCRIPTS.rotate, keys, args, newKey)
     const [previous, next] = okPayload(reply, oldKeyId, newKey.id, input.now)
     await this.#publishAfter(oldKeyId)
-    return { previous: requireRecord(previous), next: requireRecord(next) }
+    const result = { previous: requireRecord(previous), next: requireRecord(next) }
+    await this.#followImported(result.previous)
+    return result
   }
 
   async revoke(input: RevokeInput): Promise<KeyRecord> {
@@ -200,7 +203,9 @@ export class RedisStore implements KeyStore {
     const reply = await this.#write('revoke', 'revoke a key', keyId, SCRIPTS.revoke, keys, args)
     const [changed, record] = okPayload(reply, keyId)
     if (changed === 1) await this.#publishAfter(keyId)
-    return requireRecord(record)
+    const revoked = requireRecord(record)
+    await this.#followImported(revoked)
+    return revoked
   }
 
   async emergencyRotate(input: EmergencyRotateInput): Promise<{ revoked: KeyRecord; next: KeyRecord }> {
@@ -220,7 +225,9 @@ export class RedisStore implements KeyStore {
     const reply = await this.#write('emergencyRotate', 'rotate a key in an emergency', oldKeyId, SCRIPTS.emergencyRotate, keys, args, newKey)
     const [revoked, next] = okPayload(reply, oldKeyId, newKey.id, input.at)
     await this.#publishAfter(oldKeyId)
-    return { revoked: requireRecord(revoked), next: requireRecord(next) }
+    const result = { revoked: requireRecord(revoked), next: requireRecord(next) }
+    await this.#followImported(result.revoked)
+    return result
   }
 
   async setExpiry(keyId: string, expiresAt: number | null): Promise<KeyRecord> {
@@ -230,7 +237,44 @@ export class RedisStore implements KeyStore {
     const reply = await this.#write('setExpiry', 'change a key expiry', keyId, SCRIPTS.setExpiry, keys, args)
     const [record] = okPayload(reply, keyId)
     await this.#publishAfter(keyId)
+    const changed = requireRecord(record)
+    await this.#followImported(changed)
+    return changed
+  }
+
+  /** Sets or lifts (`null`) a key's `allowedIps`; published like `setExpiry` (and made durable as it is). */
+  async setAllowedIps(keyId: string, allowedIps: string[] | null): Promise<KeyRecord> {
+    if (!isKeyId(keyId)) throw new KeyNotFoundError(keyId)
+    const args = [allowedIps === null ? '' : JSON.stringify(allowedIps), this.#channelArg, keyMessage(keyId, this.options.clock.now())]
+    const reply = await this.#write('setExpiry', 'change a key allowlist', keyId, SCRIPTS.setAllowedIps, [this.layout.record(keyId)], args)
+    const [record] = okPayload(reply, keyId)
+    await this.#publishAfter(keyId)
     return requireRecord(record)
+  }
+
+  // ---------------------------------------------------------------- imported keys (see import-index.ts)
+
+  findImported(index: string): Promise<string | null> {
+    return this.#call('find an imported key', undefined, this.options.timeoutMs, (redis) => findImported(redis, this.#importContext, index))
+  }
+
+  async putImportIndex(index: string, keyId: string, expiresAt: number | null): Promise<string> {
+    if (!isImportIndex(index) || !isKeyId(keyId)) throw new InvalidInputError('importIndex', 'must be an index and a key id')
+    return this.#call('index an imported key', keyId, this.options.timeoutMs, (redis) => putImportIndex(redis, this.#importContext, index, keyId, expiresAt))
+  }
+
+  async dropImportIndex(index: string, keyId: string): Promise<void> {
+    if (!isImportIndex(index)) return
+    await this.#call('drop an imported key index entry', keyId, this.options.timeoutMs, (redis) => dropImportIndex(redis, this.#importContext, index, keyId))
+  }
+
+  get #importContext(): ImportIndexContext {
+    return { layout: this.layout, retentionMs: this.options.retentionMs, logger: this.options.logger }
+  }
+
+  async #followImported(record: KeyRecord): Promise<void> {
+    if (record.importIndex === undefined) return
+    await this.#call('update an imported key index entry', record.id, this.options.timeoutMs, (redis) => followImported(redis, this.#importContext, record)).catch(() => undefined)
   }
 
   async updateHash(keyId: string, hash: string): Promise<void> {

@@ -160,6 +160,35 @@ notify(ARGV[3], ARGV[4])
 return {'ok', redis.call('HGETALL', KEYS[1])}
 `
 
+/**
+ * KEYS: rec. ARGV: allowedIps as JSON ('' to lift the restriction), channel, message.
+ */
+const SET_ALLOWED_IPS = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'not_found'} end
+if ARGV[1] == '' then redis.call('HDEL', KEYS[1], 'allowedIps') else redis.call('HSET', KEYS[1], 'allowedIps', ARGV[1]) end
+notify(ARGV[2], ARGV[3])
+return {'ok', redis.call('HGETALL', KEYS[1])}
+`
+
+/**
+ * KEYS: import index entry. ARGV: keyId, pexpireat ('' for none).
+ * Claims the entry unless another key holds it; replies with the holder.
+ * The entry is outside the key family's slot: it is found by the token alone.
+ */
+const PUT_IMPORT_INDEX = `
+local held = redis.call('GET', KEYS[1])
+if held and held ~= ARGV[1] then return held end
+redis.call('SET', KEYS[1], ARGV[1])
+if ARGV[2] ~= '' then redis.call('PEXPIREAT', KEYS[1], ARGV[2]) else redis.call('PERSIST', KEYS[1]) end
+return ARGV[1]
+`
+
+/** KEYS: import index entry. ARGV: keyId. Deletes the entry only if that key holds it. */
+const DROP_IMPORT_INDEX = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`
+
 /** KEYS: rec, cred. ARGV: hash. Keeps the credential's TTL. */
 const UPDATE_HASH = `
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'not_found'} end
@@ -370,6 +399,9 @@ export const SCRIPTS = Object.freeze({
   recordUsage: defineLuaScript('recordUsage', PRELUDE + RECORD_USAGE, 1),
   restoreRevocation: defineLuaScript('restoreRevocation', PRELUDE + RESTORE_REVOCATION, 2),
   putProof: defineLuaScript('putProof', PRELUDE + PUT_PROOF, 2),
+  setAllowedIps: defineLuaScript('setAllowedIps', PRELUDE + SET_ALLOWED_IPS, 1),
+  putImportIndex: defineLuaScript('putImportIndex', PUT_IMPORT_INDEX, 1),
+  dropImportIndex: defineLuaScript('dropImportIndex', DROP_IMPORT_INDEX, 1),
   recordRotationUsage: defineLuaScript('recordRotationUsage', PRELUDE + RECORD_ROTATION_USAGE, 2),
   storeLook: defineLuaScript('storeLook', STORE_LOOK, 3),
   storeFlagReset: defineLuaScript('storeFlagReset', STORE_FLAG_RESET, 3),

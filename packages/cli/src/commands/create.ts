@@ -16,6 +16,12 @@ interface CreateFlags extends StoreFlags, OutputFlags {
   metadata?: Record<string, unknown>
   credits?: number
   refill?: { amount: number; interval: string }
+  allowedIp?: string[]
+}
+
+/** `--allowed-ip` given several times, or with a comma-separated list: one list. */
+export function collectAllowedIps(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), ...parseListArg(value)]
 }
 
 export function registerCreate(program: Command, io: CliIo): void {
@@ -31,12 +37,14 @@ export function registerCreate(program: Command, io: CliIo): void {
     .option('--metadata <json>', 'a JSON object stored with the key', parseJsonObjectArg)
     .option('--credits <n>', 'uses the key (and its successors) may spend; default: unlimited', parseCreditsArg)
     .option('--refill <amount/interval>', "with --credits: top up to <amount> every <interval>, e.g. '1000/1d'", parseRefillArg)
+    .option('--allowed-ip <cidr>', "client IP or CIDR range the key may be used from, e.g. '203.0.113.0/24' (repeat for more; default: any IP)", collectAllowedIps)
   withJsonOption(withStoreOptions(command))
   command.addHelpText(
     'after',
     `
 Examples:
   $ keyrot create --tenant acme --name ci --scopes read,write --expires 90d
+  $ keyrot create --tenant acme --name ci --allowed-ip 203.0.113.0/24 --allowed-ip 2001:db8::/32
   $ TOKEN=$(keyrot create --tenant acme --name ci --json | jq -r .token)
   $ keyrot create --tenant ops --name admin --scopes admin   # the first admin key for keyrot serve`,
   )
@@ -52,6 +60,7 @@ Examples:
         ...(flags.prefix ? { prefix: flags.prefix } : {}),
         ...(flags.metadata ? { metadata: flags.metadata } : {}),
         ...(flags.credits !== undefined || flags.refill ? { credits: { remaining: flags.credits ?? flags.refill?.amount ?? 0, ...(flags.refill ? { refill: flags.refill } : {}) } } : {}),
+        ...(flags.allowedIp ? { allowedIps: flags.allowedIp } : {}),
       })
       if (flags.json) {
         printJson(io, { token, key })

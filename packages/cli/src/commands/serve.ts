@@ -5,6 +5,7 @@ import type { CliIo } from '../io.js'
 import type { RunningServer } from '../server/listen.js'
 import { parseListenAddress } from '../server/metrics-app.js'
 import { proofOptionsFromEnv, signingOptionsFromEnv } from '../master-keys.js'
+import { importOptionsFromEnv } from '../import-env.js'
 import { parseDurationArg } from '../parse.js'
 import { openKeyring, resolveRedisUrl, type StoreFlags } from '../store.js'
 import { withStoreOptions } from './shared.js'
@@ -115,6 +116,7 @@ requests, flush usage counts, close Redis, exit 0.`,
         ...proofOptionsFromEnv(io.env),
         // Always on, so tenant overrides set through the admin API apply even without --max-age.
         policy: { maxAge: flags.maxAge ?? 0, ...(flags.rotationWarning === undefined ? {} : { rotationWarning: flags.rotationWarning }), enforce: flags.enforceMaxAge === true },
+        ...importOptionsFromEnv(io.env),
       },
     })
     const registry = new Registry()

@@ -1,4 +1,4 @@
-import { KeyNotFoundError, runAsActor, type Keyring } from '@keyrot/core'
+import { KeyNotFoundError, runAsActor, type Keyring, type KeyringOptions } from '@keyrot/core'
 import type { Command } from 'commander'
 import type { CliIo } from '../io.js'
 import { signingOptionsFromEnv } from '../master-keys.js'
@@ -24,11 +24,17 @@ export function withJsonOption(command: Command): Command {
 }
 
 /** Opens the shared store, runs `work` on a keyring over it, then flushes and disconnects. */
-export async function withKeyring<T>(io: CliIo, flags: StoreFlags, command: string, work: (keyring: Keyring) => Promise<T>): Promise<T> {
+export async function withKeyring<T>(
+  io: CliIo,
+  flags: StoreFlags,
+  command: string,
+  work: (keyring: Keyring) => Promise<T>,
+  keyringOptions: Omit<KeyringOptions, 'store' | 'logger' | 'rateLimit'> = {},
+): Promise<T> {
   const url = resolveRedisUrl(flags, io, command)
   // With KEYROT_MASTER_KEYS set, signing secrets can be rotated and revoked like API keys.
   const keyPrefix = flags.keyPrefix ?? io.env['KEYROT_KEY_PREFIX'] ?? DEFAULT_KEY_PREFIX
-  const opened = await openKeyring(url, { ...flags, keyPrefix }, { reconnect: false, keyring: signingOptionsFromEnv(io.env), history: true })
+  const opened = await openKeyring(url, { ...flags, keyPrefix }, { reconnect: false, keyring: { ...signingOptionsFromEnv(io.env), ...keyringOptions }, history: true })
   try {
     // Recorded in the admin history as this user's action (self-declared: whoever reaches Redis can name anyone).
     return await runAsActor(cliActor(io), () => work(opened.keyring))

@@ -63,6 +63,7 @@ export function renderKeyDetails(key: ApiKey, lineage: readonly string[], now: n
     ['Revoked', key.revokedAt === null ? undefined : `${formatInstant(key.revokedAt, now)}${key.revokedReason ? `: ${key.revokedReason}` : ''}`],
     ['Incident', key.incidentId ?? undefined],
     ['Rate limit', describeRateLimit(key.rateLimit)],
+    ['Allowed IPs', key.allowedIps === undefined ? undefined : key.allowedIps.join(', ')],
     ['Usage', `${key.usageCount} ${key.usageCount === 1 ? 'request' : 'requests'}`],
     ['Last used', key.lastUsedAt === null ? 'never' : formatInstant(key.lastUsedAt, now)],
     ['Last in grace', key.lastUsedInGraceAt === null ? undefined : formatInstant(key.lastUsedInGraceAt, now)],

@@ -4,6 +4,7 @@ import { adminAccessOf, assertTenant, listedTenant, manageableKey } from './admi
 import { defineRoute, type RouteSpec } from './route-spec.js'
 import { endGraceWarningFor } from './rotation-routes.js'
 import { assertSigningUsable, signingRoutes } from './signing-routes.js'
+import { allowlistRoutes } from './allowlist-routes.js'
 import {
   createKeyBody,
   emergencyResponse,
@@ -212,4 +213,5 @@ export const adminRoutes: readonly RouteSpec[] = [
     },
   }),
   ...signingRoutes({ ...errors, ...bodyErrors }),
+  ...allowlistRoutes({ ...errors, ...bodyErrors }),
 ]

@@ -34,6 +34,8 @@ const scopes = z.array(z.string().min(1).max(64)).max(64)
 const metadata = z.record(z.string(), z.unknown())
 
 export const keyParams = z.strictObject({ id: keyIdSchema })
+/** A key's IP allowlist as sent; the keyring checks each entry (KEYROT_INVALID_INPUT names the bad one). */
+export const allowedIpsSchema = z.array(z.string().min(1).max(64)).min(1).max(256)
 
 /** `?minutes=`: how many minutes of per-minute figures, ending with the current one (1 to `max`, default 60). */
 export function minutesQuery(max: number) {
@@ -68,6 +70,7 @@ export const createKeyBody = z
       })
       .optional()
       .describe("Uses the key's family may spend; each successful verify spends 1 (or the route's cost). Default: unlimited."),
+    allowedIps: allowedIpsSchema.nullable().optional().describe("Client IPs or CIDR ranges the key may be used from, e.g. ['203.0.113.0/24']. Default: any IP."),
   })
   .refine((body) => !(body.expiresAt !== undefined && body.expiresAt !== null && body.expiresIn !== undefined), {
     message: 'send expiresAt or expiresIn, not both',
@@ -152,6 +155,7 @@ export const apiKeySchema = z
       .object({ refill: z.object({ amount: z.number(), intervalMs: z.number() }).nullable() })
       .optional()
       .describe('Present when the key spends credits (the balance: GET /v1/keys/{id}/credits).'),
+    allowedIps: z.array(z.string()).optional().describe('Client IP ranges the key may be used from; absent: any IP.'),
   })
   .meta({ id: 'ApiKey' })
 

@@ -25,6 +25,13 @@ export interface CreateKeyInput {
    * `remaining: 0` is a key with no uses until its refill, not an unlimited one.
    */
   credits?: CreditsInput | null
+  /**
+   * Client IP addresses or CIDR ranges (IPv4 and IPv6) the key may be used
+   * from, kept across rotations. A request from elsewhere fails with 403
+   * `KEYROT_IP_NOT_ALLOWED`, only after its secret is proven. Default
+   * (`undefined` or `null`): any IP.
+   */
+  allowedIps?: readonly string[] | null
 }
 
 export interface RotateOptions {

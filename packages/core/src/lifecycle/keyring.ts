@@ -21,6 +21,8 @@ import { checkDuration, checkGrace, checkMetadata, checkName, checkRateLimit, ch
 import { Verifier } from './verifier.js'
 import { readTenantPolicy, writeTenantPolicy, type TenantPolicyView } from '../policy/tenant-policy.js'
 import type { TenantPolicy } from '../policy/policy-options.js'
+import { checkAllowedIps } from './allowed-ips.js'
+import { importKey, type ImportedKeyResult, type ImportKeyInput } from './imported-keys.js'
 
 export type { CreateKeyInput, IssuedKey, RotateOptions, VerifyOptions, VerifyResult } from './keyring-types.js'
 
@@ -50,7 +52,7 @@ export class Keyring {
     this.#reset = new StoreResetGuard({ store: this.store, clock: this.options.clock, logger: this.options.logger, emit: (event, payload) => this.#events.emit(event, payload) })
     this.#verifier = new Verifier({ options: this.options, events: this.#events, read: (keyId) => this.#reset.read(keyId) })
     // close() lets admin writes already started land before it releases the store.
-    this.#inFlight.trackMethods(this as Keyring, ['create', 'createSigningSecret', 'rotate', 'emergencyRotate', 'revoke', 'setExpiry', 'setCredits', 'addCredits'])
+    this.#inFlight.trackMethods(this as Keyring, ['create', 'createSigningSecret', 'rotate', 'emergencyRotate', 'revoke', 'setExpiry', 'setCredits', 'addCredits', 'setAllowedIps', 'import'])
     this.#unsubscribe = this.store.subscribe?.((event) => this.#onInvalidation(event))
     // Recorded from the keyring's own admin events; admin methods only wait for the append to settle.
     this.#history = this.options.history ? new HistoryRecorder(this, this.options.history, this.options.logger) : null
@@ -133,6 +135,7 @@ export class Keyring {
       rateLimit: checkRateLimit(input.rateLimit),
       prefix,
       expiresAt,
+      allowedIps: checkAllowedIps(input.allowedIps) ?? undefined,
     }
     for (let attempt = 0; ; attempt++) {
       const { token, record } = await this.#mint(draft, newKeyId(), null, now)
@@ -221,7 +224,7 @@ export class Keyring {
     const gracePeriodMs = options.gracePeriod === undefined ? this.options.gracePeriodMs : checkGrace(options.gracePeriod, 'gracePeriod')
     const old = await this.#mustGet(keyId)
     assertRotatable(old, now)
-    const { token, record } = await this.#mint(successorDraft(old, options, now), newKeyId(old.familyId), old.id, now)
+    const { token, record } = await this.#mint(successorDraft(old, options, now, this.options.prefix), newKeyId(old.familyId), old.id, now)
     // The grace period starts when the rotation is written, not before the
     // (slow, Argon2) hashing of the new token: clients get all of it.
     const at = Math.max(now, this.clock.now())
@@ -251,7 +254,7 @@ export class Keyring {
     const reason = options.reason === undefined ? `emergency rotation (${incidentId})` : checkName(options.reason, 'reason')
     const old = await this.#mustGet(keyId)
     assertRotatable(old, now, '; to stop a key that is in its grace period, revoke it')
-    const { token, record } = await this.#mint(successorDraft(old, options, now), newKeyId(old.familyId), old.id, now)
+    const { token, record } = await this.#mint(successorDraft(old, options, now, this.options.prefix), newKeyId(old.familyId), old.id, now)
     const at = Math.max(now, this.clock.now())
     restamp(record, now, at, options.expiresAt === undefined)
     const { revoked, next } = await this.store.emergencyRotate({ oldKeyId: old.id, newKey: record, at, reason, incidentId })
@@ -306,6 +309,47 @@ export class Keyring {
     this.#audit('key.expiry_changed', { keyId, tenantId: key.tenantId, expiresAt: at, previousExpiresAt: old.expiresAt })
     await this.#history?.settled()
     return key
+  }
+
+  /**
+   * Sets the client IP ranges a key may be used from (`null`: any IP), on
+   * every replica like revoke. Rotation keeps the list. See docs/policies.md#ip-allowlists.
+   *
+   * @example
+   * await keyring.setAllowedIps(key.id, ['203.0.113.0/24', '2001:db8::/32'])
+   */
+  async setAllowedIps(keyId: string, allowedIps: readonly string[] | null): Promise<ApiKey> {
+    this.#assertOpen()
+    const ranges = checkAllowedIps(allowedIps)
+    if (!this.store.setAllowedIps) throw new TypeError('this store cannot change allowedIps (no setAllowedIps)')
+    await this.#mustGet(keyId)
+    const record = await this.store.setAllowedIps(keyId, ranges)
+    this.#verifier.invalidate(keyId)
+    const key = toApiKey(record, this.clock.now())
+    this.#audit('key.allowed_ips_changed', { keyId, tenantId: key.tenantId, allowedIps: ranges })
+    return key
+  }
+
+  /**
+   * Brings in a key from another system, verifying in its existing format:
+   * from its plaintext `token`, or from a `legacy` unsalted SHA-256 (upgraded
+   * to Argon2id on its first successful verify). Idempotent per token.
+   * Rotating it issues a keyrot token. Needs `importedPrefixes` and an import
+   * key (see docs/policies.md#importing-keys).
+   *
+   * @example
+   * await keyring.import({ tenantId: 'acme', name: 'ci', legacy: { sha256: '9f86d0...', tokenPrefix: 'old_' } })
+   */
+  async import(input: ImportKeyInput): Promise<ImportedKeyResult> {
+    this.#assertOpen()
+    const now = this.clock.now()
+    const result = await importKey({ store: this.store, hasher: this.options.hasher, imports: this.options.imports, now }, input)
+    if (!result.created) return result
+    this.#reset.noteKnown(result.key.id)
+    this.#events.emit('key.created', { key: result.key, at: now })
+    this.#audit('key.imported', { keyId: result.key.id, tenantId: result.key.tenantId, legacy: input.legacy !== undefined })
+    await this.#history?.settled()
+    return result
   }
 
   /** Ends a key's grace period now. */

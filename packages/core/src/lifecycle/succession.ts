@@ -10,8 +10,11 @@ export function restamp(record: KeyRecord, mintedAt: number, at: number, inherit
   if (inheritedLifetime && record.expiresAt !== null) record.expiresAt += at - mintedAt
 }
 
-/** What a rotation's successor inherits from the old key, with the caller's overrides applied. */
-export function successorDraft(old: KeyRecord, options: RotateOptions, now: number) {
+/**
+ * What a rotation's successor inherits from the old key, with the caller's overrides applied.
+ * An imported key's successor is a keyrot token with `keyrotPrefix` (the keyring's): its old token was in another format.
+ */
+export function successorDraft(old: KeyRecord, options: RotateOptions, now: number, keyrotPrefix?: string): RecordDraft {
   let expiresAt: number | null
   if (options.expiresAt !== undefined) {
     expiresAt = checkTimestamp(options.expiresAt, 'expiresAt')
@@ -28,8 +31,9 @@ export function successorDraft(old: KeyRecord, options: RotateOptions, now: numb
     rateLimit: old.rateLimit,
     // The balance is the family's: the successor draws from it too.
     ...(old.credits ? { credits: old.credits } : {}),
-    prefix: old.prefix,
+    prefix: old.importIndex !== undefined && keyrotPrefix !== undefined ? keyrotPrefix : old.prefix,
     expiresAt,
+    ...(old.allowedIps === undefined ? {} : { allowedIps: old.allowedIps }),
   }
 }
 
@@ -41,11 +45,11 @@ export function assertRotatable(old: KeyRecord, now: number, hint = ''): void {
 }
 
 /** What a new key's record is built from: the caller's input, checked. */
-export type RecordDraft = Pick<KeyRecord, 'tenantId' | 'name' | 'scopes' | 'metadata' | 'rateLimit' | 'prefix' | 'expiresAt' | 'credits'>
+export type RecordDraft = Pick<KeyRecord, 'tenantId' | 'name' | 'scopes' | 'metadata' | 'rateLimit' | 'prefix' | 'expiresAt' | 'credits' | 'allowedIps'>
 
 /** A new key's record around its `hash`: not revoked, not rotated, unused. */
 export function newRecord(draft: RecordDraft, id: string, rotatedFrom: string | null, now: number, hash: string): KeyRecord {
-  return {
+  const record: KeyRecord = {
     id,
     familyId: familyOf(id),
     tenantId: draft.tenantId,
@@ -68,4 +72,6 @@ export function newRecord(draft: RecordDraft, id: string, rotatedFrom: string | 
     hash,
     ...(draft.credits ? { credits: { refill: draft.credits.refill ? { ...draft.credits.refill } : null } } : {}),
   }
+  if (draft.allowedIps !== undefined && draft.allowedIps !== null) record.allowedIps = [...draft.allowedIps]
+  return record
 }

@@ -3,6 +3,7 @@ import { VerificationCache } from '../cache/verification-cache.js'
 import {
   InsufficientScopeError,
   InvalidSecretError,
+  IpNotAllowedError,
   KeyExpiredError,
   KeyNotFoundError,
   KeyrotError,
@@ -32,6 +33,8 @@ import type { VerifyOptions, VerifyResult } from './keyring-types.js'
 import { spendCredits } from './credits.js'
 import { fallbackLimiter, openStoreCircuit } from './outage.js'
 import { RotationPolicyCheck } from './rotation-policy.js'
+import { ipAllowed } from './allowed-ips.js'
+import { checkHash, ImportedTokens, isLegacyHash } from './imported-keys.js'
 
 const EMPTY: readonly string[] = Object.freeze([])
 
@@ -78,6 +81,8 @@ export class Verifier {
   #staleVerifications = 0
   /** The rotation policy (rotation-policy.ts); `null` without `policy`: no cost on verify. */
   readonly rotationPolicy: RotationPolicyCheck | null
+  /** Tokens of imported keys (not in keyrot format); `null` when no `importedPrefixes` are set. */
+  readonly #imported: ImportedTokens | null
 
   constructor({ options, events, read }: VerifierOptions) {
     this.options = options
@@ -107,6 +112,19 @@ export class Verifier {
     this.rotationPolicy = options.policy
       ? new RotationPolicyCheck({ options: options.policy, store: this.store, events, logger: options.logger, now: () => options.clock.now() })
       : null
+    this.#imported = options.imports.prefixes.length === 0 ? null : this.#importedTokens()
+  }
+
+  #importedTokens(): ImportedTokens {
+    const port = {
+      cache: this.#cache,
+      guard: this.#guard,
+      admit: this.#admit.bind(this),
+      refuse: this.#refuse.bind(this),
+      fail: this.#fail.bind(this),
+      verifyKeyId: this.#verifyParsed.bind(this),
+    }
+    return new ImportedTokens({ ...this.options.imports, store: this.store, port, maxEntries: Math.max(1_000, this.options.cacheMaxEntries) })
   }
 
   /** Drops a key's cached state (never its proofs) and poisons a load of it in flight. */
@@ -147,6 +165,8 @@ export class Verifier {
       timed[STARTED_AT] = performance.now()
       options = timed
     }
+    // A token of an imported key (not in keyrot format, with an imported prefix): `null` when no importedPrefixes are set.
+    if (this.#imported?.claims(token)) return this.#imported.verify(token, options, now)
     const guard = this.#guard
     let keyId: string
     let prefix: string
@@ -239,6 +259,10 @@ export class Verifier {
         this.#events.emit('key.expired', { keyId, tenantId: record.tenantId, expiredAt: record.expiresAt, at: now })
       }
       return this.#fail(new KeyExpiredError(keyId, record.expiresAt), keyId, record.tenantId, options, now)
+    }
+    // After the proof: only a caller holding the secret learns that the key is bound to networks.
+    if (record.allowedIps !== undefined && !ipAllowed(record.allowedIps, options.clientIp)) {
+      return this.#fail(new IpNotAllowedError(keyId), keyId, record.tenantId, options, now)
     }
     let rotation: RotationDue | undefined
     if (this.rotationPolicy) {
@@ -354,7 +378,10 @@ export class Verifier {
   async #prove(digest: string, token: string, record: KeyRecord): Promise<boolean | OverloadedError> {
     const cache = this.#cache
     const hasher = this.options.hasher
-    if (!cache) return this.#argon2.run(() => hasher.verify(record.hash, token)).catch(overloadedOnly)
+    if (!cache) {
+      const proving = this.#argon2.run(() => checkHash(hasher, record.hash, token))
+      return proving.then((ok) => (ok && isLegacyHash(record.hash) && this.#maybeRehash(record, token), ok)).catch(overloadedOnly)
+    }
     let pending = this.#proving.get(digest)
     if (!pending) {
       pending = (async () => {
@@ -364,7 +391,7 @@ export class Verifier {
             cache.rememberProof(digest, record.id)
             return true
           }
-          const ok = await this.#argon2.run(() => hasher.verify(record.hash, token))
+          const ok = await this.#argon2.run(() => checkHash(hasher, record.hash, token))
           if (ok) {
             cache.rememberProof(digest, record.id)
             this.#maybeRehash(record, token)
@@ -394,7 +421,8 @@ export class Verifier {
 
   #maybeRehash(record: KeyRecord, token: string): void {
     const hasher = this.options.hasher
-    if (!hasher.needsRehash?.(record.hash)) return
+    // A legacy unsalted hash (an imported key) is replaced by Argon2id on its first successful verify.
+    if (!isLegacyHash(record.hash) && !hasher.needsRehash?.(record.hash)) return
     void (async () => {
       try {
         await this.store.updateHash(record.id, await hasher.hash(token))

@@ -23,6 +23,7 @@ function clone(record: KeyRecord): KeyRecord {
     metadata: structuredClone(record.metadata),
     rateLimit: record.rateLimit ? { ...record.rateLimit } : null,
     ...(record.credits ? { credits: { refill: record.credits.refill ? { ...record.credits.refill } : null } } : {}),
+    ...(record.allowedIps ? { allowedIps: [...record.allowedIps] } : {}),
   }
 }
 
@@ -50,6 +51,8 @@ export class MemoryStore implements KeyStore {
   readonly #daily = new DailyUsage()
   readonly #tenantPolicies = new Map<string, TenantPolicy>()
   readonly #rotationDue = new Map<string, number>()
+  /** Imported keys by the keyed index of their token. */
+  readonly #imported = new Map<string, string>()
 
   /** Number of stored records (any state). */
   get size(): number {
@@ -92,6 +95,7 @@ export class MemoryStore implements KeyStore {
       record.revokedReason = input.reason
       record.incidentId = input.incidentId ?? null
       delete record.sharedProof
+      this.#dropImported(record)
       this.#notify(record.id)
     }
     return clone(record)
@@ -107,6 +111,7 @@ export class MemoryStore implements KeyStore {
     old.rotatedTo = input.newKey.id
     old.rotatedAt = input.at
     delete old.sharedProof
+    this.#dropImported(old)
     this.#keys.set(input.newKey.id, withoutProof(input.newKey))
     this.#notify(old.id)
     return { revoked: clone(old), next: withoutProof(input.newKey) }
@@ -133,6 +138,34 @@ export class MemoryStore implements KeyStore {
     }
     this.#notify(record.id)
     return true
+  }
+
+  async setAllowedIps(keyId: string, allowedIps: string[] | null): Promise<KeyRecord> {
+    const record = this.#mustGet(keyId)
+    if (allowedIps === null) delete record.allowedIps
+    else record.allowedIps = [...allowedIps]
+    this.#notify(keyId)
+    return clone(record)
+  }
+
+  async findImported(index: string): Promise<string | null> {
+    return this.#imported.get(index) ?? null
+  }
+
+  async putImportIndex(index: string, keyId: string): Promise<string> {
+    const holder = this.#imported.get(index)
+    if (holder !== undefined) return holder
+    this.#imported.set(index, keyId)
+    return keyId
+  }
+
+  async dropImportIndex(index: string, keyId: string): Promise<void> {
+    if (this.#imported.get(index) === keyId) this.#imported.delete(index)
+  }
+
+  /** A revoked imported key's token is no longer looked up (its record says why it fails if the token comes). */
+  #dropImported(record: KeyRecord): void {
+    if (record.importIndex !== undefined && this.#imported.get(record.importIndex) === record.id) this.#imported.delete(record.importIndex)
   }
 
   async updateHash(keyId: string, hash: string): Promise<void> {

@@ -185,6 +185,26 @@ export interface KeyStore {
    * Optional: without it evidence reports show no recent usage.
    */
   usageSince?(keyIds: readonly string[], since: number): Promise<Map<string, number>>
+  /**
+   * Sets or lifts (`null`) a key's `allowedIps` and tells other processes,
+   * like `setExpiry`. Optional: a store without it cannot change the list
+   * after `create`.
+   */
+  setAllowedIps?(keyId: string, allowedIps: string[] | null): Promise<KeyRecord>
+  /**
+   * The index of imported keys (`keyring.import()`, see imported-keys.ts):
+   * the key id holding `index`, or `null`. A store without these methods
+   * holds no imported keys.
+   */
+  findImported?(index: string): Promise<string | null>
+  /**
+   * Claims `index` for `keyId` unless another key holds it; returns the key
+   * id holding it afterwards. Atomic. `expiresAt` lets a store drop the entry
+   * with the key (the store drops it on revocation too).
+   */
+  putImportIndex?(index: string, keyId: string, expiresAt: number | null): Promise<string>
+  /** Drops `index` if `keyId` holds it (an import whose record write failed). */
+  dropImportIndex?(index: string, keyId: string): Promise<void>
   /** Flushes pending usage counts and releases resources the store opened. */
   close(): Promise<void>
 }

@@ -470,6 +470,7 @@ function fieldsHtml(key, now) {
       : field('Expires', key.expiresAt === null ? 'never' : `${relative(key.expiresAt, now)} <span class="muted">${iso(key.expiresAt)}</span>`),
     field('Last used', `${relative(key.lastUsedAt, now)}${key.lastUsedAt ? ` <span class="muted">${iso(key.lastUsedAt)}</span>` : ''}`),
     field('Usage', `${numberFormat.format(key.usageCount)} requests`),
+    field('Allowed IPs', key.allowedIps ? key.allowedIps.map((range) => `<code>${esc(range)}</code>`).join(' ') : '<span class="muted">any IP</span>'),
   ]
   if (key.credits) rows.push(field('Credits', creditsText(key), 'data-credits'))
   if (key.rotatedFrom) rows.push(field('Rotated from', lineageLink(key.rotatedFrom, '←', 'Rotated from', true)))
@@ -600,6 +601,15 @@ function actionsHtml(key) {
         `<button type="submit" class="danger">Revoke…</button></div>${errorSlot()}</fieldset></form>`,
     )
   }
+  if (key.state !== 'revoked') {
+    const current = key.allowedIps ? key.allowedIps.join(', ') : ''
+    forms.push(
+      '<form data-action="allowed-ips" novalidate><fieldset><legend>Allowed IPs</legend>' +
+        '<p class="hint">Client IPs or CIDR ranges this key may be used from, comma-separated (e.g. 203.0.113.0/24, 2001:db8::/32). Empty: any IP. Requests from elsewhere get 403.</p>' +
+        `<div class="inline"><input name="allowedIps" value="${esc(current)}" placeholder="any IP" aria-label="Allowed IPs" autocomplete="off" maxlength="4000">` +
+        `<button type="submit">Save</button></div>${errorSlot()}</fieldset></form>`,
+    )
+  }
   if (key.state === 'active') {
     forms.push(
       '<form data-action="emergency" novalidate><fieldset><legend>Emergency rotation</legend>' +
@@ -722,6 +732,13 @@ async function runAction(action, form, key) {
       const { key: updated } = await api('POST', `${path}/expiry`, { extendBy })
       form.reset()
       applyChange([updated], updated.id, `Extended by ${extendBy}: ${key.id} now works until ${iso(updated.expiresAt)}.`)
+      await loadView()
+      return
+    }
+    case 'allowed-ips': {
+      const ranges = form.elements.allowedIps.value.split(',').map((item) => item.trim()).filter(Boolean)
+      const { key: updated } = await api('POST', `${path}/allowed-ips`, { allowedIps: ranges.length ? ranges : null })
+      applyChange([updated], updated.id, updated.allowedIps ? `${key.id} now works only from ${updated.allowedIps.join(', ')}.` : `${key.id} now works from any IP.`)
       await loadView()
       return
     }

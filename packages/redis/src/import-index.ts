@@ -1,0 +1,65 @@
+import type { KeyRecord, Logger } from '@keyrot/core'
+import { runScript } from './connection.js'
+import { CorruptRecordError } from './record-codec.js'
+import type { KeyLayout } from './keys.js'
+import type { RedisClient } from './options.js'
+import { SCRIPTS } from './scripts.js'
+
+/**
+ * The index of imported keys in Redis: `<prefix>:import:<index>` holds the
+ * key id (see `keyring.import()` in core). A legacy token has no key id, so
+ * the entry cannot carry the family's hash tag: it is written and dropped by
+ * its own one-key scripts, next to (not inside) the record's scripts. It
+ * follows the key: dropped on revocation, expiring `retention` after the
+ * key's deadline, like the record.
+ */
+export interface ImportIndexContext {
+  layout: KeyLayout
+  retentionMs: number
+  logger: Logger
+}
+
+const INDEX = /^[A-Za-z0-9_-]{1,128}$/
+
+export function isImportIndex(index: unknown): index is string {
+  return typeof index === 'string' && INDEX.test(index)
+}
+
+/** When the entry of a key with deadline `expiresAt` expires, as a script argument (`''`: never). */
+function expiryArg(expiresAt: number | null, retentionMs: number): string {
+  return expiresAt === null ? '' : String(expiresAt + retentionMs)
+}
+
+export async function findImported(redis: RedisClient, context: ImportIndexContext, index: string): Promise<string | null> {
+  if (!isImportIndex(index)) return null
+  const keyId = await redis.get(context.layout.importIndex(index))
+  if (keyId !== null && typeof keyId !== 'string') throw new CorruptRecordError('an import index entry is not a string')
+  return keyId
+}
+
+export async function putImportIndex(redis: RedisClient, context: ImportIndexContext, index: string, keyId: string, expiresAt: number | null): Promise<string> {
+  const reply = await runScript(redis, SCRIPTS.putImportIndex, [context.layout.importIndex(index)], [keyId, expiryArg(expiresAt, context.retentionMs)])
+  if (typeof reply !== 'string') throw new CorruptRecordError('putImportIndex did not reply with a key id')
+  return reply
+}
+
+export async function dropImportIndex(redis: RedisClient, context: ImportIndexContext, index: string, keyId: string): Promise<void> {
+  await runScript(redis, SCRIPTS.dropImportIndex, [context.layout.importIndex(index)], [keyId])
+}
+
+/**
+ * Brings an imported key's entry in line with its record after a change:
+ * dropped once revoked, else expiring with the record. A failure is logged,
+ * not thrown: the change itself is stored, and an entry that outlives its
+ * key only maps a token to a key that then fails (or is gone).
+ */
+export async function followImported(redis: RedisClient, context: ImportIndexContext, record: KeyRecord): Promise<void> {
+  const index = record.importIndex
+  if (index === undefined || !isImportIndex(index)) return
+  try {
+    if (record.revokedAt !== null) await dropImportIndex(redis, context, index, record.id)
+    else await putImportIndex(redis, context, index, record.id, record.expiresAt)
+  } catch (error) {
+    context.logger.warn({ event: 'import_index.update_failed', keyId: record.id, err: { message: (error as Error).message } }, 'keyrot could not update an imported key index entry')
+  }
+}
