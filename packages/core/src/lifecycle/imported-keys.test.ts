@@ -56,6 +56,9 @@ describe.each([
     const result = await keyring.verify(token, { scopes: ['read'] })
     expect(codeOf(result)).toBe('ok')
     expect(result.ok && result.key.id).toBe(key.id)
+    // The verification cache applies as to keyrot tokens: the second verify needs no store read and no hashing.
+    const again = await keyring.verify(token, { scopes: ['read'] })
+    expect(again.ok && again.cached).toBe(!('cache' in cacheOptions))
     expect(codeOf(await keyring.verify(token, { scopes: ['write'] }))).toBe('KEYROT_INSUFFICIENT_SCOPE')
   })
 
