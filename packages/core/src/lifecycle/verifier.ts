@@ -29,8 +29,6 @@ import { toApiKey, type ApiKey, type KeyRecord } from '../types.js'
 import type { VerifyOptions, VerifyResult } from './keyring-types.js'
 import { fallbackLimiter, openStoreCircuit } from './outage.js'
 
-const EMPTY: readonly string[] = Object.freeze([])
-
 /** When a watched `verify()` started (`performance.now()`), carried on its copied options. */
 const STARTED_AT = Symbol('keyrot.verifyStartedAt')
 
@@ -129,7 +127,18 @@ export class Verifier {
    * `KEYROT_INVALID_SECRET`. Throws only `StoreUnavailableError`, when the
    * store or the rate limiter cannot answer.
    */
-  async verify(token: string, options: VerifyOptions = {}): Promise<VerifyResult> {
+  verify(token: string, options: VerifyOptions = {}): Promise<VerifyResult> {
+    const result = this.verifyNow(token, options)
+    return isPromise(result) ? result : Promise.resolve(result)
+  }
+
+  /**
+   * {@link verify}, answered synchronously when nothing needs to wait: a
+   * cache hit (proof and state cached) with the in-process rate limiter.
+   * Otherwise a promise, as `verify()`. The HTTP adapters use it so a cache
+   * hit costs no promise and no microtask.
+   */
+  verifyNow(token: string, options: VerifyOptions = {}): VerifyResult | Promise<VerifyResult> {
     const now = this.options.clock.now()
     // Timed only when someone listens; the start travels with the options to every emit below.
     // A child object (the caller's options as its prototype) costs a tenth of a spread.
@@ -138,7 +147,6 @@ export class Verifier {
       timed[STARTED_AT] = performance.now()
       options = timed
     }
-    const guard = this.#guard
     let keyId: string
     let prefix: string
     try {
@@ -146,28 +154,48 @@ export class Verifier {
       keyId = parsed.keyId
       prefix = parsed.prefix
     } catch (error) {
-      // No I/O for a malformed token, but it is a failed attempt of its client (and a blocked client hears 429, not 401).
-      if (guard) {
-        let gate = this.#admit(guard, { ip: options.clientIp, keyId: undefined, digest: undefined, proven: false }, options, now)
-        if (isPromise(gate)) gate = await gate
-        if (!gate.ok) return this.#refuse(gate.error, undefined, undefined, options, now)
-      }
-      return this.#fail(error as KeyrotError, undefined, undefined, options, now)
+      // Not keyrot's format: a check for tokens in other formats would go here, before the refusal.
+      return this.#malformed(error as KeyrotError, options, now)
     }
 
     const cache = this.#cache
+    const guard = this.#guard
     const digest = cache ? cache.digest(token) : guard ? guard.digest(token) : ''
-    if (!guard) return this.#verifyParsed(token, keyId, prefix, digest, options, now)
+    const proven = cache !== null && cache.proofOf(digest) === keyId
+    if (!guard) return this.#checkParsed(token, keyId, prefix, digest, proven, options, now)
     // The memory limiter answers synchronously: no tick is spent before the store read.
-    let gate = this.#admit(guard, { ip: options.clientIp, keyId, digest, proven: cache?.proofOf(digest) === keyId }, options, now)
-    if (isPromise(gate)) gate = await gate
+    const gate = this.#admit(guard, { ip: options.clientIp, keyId, digest, proven }, options, now)
+    if (isPromise(gate)) {
+      // The cache may have changed while the limiter answered: look at the proof again.
+      return gate.then((decided) => this.#gated(guard, decided, token, keyId, prefix, digest, cache !== null && cache.proofOf(digest) === keyId, options, now))
+    }
+    return this.#gated(guard, gate, token, keyId, prefix, digest, proven, options, now)
+  }
+
+  /** A malformed token: no I/O, but a failed attempt of its client (and a blocked client hears 429, not 401). */
+  async #malformed(error: KeyrotError, options: VerifyOptions, now: number): Promise<VerifyResult> {
+    const guard = this.#guard
+    if (guard) {
+      let gate = this.#admit(guard, { ip: options.clientIp, keyId: undefined, digest: undefined, proven: false }, options, now)
+      if (isPromise(gate)) gate = await gate
+      if (!gate.ok) return this.#refuse(gate.error, undefined, undefined, options, now)
+    }
+    return this.#fail(error, undefined, undefined, options, now)
+  }
+
+  /** After admission: refused, known bad, or on to the checks (settling the charge, if any, once the verdict is known). */
+  #gated(guard: AttemptGuard, gate: Gate, token: string, keyId: string, prefix: string, digest: string, proven: boolean, options: VerifyOptions, now: number): VerifyResult | Promise<VerifyResult> {
     if (!gate.ok) return this.#refuse(gate.error, keyId, undefined, options, now)
     if (gate.known) {
       const error = gate.known.code === 'KEYROT_KEY_NOT_FOUND' ? new KeyNotFoundError(keyId) : new InvalidSecretError(keyId)
       return this.#fail(error, keyId, gate.known.tenantId, options, now)
     }
     const ticket: Ticket | null = gate.ticket
-    if (!ticket) return this.#verifyParsed(token, keyId, prefix, digest, options, now)
+    if (!ticket) return this.#checkParsed(token, keyId, prefix, digest, proven, options, now)
+    return this.#settled(guard, ticket, token, keyId, prefix, digest, options, now)
+  }
+
+  async #settled(guard: AttemptGuard, ticket: Ticket, token: string, keyId: string, prefix: string, digest: string, options: VerifyOptions, now: number): Promise<VerifyResult> {
     let guessed = false
     try {
       const result = await this.#verifyParsed(token, keyId, prefix, digest, options, now)
@@ -180,13 +208,25 @@ export class Verifier {
     }
   }
 
-  async #verifyParsed(token: string, keyId: string, prefix: string, digest: string, options: VerifyOptions, now: number): Promise<VerifyResult> {
+  /** The cache hit answers at once (no promise); anything else takes the store path. */
+  #checkParsed(token: string, keyId: string, prefix: string, digest: string, proven: boolean, options: VerifyOptions, now: number): VerifyResult | Promise<VerifyResult> {
+    if (proven) {
+      // Trusted for at most cache.stateTtl, even while the feed is down.
+      const hit = (this.#cache as VerificationCache).cachedState(keyId)
+      if (hit !== undefined) return this.#accept(hit, keyId, true, options, now)
+      return this.#verifyParsed(token, keyId, prefix, digest, options, now, true)
+    }
+    return this.#verifyParsed(token, keyId, prefix, digest, options, now)
+  }
+
+  /** The store path: the key's state (cached, loaded, or stale on an outage), then the proof. `missed`: the cache was just asked for the state, and had none. */
+  async #verifyParsed(token: string, keyId: string, prefix: string, digest: string, options: VerifyOptions, now: number, missed = false): Promise<VerifyResult> {
     const cache = this.#cache
     let record: KeyRecord | null
     let cached = false
     try {
       if (cache) {
-        const hit = cache.cachedState(keyId)
+        const hit = missed ? undefined : cache.cachedState(keyId)
         if (hit !== undefined) {
           // Trusted for at most cache.stateTtl, even while the feed is down.
           record = hit
@@ -221,7 +261,18 @@ export class Verifier {
         return this.#fail(new InvalidSecretError(keyId), keyId, record.tenantId, options, now)
       }
     }
+    return this.#accept(record, keyId, cached, options, now)
+  }
 
+  /**
+   * Everything after the secret is proven, for the cache hit and the store
+   * path alike: status and expiry, scopes, then (the one place for checks
+   * that need a proven secret, such as per-key IP allowlists or credits) the
+   * quota last, usage and the success event. A check that only some keys
+   * use tests its record field first, so other keys pay one comparison; one
+   * that waits returns a promise, as the quota does with a shared limiter.
+   */
+  #accept(record: KeyRecord, keyId: string, cached: boolean, options: VerifyOptions, now: number): VerifyResult | Promise<VerifyResult> {
     if (record.revokedAt !== null) {
       return this.#fail(new KeyRevokedError(keyId, record.revokedAt, record.revokedReason), keyId, record.tenantId, options, now)
     }
@@ -231,8 +282,8 @@ export class Verifier {
       }
       return this.#fail(new KeyExpiredError(keyId, record.expiresAt), keyId, record.tenantId, options, now)
     }
-    const required = options.scopes ?? EMPTY
-    if (required.length > 0) {
+    const required = options.scopes
+    if (required !== undefined && required.length > 0) {
       const missing = required.filter((scope) => !record.scopes.includes(scope))
       if (missing.length > 0) {
         return this.#fail(new InsufficientScopeError(keyId, required, missing), keyId, record.tenantId, options, now)
@@ -240,20 +291,32 @@ export class Verifier {
     }
 
     // The quota is spent last, by requests that passed every other check.
-    let rateLimit: RateLimitInfo | undefined
-    if (this.#guard) {
-      let quota: QuotaOutcome
-      try {
-        const consumed = this.#guard.consume(keyId, record.rateLimit, now)
-        quota = isPromise(consumed) ? await consumed : consumed
-      } catch (error) {
+    const guard = this.#guard
+    if (guard === null) return this.#succeed(record, keyId, cached, undefined, options, now)
+    let quota: QuotaOutcome | Promise<QuotaOutcome>
+    try {
+      quota = guard.consume(keyId, record.rateLimit, now)
+    } catch (error) {
+      this.#emitFailure(error as KeyrotError, keyId, record.tenantId, options, now)
+      throw error
+    }
+    if (!isPromise(quota)) return this.#spent(quota, record, keyId, cached, options, now)
+    return quota.then(
+      (spent) => this.#spent(spent, record, keyId, cached, options, now),
+      (error: unknown) => {
         this.#emitFailure(error as KeyrotError, keyId, record.tenantId, options, now)
         throw error
-      }
-      if (!quota.ok) return this.#refuse(quota.error, keyId, record.tenantId, options, now)
-      rateLimit = quota.rateLimit
-    }
+      },
+    )
+  }
 
+  #spent(quota: QuotaOutcome, record: KeyRecord, keyId: string, cached: boolean, options: VerifyOptions, now: number): VerifyResult {
+    if (!quota.ok) return this.#refuse(quota.error, keyId, record.tenantId, options, now)
+    return this.#succeed(record, keyId, cached, quota.rateLimit, options, now)
+  }
+
+  /** Counts the use, reports it, and answers with the key's public view. */
+  #succeed(record: KeyRecord, keyId: string, cached: boolean, rateLimit: RateLimitInfo | undefined, options: VerifyOptions, now: number): VerifyResult {
     const inGrace = record.rotatedTo !== null
     const rotationUse = rotationUseOf(record, now, options.clientIp, options.userAgent)
     if (rotationUse) this.store.recordUsage(keyId, now, inGrace, rotationUse)

@@ -47,19 +47,16 @@ export class MemoryRateLimiter implements RateLimiter {
   }
 
   admit(attempt: Attempt, limits: FailureLimits, now: number): Admission {
-    const { admission, ip, network, key } = decideAdmission(
-      {
-        ip: attempt.ip === undefined ? undefined : this.#ips.get(attempt.ip),
-        network: attempt.network === undefined ? undefined : this.#networks.get(attempt.network),
-        key: attempt.keyId === undefined ? undefined : this.#keyFailures.get(attempt.keyId),
-      },
-      attempt,
-      limits,
-      now,
-    )
-    if (attempt.ip !== undefined && ip !== undefined) this.#ips.set(attempt.ip, ip)
-    if (attempt.network !== undefined && network !== undefined) this.#networks.set(attempt.network, network)
-    if (attempt.keyId !== undefined && key !== undefined) this.#keyFailures.set(attempt.keyId, key)
+    const before = {
+      ip: attempt.ip === undefined ? undefined : this.#ips.get(attempt.ip),
+      network: attempt.network === undefined ? undefined : this.#networks.get(attempt.network),
+      key: attempt.keyId === undefined ? undefined : this.#keyFailures.get(attempt.keyId),
+    }
+    const { admission, ip, network, key } = decideAdmission(before, attempt, limits, now)
+    // Only what changed is written: a proven token's admission charges nothing and leaves no entry behind.
+    if (attempt.ip !== undefined && ip !== undefined && ip !== before.ip && (before.ip !== undefined || attempt.chargeIp)) this.#ips.set(attempt.ip, ip)
+    if (attempt.network !== undefined && network !== undefined && network !== before.network) this.#networks.set(attempt.network, network)
+    if (attempt.keyId !== undefined && key !== undefined && key !== before.key) this.#keyFailures.set(attempt.keyId, key)
     return admission
   }
 
