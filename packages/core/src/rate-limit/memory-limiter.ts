@@ -73,7 +73,11 @@ export class MemoryRateLimiter implements RateLimiter {
     )
     if (charge.ip !== undefined && ip !== undefined) this.#ips.set(charge.ip, ip)
     if (charge.network !== undefined && network !== undefined) this.#networks.set(charge.network, network)
-    if (charge.keyId !== undefined && key !== undefined) this.#keyFailures.set(charge.keyId, key)
+    if (charge.keyId !== undefined && key !== undefined) {
+      // No failure left in the window: the same as no entry, so a proven key keeps nothing here.
+      if (key.count === 0) this.#keyFailures.delete(charge.keyId)
+      else this.#keyFailures.set(charge.keyId, key)
+    }
   }
 
   consume(keyId: string, quota: Quota, now: number): QuotaDecision {
