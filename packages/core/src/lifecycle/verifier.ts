@@ -7,6 +7,7 @@ import {
   KeyNotFoundError,
   KeyrotError,
   KeyRevokedError,
+  MalformedTokenError,
   OverloadedError,
   RateLimitedError,
   StoreUnavailableError,
@@ -24,7 +25,7 @@ import { MemoryRateLimiter } from '../rate-limit/memory-limiter.js'
 import type { Circuit } from '../store/circuit.js'
 import { rotationUseOf } from '../store/rotation-usage.js'
 import type { KeyStore } from '../store/store.js'
-import { parseToken } from '../token/format.js'
+import { hasValidChecksum, parseToken, tokenLayout } from '../token/format.js'
 import { toApiKey, type ApiKey, type KeyRecord } from '../types.js'
 import type { VerifyOptions, VerifyResult } from './keyring-types.js'
 import { fallbackLimiter, openStoreCircuit } from './outage.js'
@@ -128,8 +129,13 @@ export class Verifier {
    * store or the rate limiter cannot answer.
    */
   verify(token: string, options: VerifyOptions = {}): Promise<VerifyResult> {
-    const result = this.verifyNow(token, options)
-    return isPromise(result) ? result : Promise.resolve(result)
+    try {
+      const result = this.verifyNow(token, options)
+      return isPromise(result) ? result : Promise.resolve(result)
+    } catch (error) {
+      // An outage found synchronously rejects, as it always has: verify() never throws.
+      return Promise.reject(error)
+    }
   }
 
   /**
@@ -149,19 +155,29 @@ export class Verifier {
     }
     let keyId: string
     let prefix: string
-    try {
-      const parsed = parseToken(token)
-      keyId = parsed.keyId
-      prefix = parsed.prefix
-    } catch (error) {
-      // Not keyrot's format: a check for tokens in other formats would go here, before the refusal.
-      return this.#malformed(error as KeyrotError, options, now)
+    let checksummed = false
+    const layout = tokenLayout(token)
+    if (layout !== null) {
+      keyId = layout.keyId
+      prefix = layout.prefix
+    } else {
+      try {
+        const parsed = parseToken(token)
+        keyId = parsed.keyId
+        prefix = parsed.prefix
+        checksummed = true
+      } catch (error) {
+        // Not keyrot's format: a check for tokens in other formats would go here, before the refusal.
+        return this.#malformed(error as KeyrotError, options, now)
+      }
     }
 
     const cache = this.#cache
     const guard = this.#guard
     const digest = cache ? cache.digest(token) : guard ? guard.digest(token) : ''
     const proven = cache !== null && cache.proofOf(digest) === keyId
+    // A proven token is the very string whose checksum was checked when it was proven: only others need the CRC32.
+    if (!proven && !checksummed && !hasValidChecksum(token)) return this.#malformed(new MalformedTokenError('checksum mismatch'), options, now)
     if (!guard) return this.#checkParsed(token, keyId, prefix, digest, proven, options, now)
     // The memory limiter answers synchronously: no tick is spent before the store read.
     const gate = this.#admit(guard, { ip: options.clientIp, keyId, digest, proven }, options, now)

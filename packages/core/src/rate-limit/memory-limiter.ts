@@ -34,7 +34,8 @@ export class MemoryRateLimiter implements RateLimiter {
   readonly #ips: LRUCache<string, IpState>
   readonly #networks: LRUCache<string, WindowCount>
   readonly #keyFailures: LRUCache<string, WindowCount>
-  readonly #quotas: LRUCache<string, number>
+  /** GCRA times by key id, in a box updated in place: a request then costs one lookup, not a lookup and a write. */
+  readonly #quotas: LRUCache<string, { tat: number }>
 
   constructor(options: MemoryRateLimiterOptions = {}) {
     if (options === null || typeof options !== 'object') throw new TypeError('MemoryRateLimiter options must be an object')
@@ -81,8 +82,12 @@ export class MemoryRateLimiter implements RateLimiter {
   }
 
   consume(keyId: string, quota: Quota, now: number): QuotaDecision {
-    const { decision, tat } = decideQuota(this.#quotas.get(keyId), quota, now)
-    if (decision.allowed && tat !== undefined) this.#quotas.set(keyId, tat)
+    const box = this.#quotas.get(keyId)
+    const { decision, tat } = decideQuota(box?.tat, quota, now)
+    if (decision.allowed && tat !== undefined) {
+      if (box === undefined) this.#quotas.set(keyId, { tat })
+      else box.tat = tat
+    }
     return decision
   }
 
