@@ -228,7 +228,7 @@ export class Verifier {
   #checkParsed(token: string, keyId: string, prefix: string, digest: string, proven: boolean, options: VerifyOptions, now: number): VerifyResult | Promise<VerifyResult> {
     if (proven) {
       // Trusted for at most cache.stateTtl, even while the feed is down.
-      const hit = (this.#cache as VerificationCache).cachedState(keyId)
+      const hit = (this.#cache as VerificationCache).cachedState(keyId, now)
       if (hit !== undefined) return this.#accept(hit, keyId, true, options, now)
       return this.#verifyParsed(token, keyId, prefix, digest, options, now, true)
     }
