@@ -4,7 +4,7 @@
 // there are 2 cores). Prints the top frames by self time and the CPU time
 // per request, and keeps the .cpuprofile for a closer look (Chrome DevTools,
 // speedscope).
-// Build first: node scripts/setup.mjs --build-only && node bench/koa-profile.mjs [--seconds 8] [--app keyrot|hand-rolled|bare] [--top 25]
+// Build first: node scripts/setup.mjs --build-only && node bench/koa-profile.mjs [--seconds 8] [--app keyrot|hand-rolled|bare] [--framework koa|express] [--top 25]
 import { execFileSync, fork } from 'node:child_process'
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs'
 import { cpus, tmpdir } from 'node:os'
@@ -13,11 +13,58 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 
 const { values } = parseArgs({
-  options: { serve: { type: 'boolean', default: false }, app: { type: 'string', default: 'keyrot' }, seconds: { type: 'string', default: '8' }, top: { type: 'string', default: '25' } },
+  options: {
+    serve: { type: 'boolean', default: false },
+    app: { type: 'string', default: 'keyrot' },
+    framework: { type: 'string', default: 'koa' },
+    seconds: { type: 'string', default: '8' },
+    top: { type: 'string', default: '25' },
+  },
 })
 
-if (values.serve) await serve(values.app)
+if (values.serve && values.framework === 'express') await serveExpress(values.app)
+else if (values.serve) await serve(values.app)
 else await profile()
+
+/** The same app on Express 5, for `--framework express`. */
+async function serveExpress(kind) {
+  const { createKeyring, FastTestHasher } = await import('@keyrot/core')
+  const { apiKeyAuth } = await import('@keyrot/express')
+  const { default: express } = await import('express')
+  const { createHash } = await import('node:crypto')
+  const keyring = createKeyring({ hasher: new FastTestHasher(), rateLimit: { perKey: { limit: 1_000_000_000, window: '1m' } }, proofKey: null })
+  const { token, key } = await keyring.create({ tenantId: 'acme', name: 'profile' })
+  if (!(await keyring.verify(token)).ok) throw new Error('the key was refused')
+  const app = express()
+  if (kind === 'keyrot') app.use(apiKeyAuth({ keyring }))
+  else if (kind === 'hand-rolled') {
+    const sha = (t) => createHash('sha256').update(t).digest('hex')
+    const keys = new Map([[sha(token), { id: key.id, revokedAt: null, expiresAt: key.expiresAt }]])
+    app.use(function handRolledAuth(req, res, next) {
+      const header = req.headers.authorization ?? ''
+      const found = header.startsWith('Bearer ') ? keys.get(sha(header.slice(7))) : undefined
+      if (!found || found.revokedAt !== null || (found.expiresAt !== null && found.expiresAt <= Date.now())) {
+        res.status(401).json({ error: { code: 'invalid_key' } })
+        return
+      }
+      req.apiKey = found
+      next()
+    })
+  } else if (kind !== 'bare') throw new TypeError(`--app must be keyrot, hand-rolled or bare; got ${kind}`)
+  app.get('/hello', (_req, res) => {
+    res.send('hello world')
+  })
+  const server = app.listen(0, '127.0.0.1')
+  await new Promise((resolve) => server.once('listening', resolve))
+  process.on('message', (message) => {
+    if (message === 'cpu') process.send({ cpu: process.cpuUsage() })
+    if (message === 'stop') {
+      server.close()
+      void keyring.close().then(() => process.exit(0))
+    }
+  })
+  process.send({ port: server.address().port, token })
+}
 
 async function serve(kind) {
   const { createKeyring, FastTestHasher } = await import('@keyrot/core')
@@ -86,7 +133,7 @@ async function profile() {
   if (!(seconds > 0 && seconds <= 60)) throw new TypeError('--seconds must be in (0, 60]')
   const { default: autocannon } = await import('autocannon')
   const dir = mkdtempSync(join(tmpdir(), 'keyrot-koa-profile-'))
-  const child = fork(fileURLToPath(import.meta.url), ['--serve', '--app', values.app], { execArgv: ['--cpu-prof', '--cpu-prof-dir', dir, '--cpu-prof-interval', '200'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  const child = fork(fileURLToPath(import.meta.url), ['--serve', '--app', values.app, '--framework', values.framework], { execArgv: ['--cpu-prof', '--cpu-prof-dir', dir, '--cpu-prof-interval', '200'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   const killer = setTimeout(() => child.kill('SIGKILL'), (seconds + 60) * 1000)
   try {
     const { port, token } = await nextMessage(child)
@@ -100,7 +147,7 @@ async function profile() {
     const after = (await nextMessage(child)).cpu
     if (result.non2xx > 0 || result.errors > 0) throw new Error(`${result.non2xx} non-2xx responses, ${result.errors} errors`)
     const cpuUs = after.user - before.user + (after.system - before.system)
-    console.log(`Koa, ${values.app}: ${Math.round(result['2xx'] / result.duration)} req/s, server CPU ${(cpuUs / result['2xx']).toFixed(1)} µs per request (${pinned ? 'pinned: app core 0, autocannon core 1' : 'not pinned'})`)
+    console.log(`${values.framework}, ${values.app}: ${Math.round(result['2xx'] / result.duration)} req/s, server CPU ${(cpuUs / result['2xx']).toFixed(1)} µs per request (${pinned ? 'pinned: app core 0, autocannon core 1' : 'not pinned'})`)
     child.send('stop')
     await new Promise((resolve) => child.once('exit', resolve))
   } finally {
