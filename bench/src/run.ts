@@ -12,7 +12,7 @@ import { renderCheck, renderTable } from './lib/table.js'
 import { allowlistImportSection } from './sections/allowlist-import.js'
 import { argon2Section } from './sections/argon2.js'
 import { creditsSection } from './sections/credits.js'
-import { httpSection } from './sections/http.js'
+import { HTTP_FRAMEWORKS, httpSection } from './sections/http.js'
 import { memorySection } from './sections/memory.js'
 import { peersSection } from './sections/peers.js'
 import { propagationSection } from './sections/propagation.js'
@@ -26,6 +26,7 @@ const USAGE = `Usage: npm run bench -- [--quick] [--only ${SECTION_IDS.join(',')
   --only        run only these sections (comma-separated)
   --out         also write the JSON report here
   --max-keys    largest key count of the scale runs (default 1000000; quick: 10000)
+  --frameworks  HTTP section: only these frameworks (comma-separated; default all)
 
 Starts its own redis-server on a free loopback port (no persistence) and stops
 it at the end. Prints one table per section and the targets met or missed,
@@ -52,6 +53,7 @@ function parseCommandLine() {
       only: { type: 'string' },
       out: { type: 'string' },
       'max-keys': { type: 'string' },
+      frameworks: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -67,11 +69,15 @@ function parseCommandLine() {
   const profile = values.quick ? QUICK : FULL
   const maxKeys = values['max-keys'] === undefined ? Math.max(...profile.scale.levels) : Number(values['max-keys'])
   if (!Number.isInteger(maxKeys) || maxKeys < 1) throw new TypeError(`--max-keys must be a positive integer; got ${values['max-keys']}`)
-  return { profile, only: only as SectionId[], out: values.out, maxKeys }
+  const frameworks = values.frameworks?.split(',').map((s) => s.trim()).filter(Boolean)
+  for (const framework of frameworks ?? []) {
+    if (!(HTTP_FRAMEWORKS as readonly string[]).includes(framework)) throw new TypeError(`--frameworks: unknown framework '${framework}' (frameworks: ${HTTP_FRAMEWORKS.join(', ')})`)
+  }
+  return { profile, only: only as SectionId[], out: values.out, maxKeys, frameworks }
 }
 
 async function main(): Promise<void> {
-  const { profile, only, out, maxKeys } = parseCommandLine()
+  const { profile, only, out, maxKeys, frameworks } = parseCommandLine()
   const started = Date.now()
   const log = (message: string) => console.error(`[bench ${((Date.now() - started) / 1000).toFixed(0).padStart(3)}s] ${message}`)
   const redis: BenchRedis = await startRedis()
@@ -97,7 +103,7 @@ async function main(): Promise<void> {
       if (reports.length > 0 || failures.length > 0) busy()
       try {
         redis.cli('FLUSHALL')
-        const report = await SECTIONS[id]({ profile, redis, maxKeys, log })
+        const report = await SECTIONS[id]({ profile, redis, maxKeys, log, ...(frameworks ? { frameworks } : {}) })
         report.elapsedMs = Date.now() - sectionStarted
         report.loadAverage = { before: Math.round(loadBefore * 100) / 100, after: Math.round((loadavg()[0] ?? 0) * 100) / 100 }
         reports.push(report)
@@ -128,7 +134,7 @@ async function main(): Promise<void> {
     startedAt: new Date(started).toISOString(),
     elapsedSec: Math.round((Date.now() - started) / 1000),
     machine,
-    options: { only, maxKeys },
+    options: { only, maxKeys, ...(frameworks ? { frameworks } : {}) },
     checks,
     sections: Object.fromEntries(reports.map((r) => [r.id, { title: r.title, elapsedMs: r.elapsedMs, loadAverage: r.loadAverage, tables: r.tables, notes: r.notes, data: r.data }])),
     failures,
@@ -136,7 +142,7 @@ async function main(): Promise<void> {
   const resultsDir = fileURLToPath(new URL('../results/', import.meta.url))
   const stamp = finishedAt.toISOString().replace(/:/g, '-').replace(/\.\d+Z$/, 'Z')
   // latest.json holds the last complete full run; quick and partial runs never replace it.
-  const complete = profile.name === 'full' && only.length === SECTION_IDS.length && failures.length === 0
+  const complete = profile.name === 'full' && only.length === SECTION_IDS.length && failures.length === 0 && frameworks === undefined
   const targets = profile.name === 'quick' ? [resolve(resultsDir, 'quick-latest.json')] : [resolve(resultsDir, `${stamp}.json`)]
   if (complete) targets.push(resolve(resultsDir, 'latest.json'))
   if (out) targets.push(resolve(out))

@@ -24,5 +24,7 @@ export interface RunContext {
   redis: BenchRedis
   /** Largest key count of the scale runs (`--max-keys`). */
   maxKeys: number
+  /** HTTP section: only these frameworks (`--frameworks`); `undefined`: all. */
+  frameworks?: readonly string[]
   log(message: string): void
 }

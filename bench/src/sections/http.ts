@@ -1,7 +1,8 @@
-import { availableParallelism } from 'node:os'
+import { cpus } from 'node:os'
 import autocannon from 'autocannon'
 import { SPIN_US } from '../lib/calibration.js'
 import { duration, percent, rate } from '../lib/format.js'
+import { allCores, CORES, pin } from '../lib/pinning.js'
 import { startWorker } from '../lib/processes.js'
 import type { RunContext, SectionReport } from '../lib/report.js'
 import { median, round } from '../lib/stats.js'
@@ -10,8 +11,10 @@ import type { HttpAppConfig, HttpAppReady } from '../workers/http-app.js'
 
 /**
  * Section 2: HTTP throughput of a bare hello-world app and of the same app
- * behind `apiKeyAuth` (cache hit), memory and Redis store, Express, Koa, Fastify and Hono.
- * autocannon runs in this process; each app in its own process. Each round
+ * behind `apiKeyAuth` (cache hit), memory and Redis store, Express, Koa, Fastify and Hono,
+ * beside the same app behind a hand-rolled check (lib/hand-rolled.ts), the
+ * reference of the targets. autocannon runs in this process, pinned to one
+ * core; each app in its own process, pinned to the other. Each round
  * runs the variants back to back and the ratios are taken within a
  * round; the reported ratio is the median over rounds. The server's own CPU
  * time per request is read too: unlike req/s it does not depend on how the
@@ -29,14 +32,18 @@ interface Run {
   latencyP99Ms: number
 }
 
-const AUTHS: HttpAppConfig['auth'][] = ['none', 'spin', 'memory', 'redis']
+const AUTHS: HttpAppConfig['auth'][] = ['none', 'spin', 'hand-rolled', 'memory', 'redis']
 const LABEL: Record<HttpAppConfig['auth'], string> = {
   none: 'bare',
   spin: `bare + ${SPIN_US} µs busy middleware`,
+  'hand-rolled': 'hand-rolled SHA-256 + Map check',
   memory: 'apiKeyAuth, memory store',
   redis: 'apiKeyAuth, Redis store',
 }
-const TARGET: Record<'memory' | 'redis', number> = { memory: 0.9, redis: 0.75 }
+/** apiKeyAuth on the memory store against the hand-rolled check; on the Redis store against bare. */
+const TARGET = { memory: 0.9, redis: 0.75 } as const
+/** Frameworks whose memory-store ratio to the hand-rolled check is a target (the others are shown). */
+const TARGET_FRAMEWORKS = new Set<string>(['express', 'koa'])
 /** autocannon records latency in whole milliseconds. */
 const latency = (ms: number) => (ms < 1 ? '< 1 ms' : duration(ms))
 const us = (value: number) => `${value.toFixed(1)} µs`
@@ -59,6 +66,7 @@ async function measureApp(framework: HttpAppConfig['framework'], auth: HttpAppCo
     timeoutMs: 20_000,
   })
   try {
+    if (worker.child.pid !== undefined) pin(worker.child.pid, CORES.server)
     await load(ready, warmupSec, connections)
     const cpuBefore = await worker.ask<NodeJS.CpuUsage>('cpu')
     const result = await load(ready, durationSec, connections)
@@ -79,21 +87,28 @@ async function measureApp(framework: HttpAppConfig['framework'], auth: HttpAppCo
   }
 }
 
-const FRAMEWORKS = ['express', 'koa', 'fastify', 'hono'] as const
-const FRAMEWORK_NAME: Record<(typeof FRAMEWORKS)[number], string> = { express: 'Express', koa: 'Koa', fastify: 'Fastify', hono: 'Hono' }
+export const HTTP_FRAMEWORKS = ['express', 'koa', 'fastify', 'hono'] as const
+const FRAMEWORK_NAME: Record<(typeof HTTP_FRAMEWORKS)[number], string> = { express: 'Express', koa: 'Koa', fastify: 'Fastify', hono: 'Hono' }
 
 export async function httpSection(context: RunContext): Promise<SectionReport> {
   const { durationSec, warmupSec, connections, rounds } = context.profile.http
+  const FRAMEWORKS = HTTP_FRAMEWORKS.filter((f) => context.frameworks === undefined || context.frameworks.includes(f))
   const runs: Run[] = []
-  for (let round_ = 1; round_ <= rounds; round_++) {
-    for (const framework of FRAMEWORKS) {
-      // Alternate the order between rounds so drift does not favour one variant.
-      const order = round_ % 2 === 1 ? AUTHS : [...AUTHS].reverse()
-      for (const auth of order) {
-        context.log(`http: round ${round_}/${rounds} ${framework} ${LABEL[auth]}`)
-        runs.push(await measureApp(framework, auth, round_, context))
+  // The load generator on one core, each app on the other (see lib/pinning.ts).
+  const pinned = pin(process.pid, CORES.client)
+  try {
+    for (let round_ = 1; round_ <= rounds; round_++) {
+      for (const framework of FRAMEWORKS) {
+        // Alternate the order between rounds so drift does not favour one variant.
+        const order = round_ % 2 === 1 ? AUTHS : [...AUTHS].reverse()
+        for (const auth of order) {
+          context.log(`http: round ${round_}/${rounds} ${framework} ${LABEL[auth]}`)
+          runs.push(await measureApp(framework, auth, round_, context))
+        }
       }
     }
+  } finally {
+    if (pinned) pin(process.pid, allCores())
   }
 
   const find = (framework: string, auth: string, round_: number) => runs.find((r) => r.framework === framework && r.auth === auth && r.round === round_)!
@@ -102,11 +117,13 @@ export async function httpSection(context: RunContext): Promise<SectionReport> {
       const mine = runs.filter((r) => r.framework === framework && r.auth === auth)
       const ratios = mine.map((r) => r.requestsPerSec / find(framework, 'none', r.round).requestsPerSec)
       const cpuRatios = mine.map((r) => find(framework, 'none', r.round).cpuPerRequestUs / r.cpuPerRequestUs)
+      const handRolledRatios = mine.map((r) => r.requestsPerSec / find(framework, 'hand-rolled', r.round).requestsPerSec)
       return {
         framework,
         auth,
         requestsPerSec: median(mine.map((r) => r.requestsPerSec)),
         vsBare: median(ratios),
+        vsHandRolled: median(handRolledRatios),
         cpuPerRequestUs: median(mine.map((r) => r.cpuPerRequestUs)),
         cpuBoundVsBare: median(cpuRatios),
         latencyP50Ms: median(mine.map((r) => r.latencyP50Ms)),
@@ -117,8 +134,26 @@ export async function httpSection(context: RunContext): Promise<SectionReport> {
   )
   const bareOf = (framework: string) => summary.find((s) => s.framework === framework && s.auth === 'none')!
   const spinOf = (framework: string) => summary.find((s) => s.framework === framework && s.auth === 'spin')!
-  const checks: Check[] = summary
-    .filter((s) => s.auth === 'memory' || s.auth === 'redis')
+  const handRolledOf = (framework: string) => summary.find((s) => s.framework === framework && s.auth === 'hand-rolled')!
+  const handRolledChecks: Check[] = summary
+    .filter((s) => s.auth === 'memory' && TARGET_FRAMEWORKS.has(s.framework))
+    .map((s) => {
+      const reference = handRolledOf(s.framework)
+      const bare = bareOf(s.framework)
+      return {
+        name: `${FRAMEWORK_NAME[s.framework]} behind apiKeyAuth (memory store, default abuse protection) vs the hand-rolled check`,
+        target: `>= ${percent(TARGET.memory)} of the hand-rolled check's req/s`,
+        measured:
+          `${percent(s.vsHandRolled)} (${rate(s.requestsPerSec)} vs ${rate(reference.requestsPerSec)} req/s; ` +
+          `server CPU ${us(s.cpuPerRequestUs)} vs ${us(reference.cpuPerRequestUs)} per request)`,
+        met: s.vsHandRolled >= TARGET.memory,
+        explanation:
+          `bare ${rate(bare.requestsPerSec)} req/s at ${us(bare.cpuPerRequestUs)} CPU per request; the hand-rolled check adds ${us(reference.cpuPerRequestUs - bare.cpuPerRequestUs)}, ` +
+          `apiKeyAuth adds ${us(s.cpuPerRequestUs - bare.cpuPerRequestUs)}, the ${SPIN_US} µs calibration ${us(spinOf(s.framework).cpuPerRequestUs - bare.cpuPerRequestUs)} per request.`,
+      }
+    })
+  const checks: Check[] = [...handRolledChecks, ...summary
+    .filter((s) => s.auth === 'redis')
     .map((s) => {
       const target = TARGET[s.auth as 'memory' | 'redis']
       const bare = bareOf(s.framework)
@@ -133,10 +168,10 @@ export async function httpSection(context: RunContext): Promise<SectionReport> {
         explanation:
           `server CPU per request ${us(s.cpuPerRequestUs)} vs ${us(bare.cpuPerRequestUs)} bare (+${us(added)}). ` +
           `A middleware that only burns ${SPIN_US} µs keeps ${percent(calibration.vsBare)} of bare req/s here (+${us(calibration.cpuPerRequestUs - bare.cpuPerRequestUs)} CPU per request): ` +
-          `on loopback with client and server on ${availableParallelism()} cores, every µs of server work also makes each response's write cost more (the client sleeps more and is woken per response)` +
+          `on loopback with client and server on ${cpus().length} cores, every µs of server work also makes each response's write cost more (the client sleeps more and is woken per response)` +
           (met ? '.' : `; to keep ${percent(target)} of ${rate(bare.requestsPerSec)} req/s a middleware may add only ${us(bare.cpuPerRequestUs * (1 / target - 1))} CPU per request on this machine.`),
       }
-    })
+    })]
 
   return {
     id: 'http',
@@ -144,19 +179,23 @@ export async function httpSection(context: RunContext): Promise<SectionReport> {
     tables: [
       {
         title: `HTTP, GET /hello on 127.0.0.1 (autocannon: ${connections} connections, ${durationSec} s after ${warmupSec} s warm-up; median of ${rounds} round(s))`,
-        columns: ['framework', 'app', 'req/s', 'vs bare', 'server CPU/req', 'CPU-bound vs bare', 'latency p50', 'latency p99'],
+        columns: ['framework', 'app', 'req/s', 'vs bare', 'vs hand-rolled', 'server CPU/req', 'CPU-bound vs bare', 'latency p50', 'latency p99'],
         rows: summary.map((s) => [
           s.framework,
           LABEL[s.auth],
           rate(s.requestsPerSec),
           percent(s.vsBare),
+          percent(s.vsHandRolled),
           us(s.cpuPerRequestUs),
           percent(s.cpuBoundVsBare),
           latency(s.latencyP50Ms),
           latency(s.latencyP99Ms),
         ]),
         notes: [
-          'autocannon runs in the benchmark process, each app in its own process; on a 2-core machine they share the CPUs (and redis-server).',
+          pinned
+            ? `autocannon runs in the benchmark process pinned to core ${CORES.client}, each app in its own process pinned to core ${CORES.server} (taskset); redis-server is not pinned.`
+            : 'autocannon runs in the benchmark process, each app in its own process, not pinned (no taskset or fewer than 2 cores): they share the CPUs (and redis-server).',
+          'hand-rolled: SHA-256 of the bearer token, a Map lookup, revoked, expiry and scope checks, 401 JSON on failure (bench/src/lib/hand-rolled.ts); vs hand-rolled: req/s ratio to it within one round, median over rounds.',
           'vs bare: req/s ratio within one round, median over rounds. Server CPU/req: the app process\'s user + system CPU time per response.',
           'Every request carries the same valid token (cache hit); the bare app ignores it.',
           `The ${SPIN_US} µs busy middleware is a calibration: it does nothing but spin, about as long as apiKeyAuth takes per call in process.`,
@@ -170,6 +209,8 @@ export async function httpSection(context: RunContext): Promise<SectionReport> {
       warmupSec,
       connections,
       rounds,
+      pinned,
+      frameworks: FRAMEWORKS,
       runs: runs.map((r) => ({ ...r, requestsPerSec: round(r.requestsPerSec, 1), cpuPerRequestUs: round(r.cpuPerRequestUs, 2) })),
       summary,
     },

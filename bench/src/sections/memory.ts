@@ -8,6 +8,9 @@ import type { ScaleLevel, StoreScaleConfig, StoreScaleResult } from '../workers/
 /** How much the slowest level's median may exceed the smallest level's for a cost to count as flat. */
 const FLAT_FACTOR = 2
 
+/** Bytes per verification-cache entry, quota state included, that the cache must stay within. */
+const CACHE_ENTRY_TARGET = 400
+
 /** Section 5: bytes per cached entry, bytes per key in Redis, and store operations at growing key counts. */
 export async function memorySection(context: RunContext): Promise<SectionReport> {
   const { profile, redis, maxKeys } = context
@@ -80,7 +83,21 @@ export async function memorySection(context: RunContext): Promise<SectionReport>
     })
   }
 
-  const checks: Check[] = []
+  // The issue's target: one cached key (proof, state, public view) with the per-key quota state, default protection on.
+  const withQuota = cache.variants.find((v) => v.name.includes('quota'))
+  const checks: Check[] = withQuota
+    ? [
+        {
+          name: 'verification-cache entry, per-key quota state included',
+          target: `<= ${bytes(CACHE_ENTRY_TARGET)} per entry`,
+          measured: `${bytes(withQuota.bytesPerEntry)} per entry (${count(withQuota.entries)} entries)`,
+          met: withQuota.bytesPerEntry <= CACHE_ENTRY_TARGET,
+          explanation:
+            'an entry holds the proof (peppered digest -> key id, in an LRU), the key state read from the store (all its fields), its frozen public view (req.apiKey, with its own scopes and metadata), ' +
+            'the stale-if-error confirmation and the GCRA quota time of the key.',
+        },
+      ]
+    : []
   for (const result of scale) {
     if (result.levels.length < 2) continue
     const first = result.levels[0] as ScaleLevel

@@ -10,6 +10,7 @@ import Fastify from 'fastify'
 import { Hono } from 'hono'
 import Koa from 'koa'
 import { spin } from '../lib/calibration.js'
+import { HAND_ROLLED_FAILURE, HandRolledKeys } from '../lib/hand-rolled.js'
 import { benchKeyring, proveAll, type StoreKind } from '../lib/keyrings.js'
 import { answerQuestions, exitWithParent, reportFailure, sendReady, workerConfig } from '../lib/worker-side.js'
 
@@ -23,9 +24,10 @@ export interface HttpAppConfig {
   /**
    * `none`: the bare app. `spin`: the bare app plus one async middleware
    * that burns `SPIN_US` µs of CPU and does nothing else (see
-   * lib/calibration.ts).
+   * lib/calibration.ts). `hand-rolled`: the bare app plus the reference
+   * check of lib/hand-rolled.ts (SHA-256, a `Map`, revoked, expiry, scopes).
    */
-  auth: 'none' | 'spin' | StoreKind
+  auth: 'none' | 'spin' | 'hand-rolled' | StoreKind
   redisUrl: string
   /** Abuse protection of the keyring (default: the benchmark's, with a per-key quota that never refuses). */
   rateLimit?: false
@@ -40,14 +42,26 @@ const config = workerConfig<HttpAppConfig>()
 
 async function start(): Promise<void> {
   const keyring = await benchKeyring({ store: config.auth === 'redis' ? 'redis' : 'memory', redisUrl: config.redisUrl, keyPrefix: 'bench-http', ...(config.rateLimit === false ? { rateLimit: false } : {}) })
-  const { token } = await keyring.create({ tenantId: 'acme', name: 'load test' })
+  const { token, key } = await keyring.create({ tenantId: 'acme', name: 'load test' })
   await proveAll(keyring, [token])
+  const handRolled = new HandRolledKeys()
+  handRolled.add(token, { id: key.id, tenantId: key.tenantId, scopes: key.scopes, revokedAt: null, expiresAt: key.expiresAt })
   let server: Server
   if (config.framework === 'express') {
     const app = express()
     if (config.auth === 'spin') {
       app.use(function calibration(_req, _res, next) {
         void spin().then(() => next())
+      })
+    } else if (config.auth === 'hand-rolled') {
+      app.use(function handRolledAuth(req, res, next) {
+        const found = handRolled.check(req.headers.authorization)
+        if (found === null) {
+          res.status(401).type('application/json').send(HAND_ROLLED_FAILURE)
+          return
+        }
+        ;(req as { apiKey?: unknown }).apiKey = found
+        next()
       })
     } else if (config.auth !== 'none') app.use(expressAuth({ keyring }))
     app.get('/hello', (_req, res) => {
@@ -57,7 +71,17 @@ async function start(): Promise<void> {
   } else if (config.framework === 'fastify') {
     const app = Fastify()
     if (config.auth === 'spin') app.addHook('onRequest', () => spin())
-    else if (config.auth !== 'none') await app.register(fastifyAuth, { keyring })
+    else if (config.auth === 'hand-rolled') {
+      app.addHook('onRequest', function handRolledAuth(request, reply, done) {
+        const found = handRolled.check(request.headers.authorization)
+        if (found === null) {
+          void reply.code(401).type('application/json').send(HAND_ROLLED_FAILURE)
+          return
+        }
+        ;(request as { apiKey?: unknown }).apiKey = found
+        done()
+      })
+    } else if (config.auth !== 'none') await app.register(fastifyAuth, { keyring })
     app.get('/hello', async () => 'hello world')
     await app.ready()
     server = app.server
@@ -69,6 +93,13 @@ async function start(): Promise<void> {
         await spin()
         await next()
       })
+    } else if (config.auth === 'hand-rolled') {
+      app.use(async function handRolledAuth(c, next) {
+        const found = handRolled.check(c.req.header('authorization'))
+        if (found === null) return c.body(HAND_ROLLED_FAILURE, 401, { 'content-type': 'application/json' })
+        c.set('apiKey' as never, found as never)
+        await next()
+      })
     } else if (config.auth !== 'none') app.use(honoAuth({ keyring }))
     app.get('/hello', (c) => c.text('hello world'))
     server = createAdaptorServer({ fetch: app.fetch }) as Server
@@ -78,6 +109,18 @@ async function start(): Promise<void> {
     if (config.auth === 'spin') {
       app.use(async function calibration(_ctx, next) {
         await spin()
+        await next()
+      })
+    } else if (config.auth === 'hand-rolled') {
+      app.use(async function handRolledAuth(ctx, next) {
+        const found = handRolled.check(ctx.get('authorization') || undefined)
+        if (found === null) {
+          ctx.status = 401
+          ctx.type = 'application/json'
+          ctx.body = HAND_ROLLED_FAILURE
+          return
+        }
+        ;(ctx.state as { apiKey?: unknown }).apiKey = found
         await next()
       })
     } else if (config.auth !== 'none') app.use(koaAuth({ keyring }))

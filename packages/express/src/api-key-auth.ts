@@ -1,6 +1,7 @@
 import {
-  authenticate,
-  credentialHeadersOf,
+  authenticateNow,
+  authenticateRequestOf,
+  type AuthenticateOutcome,
   middlewareMisuseResponse,
   reportMiddlewareMisuse,
   resolveAdapterAuth,
@@ -57,27 +58,28 @@ export function apiKeyAuth(options: ApiKeyAuthOptions): RequestHandler {
   const { keyring, authOptions } = resolveAdapterAuth('apiKeyAuth', options, '(req)')
   const clientIp = options.clientIp ?? ((req: Request) => req.ip ?? req.socket.remoteAddress)
   return function keyrotApiKeyAuth(req: Request, res: Response, next: NextFunction): void {
-    authenticate(
-      keyring,
-      {
-        ...credentialHeadersOf(req),
-        clientIp: clientIp(req),
-        userAgent: req.headers['user-agent'],
-      },
-      authOptions,
-    ).then(
-      (outcome) => {
-        for (const [name, value] of Object.entries(outcome.headers)) res.setHeader(name, value)
-        if (outcome.ok) {
-          req.apiKey = outcome.key
-          next()
-          return
-        }
-        res.status(outcome.status).json(outcome.body)
-      },
-      (error: unknown) => next(error),
-    )
+    let outcome: AuthenticateOutcome | Promise<AuthenticateOutcome>
+    try {
+      outcome = authenticateNow(keyring, authenticateRequestOf(req, clientIp(req)), authOptions)
+    } catch (error) {
+      next(error)
+      return
+    }
+    // A cache hit answers synchronously: no promise, no microtask before next().
+    if (outcome instanceof Promise) outcome.then((settled) => answer(req, res, next, settled), next)
+    else answer(req, res, next, outcome)
   }
+}
+
+function answer(req: Request, res: Response, next: NextFunction, outcome: AuthenticateOutcome): void {
+  const headers = outcome.headers
+  for (const name in headers) res.setHeader(name, headers[name] as string)
+  if (outcome.ok) {
+    req.apiKey = outcome.key
+    next()
+    return
+  }
+  res.status(outcome.status).json(outcome.body)
 }
 
 /** `app.get(path, apiKeyAuth, handler)`: Express called the factory with `(req, res, next)`. */

@@ -1,6 +1,6 @@
 import {
-  authenticate,
-  credentialHeadersOf,
+  authenticateNow,
+  authenticateRequestOf,
   resolveAdapterAuth,
   type ApiKey,
   type AuthenticateOptions,
@@ -72,11 +72,9 @@ function createHook(
   return async function keyrotApiKeyAuth(request, reply) {
     const authOptions = optionsOf(request)
     if (authOptions === null) return undefined
-    const outcome = await authenticate(
-      keyring,
-      { ...credentialHeadersOf(request.raw), clientIp: clientIp(request), userAgent: request.headers['user-agent'] },
-      authOptions,
-    )
+    const pending = authenticateNow(keyring, authenticateRequestOf(request.raw, clientIp(request)), authOptions)
+    // A cache hit answers synchronously: no promise to wait for.
+    const outcome = pending instanceof Promise ? await pending : pending
     reply.headers(outcome.headers)
     if (outcome.ok) {
       request.apiKey = outcome.key

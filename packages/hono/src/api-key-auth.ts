@@ -1,6 +1,6 @@
 import { getConnInfo } from '@hono/node-server/conninfo'
 import {
-  authenticate,
+  authenticateNow,
   middlewareMisuseResponse,
   reportMiddlewareMisuse,
   resolveAdapterAuth,
@@ -74,11 +74,14 @@ export function apiKeyAuth(options: ApiKeyAuthOptions): MiddlewareHandler<ApiKey
   const clientIp = options.clientIp ?? defaultClientIp
   return createMiddleware<ApiKeyEnv>(async function keyrotApiKeyAuth(c, next) {
     const incoming = incomingOf(c)
-    const outcome = await authenticate(
+    const credentials = credentialHeaders(c, incoming)
+    const pending = authenticateNow(
       keyring,
-      { ...credentialHeaders(c, incoming), clientIp: clientIp(c), userAgent: c.req.header('user-agent') },
+      { authorization: credentials.authorization, apiKey: credentials.apiKey, clientIp: clientIp(c), userAgent: c.req.header('user-agent') },
       authOptions,
     )
+    // A cache hit answers synchronously: no promise to wait for.
+    const outcome = pending instanceof Promise ? await pending : pending
     if (!outcome.ok) return c.json(outcome.body, outcome.status as 400, { ...outcome.headers, 'Content-Type': JSON_TYPE })
     for (const [name, value] of Object.entries(outcome.headers)) c.header(name, value)
     c.set('apiKey', outcome.key)

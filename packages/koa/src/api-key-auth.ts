@@ -1,6 +1,7 @@
 import {
-  authenticate,
-  credentialHeadersOf,
+  authenticateNow,
+  authenticateRequestOf,
+  type AuthenticateOutcome,
   middlewareMisuseResponse,
   reportMiddlewareMisuse,
   resolveAdapterAuth,
@@ -69,22 +70,23 @@ export function apiKeyAuth(options: ApiKeyAuthOptions): Middleware {
   const { keyring, authOptions } = resolveAdapterAuth('apiKeyAuth', options, '(ctx)')
   const clientIp = options.clientIp ?? defaultClientIp
 
-  return async function keyrotApiKeyAuth(ctx: Context, next: Next): Promise<void> {
-    const outcome = await authenticate(
-      keyring,
-      { ...credentialHeadersOf(ctx.req), clientIp: clientIp(ctx), userAgent: ctx.req.headers['user-agent'] },
-      authOptions,
-    )
-    if (outcome.ok) {
-      ctx.set(outcome.headers)
-      ctx.state.apiKey = outcome.key
-      await next()
-      return
-    }
-    ctx.status = outcome.status
-    ctx.set(outcome.headers)
-    ctx.body = outcome.body
+  // Not async: a cache hit answers synchronously and goes straight on to next().
+  return function keyrotApiKeyAuth(ctx: Context, next: Next): Promise<void> | void {
+    const outcome = authenticateNow(keyring, authenticateRequestOf(ctx.req, clientIp(ctx)), authOptions)
+    if (outcome instanceof Promise) return outcome.then((settled) => answer(ctx, next, settled))
+    return answer(ctx, next, outcome)
   }
+}
+
+function answer(ctx: Context, next: Next, outcome: AuthenticateOutcome): Promise<void> | void {
+  const headers = outcome.headers
+  for (const name in headers) ctx.set(name, headers[name] as string)
+  if (outcome.ok) {
+    ctx.state.apiKey = outcome.key
+    return next()
+  }
+  ctx.status = outcome.status
+  ctx.body = outcome.body
 }
 
 /** `app.use(apiKeyAuth)`: Koa called the factory with `(ctx, next)`. */

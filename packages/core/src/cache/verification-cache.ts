@@ -89,14 +89,14 @@ export class VerificationCache {
     this.#proofs.delete(digest)
   }
 
-  /** The cached state of a key, if still trusted. */
-  cachedState(keyId: string): KeyRecord | undefined {
+  /** The cached state of a key, if still trusted. `now`: the caller's clock reading, if it has one (saves a read). */
+  cachedState(keyId: string, now?: number): KeyRecord | undefined {
     const state = this.#states.get(keyId)
     if (state === undefined) this.#misses++
     else {
       this.#hits++
       // Trusted and unchanged as far as a live feed can tell: confirmed as of now.
-      if (this.#stale !== null && this.#feedLive()) this.#stale.reconfirm(keyId, state, this.#clock.now())
+      if (this.#stale !== null && this.#feedLive()) this.#stale.reconfirm(keyId, state, now ?? this.#clock.now())
     }
     return state
   }

@@ -14,14 +14,29 @@ export interface CredentialHeaders {
 export interface NodeRequestHeaders {
   headers: Record<string, HeaderValue>
   headersDistinct?: Record<string, string[] | undefined>
+  rawHeaders?: string[]
 }
 
 /**
  * The credential headers of a Node request, for adapters. Reads every copy of
- * each header (`headersDistinct`): Node's `headers` keeps only the first
- * `Authorization`, so a second one would go unseen instead of being refused.
+ * each header: Node's `headers` keeps only the first `Authorization`, so a
+ * second one would go unseen instead of being refused. The copies are
+ * counted in `rawHeaders` (names only); `headersDistinct`, which builds an
+ * array for every header of the request, is read only when one of the two
+ * comes more than once.
  */
 export function credentialHeadersOf(request: NodeRequestHeaders): CredentialHeaders {
+  const raw = request.rawHeaders
+  if (raw !== undefined) {
+    let authorizations = 0
+    let apiKeys = 0
+    for (let i = 0; i < raw.length; i += 2) {
+      const name = raw[i] as string
+      if (name.length === 13 && (name === 'authorization' || name === 'Authorization' || name.toLowerCase() === 'authorization')) authorizations++
+      else if (name.length === 9 && (name === 'x-api-key' || name === 'X-API-Key' || name.toLowerCase() === 'x-api-key')) apiKeys++
+    }
+    if (authorizations <= 1 && apiKeys <= 1) return { authorization: request.headers['authorization'], apiKey: request.headers['x-api-key'] }
+  }
   const distinct = request.headersDistinct
   return {
     authorization: distinct ? distinct['authorization'] : request.headers['authorization'],

@@ -8,6 +8,7 @@ import {
   KeyNotFoundError,
   KeyrotError,
   KeyRevokedError,
+  MalformedTokenError,
   OverloadedError,
   RateLimitedError,
   StoreUnavailableError,
@@ -26,7 +27,7 @@ import type { CreditsConfig, CreditsState } from '../credits/credits.js'
 import type { Circuit } from '../store/circuit.js'
 import { rotationUseOf } from '../store/rotation-usage.js'
 import type { KeyStore } from '../store/store.js'
-import { parseToken } from '../token/format.js'
+import { hasValidChecksum, parseToken, tokenLayout } from '../token/format.js'
 import { toApiKey, type ApiKey, type KeyRecord } from '../types.js'
 import type { RotationDue } from '../policy/policy-options.js'
 import type { VerifyOptions, VerifyResult } from './keyring-types.js'
@@ -35,8 +36,6 @@ import { fallbackLimiter, openStoreCircuit } from './outage.js'
 import { RotationPolicyCheck } from './rotation-policy.js'
 import { ipAllowed } from './allowed-ips.js'
 import { checkHash, ImportedTokens, isLegacyHash } from './imported-keys.js'
-
-const EMPTY: readonly string[] = Object.freeze([])
 
 /** When a watched `verify()` started (`performance.now()`), carried on its copied options. */
 const STARTED_AT = Symbol('keyrot.verifyStartedAt')
@@ -156,7 +155,23 @@ export class Verifier {
    * `KEYROT_INVALID_SECRET`. Throws only `StoreUnavailableError`, when the
    * store or the rate limiter cannot answer.
    */
-  async verify(token: string, options: VerifyOptions = {}): Promise<VerifyResult> {
+  verify(token: string, options: VerifyOptions = {}): Promise<VerifyResult> {
+    try {
+      const result = this.verifyNow(token, options)
+      return isPromise(result) ? result : Promise.resolve(result)
+    } catch (error) {
+      // An outage found synchronously rejects, as it always has: verify() never throws.
+      return Promise.reject(error)
+    }
+  }
+
+  /**
+   * {@link verify}, answered synchronously when nothing needs to wait: a
+   * cache hit (proof and state cached) with the in-process rate limiter.
+   * Otherwise a promise, as `verify()`. The HTTP adapters use it so a cache
+   * hit costs no promise and no microtask.
+   */
+  verifyNow(token: string, options: VerifyOptions = {}): VerifyResult | Promise<VerifyResult> {
     const now = this.options.clock.now()
     // Timed only when someone listens; the start travels with the options to every emit below.
     // A child object (the caller's options as its prototype) costs a tenth of a spread.
@@ -167,36 +182,65 @@ export class Verifier {
     }
     // A token of an imported key (not in keyrot format, with an imported prefix): `null` when no importedPrefixes are set.
     if (this.#imported?.claims(token)) return this.#imported.verify(token, options, now)
-    const guard = this.#guard
     let keyId: string
     let prefix: string
-    try {
-      const parsed = parseToken(token)
-      keyId = parsed.keyId
-      prefix = parsed.prefix
-    } catch (error) {
-      // No I/O for a malformed token, but it is a failed attempt of its client (and a blocked client hears 429, not 401).
-      if (guard) {
-        let gate = this.#admit(guard, { ip: options.clientIp, keyId: undefined, digest: undefined, proven: false }, options, now)
-        if (isPromise(gate)) gate = await gate
-        if (!gate.ok) return this.#refuse(gate.error, undefined, undefined, options, now)
+    let checksummed = false
+    const layout = tokenLayout(token)
+    if (layout !== null) {
+      keyId = layout.keyId
+      prefix = layout.prefix
+    } else {
+      try {
+        const parsed = parseToken(token)
+        keyId = parsed.keyId
+        prefix = parsed.prefix
+        checksummed = true
+      } catch (error) {
+        // Not keyrot's format: a check for tokens in other formats would go here, before the refusal.
+        return this.#malformed(error as KeyrotError, options, now)
       }
-      return this.#fail(error as KeyrotError, undefined, undefined, options, now)
     }
 
     const cache = this.#cache
+    const guard = this.#guard
     const digest = cache ? cache.digest(token) : guard ? guard.digest(token) : ''
-    if (!guard) return this.#verifyParsed(token, keyId, prefix, digest, options, now)
+    const proven = cache !== null && cache.proofOf(digest) === keyId
+    // A proven token is the very string whose checksum was checked when it was proven: only others need the CRC32.
+    if (!proven && !checksummed && !hasValidChecksum(token)) return this.#malformed(new MalformedTokenError('checksum mismatch'), options, now)
+    if (!guard) return this.#checkParsed(token, keyId, prefix, digest, proven, options, now)
     // The memory limiter answers synchronously: no tick is spent before the store read.
-    let gate = this.#admit(guard, { ip: options.clientIp, keyId, digest, proven: cache?.proofOf(digest) === keyId }, options, now)
-    if (isPromise(gate)) gate = await gate
+    const gate = this.#admit(guard, { ip: options.clientIp, keyId, digest, proven }, options, now)
+    if (isPromise(gate)) {
+      // The cache may have changed while the limiter answered: look at the proof again.
+      return gate.then((decided) => this.#gated(guard, decided, token, keyId, prefix, digest, cache !== null && cache.proofOf(digest) === keyId, options, now))
+    }
+    return this.#gated(guard, gate, token, keyId, prefix, digest, proven, options, now)
+  }
+
+  /** A malformed token: no I/O, but a failed attempt of its client (and a blocked client hears 429, not 401). */
+  async #malformed(error: KeyrotError, options: VerifyOptions, now: number): Promise<VerifyResult> {
+    const guard = this.#guard
+    if (guard) {
+      let gate = this.#admit(guard, { ip: options.clientIp, keyId: undefined, digest: undefined, proven: false }, options, now)
+      if (isPromise(gate)) gate = await gate
+      if (!gate.ok) return this.#refuse(gate.error, undefined, undefined, options, now)
+    }
+    return this.#fail(error, undefined, undefined, options, now)
+  }
+
+  /** After admission: refused, known bad, or on to the checks (settling the charge, if any, once the verdict is known). */
+  #gated(guard: AttemptGuard, gate: Gate, token: string, keyId: string, prefix: string, digest: string, proven: boolean, options: VerifyOptions, now: number): VerifyResult | Promise<VerifyResult> {
     if (!gate.ok) return this.#refuse(gate.error, keyId, undefined, options, now)
     if (gate.known) {
       const error = gate.known.code === 'KEYROT_KEY_NOT_FOUND' ? new KeyNotFoundError(keyId) : new InvalidSecretError(keyId)
       return this.#fail(error, keyId, gate.known.tenantId, options, now)
     }
     const ticket: Ticket | null = gate.ticket
-    if (!ticket) return this.#verifyParsed(token, keyId, prefix, digest, options, now)
+    if (!ticket) return this.#checkParsed(token, keyId, prefix, digest, proven, options, now)
+    return this.#settled(guard, ticket, token, keyId, prefix, digest, options, now)
+  }
+
+  async #settled(guard: AttemptGuard, ticket: Ticket, token: string, keyId: string, prefix: string, digest: string, options: VerifyOptions, now: number): Promise<VerifyResult> {
     let guessed = false
     try {
       const result = await this.#verifyParsed(token, keyId, prefix, digest, options, now)
@@ -209,13 +253,25 @@ export class Verifier {
     }
   }
 
-  async #verifyParsed(token: string, keyId: string, prefix: string, digest: string, options: VerifyOptions, now: number): Promise<VerifyResult> {
+  /** The cache hit answers at once (no promise); anything else takes the store path. */
+  #checkParsed(token: string, keyId: string, prefix: string, digest: string, proven: boolean, options: VerifyOptions, now: number): VerifyResult | Promise<VerifyResult> {
+    if (proven) {
+      // Trusted for at most cache.stateTtl, even while the feed is down.
+      const hit = (this.#cache as VerificationCache).cachedState(keyId, now)
+      if (hit !== undefined) return this.#accept(hit, keyId, true, options, now)
+      return this.#verifyParsed(token, keyId, prefix, digest, options, now, true)
+    }
+    return this.#verifyParsed(token, keyId, prefix, digest, options, now)
+  }
+
+  /** The store path: the key's state (cached, loaded, or stale on an outage), then the proof. `missed`: the cache was just asked for the state, and had none. */
+  async #verifyParsed(token: string, keyId: string, prefix: string, digest: string, options: VerifyOptions, now: number, missed = false): Promise<VerifyResult> {
     const cache = this.#cache
     let record: KeyRecord | null
     let cached = false
     try {
       if (cache) {
-        const hit = cache.cachedState(keyId)
+        const hit = missed ? undefined : cache.cachedState(keyId)
         if (hit !== undefined) {
           // Trusted for at most cache.stateTtl, even while the feed is down.
           record = hit
@@ -250,7 +306,18 @@ export class Verifier {
         return this.#fail(new InvalidSecretError(keyId), keyId, record.tenantId, options, now)
       }
     }
+    return this.#accept(record, keyId, cached, options, now)
+  }
 
+  /**
+   * Everything after the secret is proven, for the cache hit and the store
+   * path alike: status and expiry, scopes, then (the one place for checks
+   * that need a proven secret, such as per-key IP allowlists or credits) the
+   * quota last, usage and the success event. A check that only some keys
+   * use tests its record field first, so other keys pay one comparison; one
+   * that waits returns a promise, as the quota does with a shared limiter.
+   */
+  #accept(record: KeyRecord, keyId: string, cached: boolean, options: VerifyOptions, now: number): VerifyResult | Promise<VerifyResult> {
     if (record.revokedAt !== null) {
       return this.#fail(new KeyRevokedError(keyId, record.revokedAt, record.revokedReason), keyId, record.tenantId, options, now)
     }
@@ -264,14 +331,20 @@ export class Verifier {
     if (record.allowedIps !== undefined && !ipAllowed(record.allowedIps, options.clientIp)) {
       return this.#fail(new IpNotAllowedError(keyId), keyId, record.tenantId, options, now)
     }
-    let rotation: RotationDue | undefined
-    if (this.rotationPolicy) {
-      const due = this.rotationPolicy.check(record, now)
-      rotation = isPromise(due) ? await due : due
-      if (rotation?.overdue && rotation.enforced) return this.#fail(new KeyExpiredError(keyId, rotation.dueAt), keyId, record.tenantId, options, now)
+    const policy = this.rotationPolicy
+    if (policy === null) return this.#checkScopes(record, keyId, cached, undefined, options, now)
+    const due = policy.check(record, now)
+    if (isPromise(due)) return due.then((settled) => this.#checkScopes(record, keyId, cached, settled, options, now))
+    return this.#checkScopes(record, keyId, cached, due, options, now)
+  }
+
+  /** After the rotation policy (`rotation`: the key is due; enforced and overdue, it fails as expired): scopes, then the quota. */
+  #checkScopes(record: KeyRecord, keyId: string, cached: boolean, rotation: RotationDue | undefined, options: VerifyOptions, now: number): VerifyResult | Promise<VerifyResult> {
+    if (rotation !== undefined && rotation.overdue && rotation.enforced) {
+      return this.#fail(new KeyExpiredError(keyId, rotation.dueAt), keyId, record.tenantId, options, now)
     }
-    const required = options.scopes ?? EMPTY
-    if (required.length > 0) {
+    const required = options.scopes
+    if (required !== undefined && required.length > 0) {
       const missing = required.filter((scope) => !record.scopes.includes(scope))
       if (missing.length > 0) {
         return this.#fail(new InsufficientScopeError(keyId, required, missing), keyId, record.tenantId, options, now)
@@ -279,32 +352,47 @@ export class Verifier {
     }
 
     // The quota is spent last, by requests that passed every other check.
-    let rateLimit: RateLimitInfo | undefined
-    if (this.#guard) {
-      let quota: QuotaOutcome
-      try {
-        const consumed = this.#guard.consume(keyId, record.rateLimit, now)
-        quota = isPromise(consumed) ? await consumed : consumed
-      } catch (error) {
+    const guard = this.#guard
+    if (guard === null) {
+      if (record.credits) return this.#spendCredits(record, keyId, cached, undefined, rotation, options, now)
+      return this.#succeed(record, keyId, cached, undefined, rotation, undefined, options, now)
+    }
+    let quota: QuotaOutcome | Promise<QuotaOutcome>
+    try {
+      quota = guard.consume(keyId, record.rateLimit, now)
+    } catch (error) {
+      this.#emitFailure(error as KeyrotError, keyId, record.tenantId, options, now)
+      throw error
+    }
+    if (!isPromise(quota)) return this.#spent(quota, record, keyId, cached, rotation, options, now)
+    return quota.then(
+      (spent) => this.#spent(spent, record, keyId, cached, rotation, options, now),
+      (error: unknown) => {
         this.#emitFailure(error as KeyrotError, keyId, record.tenantId, options, now)
         throw error
-      }
-      if (!quota.ok) return this.#refuse(quota.error, keyId, record.tenantId, options, now)
-      rateLimit = quota.rateLimit
-    }
+      },
+    )
+  }
 
-    // Credits after everything else: a refused request spends none. Keys without credits skip this.
-    let credits: CreditsState | undefined
-    if (record.credits) {
-      const spent = await spendCredits(this.store, record as KeyRecord & { credits: CreditsConfig }, options.cost, now).catch((error: unknown) => {
-        // A store outage is reported like a failed read; a bad `cost` is the caller's TypeError.
-        if (error instanceof KeyrotError) this.#emitFailure(error, keyId, record.tenantId, options, now)
-        throw error
-      })
-      if (!spent.ok) return this.#fail(spent.error, keyId, record.tenantId, options, now)
-      credits = spent.credits
-    }
+  #spent(quota: QuotaOutcome, record: KeyRecord, keyId: string, cached: boolean, rotation: RotationDue | undefined, options: VerifyOptions, now: number): VerifyResult | Promise<VerifyResult> {
+    if (!quota.ok) return this.#refuse(quota.error, keyId, record.tenantId, options, now)
+    if (record.credits) return this.#spendCredits(record, keyId, cached, quota.rateLimit, rotation, options, now)
+    return this.#succeed(record, keyId, cached, quota.rateLimit, rotation, undefined, options, now)
+  }
 
+  /** Credits after everything else: a refused request spends none. Keys without credits never come here. */
+  async #spendCredits(record: KeyRecord, keyId: string, cached: boolean, rateLimit: RateLimitInfo | undefined, rotation: RotationDue | undefined, options: VerifyOptions, now: number): Promise<VerifyResult> {
+    const spent = await spendCredits(this.store, record as KeyRecord & { credits: CreditsConfig }, options.cost, now).catch((error: unknown) => {
+      // A store outage is reported like a failed read; a bad `cost` is the caller's TypeError.
+      if (error instanceof KeyrotError) this.#emitFailure(error, keyId, record.tenantId, options, now)
+      throw error
+    })
+    if (!spent.ok) return this.#fail(spent.error, keyId, record.tenantId, options, now)
+    return this.#succeed(record, keyId, cached, rateLimit, rotation, spent.credits, options, now)
+  }
+
+  /** Counts the use, reports it, and answers with the key's public view. */
+  #succeed(record: KeyRecord, keyId: string, cached: boolean, rateLimit: RateLimitInfo | undefined, rotation: RotationDue | undefined, credits: CreditsState | undefined, options: VerifyOptions, now: number): VerifyResult {
     const inGrace = record.rotatedTo !== null
     const rotationUse = rotationUseOf(record, now, options.clientIp, options.userAgent)
     if (rotationUse) this.store.recordUsage(keyId, now, inGrace, rotationUse)

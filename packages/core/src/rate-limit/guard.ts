@@ -4,7 +4,7 @@ import { RateLimitedError, StoreUnavailableError } from '../errors.js'
 import { errorFields, type Logger } from '../logger.js'
 import type { RateLimitInfo } from './headers.js'
 import type { Admission, Attempt, Charge, MaybePromise, Quota, QuotaDecision, RateLimitPolicy, WindowLimit } from './limiter.js'
-import { clientCounters } from './client-network.js'
+import { clientCounters, type ClientCounters } from './client-network.js'
 import { NegativeCache, type KnownBadToken } from './negative-cache.js'
 import type { ResolvedRateLimitOptions } from './options.js'
 import { ProofPacer } from './proof-pacer.js'
@@ -31,6 +31,11 @@ export type QuotaOutcome = { ok: true; rateLimit: RateLimitInfo | undefined } | 
 
 /** An attempt riding on another with the same token: nothing checked, nothing charged. */
 const RIDE: Gate = Object.freeze({ ok: true, ticket: null, known: undefined })
+/** Admitted with nothing charged and nothing known against the token (a proven token's usual gate). */
+const PASS: Gate = RIDE
+
+/** Client IPs whose counter names are remembered; past it the memo starts afresh (bounded whatever the traffic). */
+const MAX_REMEMBERED_CLIENTS = 4_096
 
 export function isPromise<T>(value: MaybePromise<T>): value is Promise<T> {
   return typeof (value as { then?: unknown } | null | undefined)?.then === 'function'
@@ -76,6 +81,8 @@ export class AttemptGuard {
   readonly #pacer: ProofPacer | null
   readonly #refused: Record<RateLimitPolicy, number> = { 'ip-block': 0, 'ip-failures': 0, 'network-failures': 0, 'key-failures': 0, 'per-key': 0 }
   #digest: ((token: string) => string) | undefined
+  /** Counter names by client IP: parsing and masking an address costs more than the rest of a proven token's admission. */
+  readonly #clients = new Map<string, ClientCounters>()
 
   readonly #sharesInFlight: boolean
 
@@ -112,7 +119,7 @@ export class AttemptGuard {
     // The first attempt with this token is still being admitted: ride on it, or ask for ourselves if it was refused.
     if (leader !== undefined) return leader.then((gate) => (gate.ok ? RIDE : this.admit(input, now)))
     const { failures, prefixes } = this.#config
-    const counters = input.ip !== undefined && input.ip !== '' ? clientCounters(input.ip, prefixes.ip, prefixes.network) : undefined
+    const counters = input.ip !== undefined && input.ip !== '' ? this.#countersOf(input.ip, prefixes) : undefined
     const ipLimited = failures.failuresPerIp !== null || failures.ipBlock !== null || prefixes.network !== null
     const ip = ipLimited ? counters?.ip : undefined
     const known = input.digest === undefined || input.proven ? undefined : this.#negative?.get(input.digest)
@@ -151,6 +158,16 @@ export class AttemptGuard {
     )
     this.#inFlight.set(digest, pending)
     return pending
+  }
+
+  #countersOf(ip: string, prefixes: ResolvedRateLimitOptions['prefixes']): ClientCounters {
+    let counters = this.#clients.get(ip)
+    if (counters === undefined) {
+      counters = clientCounters(ip, prefixes.ip, prefixes.network)
+      if (this.#clients.size >= MAX_REMEMBERED_CLIENTS) this.#clients.clear()
+      this.#clients.set(ip, counters)
+    }
+    return counters
   }
 
   /** Asks the limiter; when only the key id's failure budget refuses, a paced proof still goes ahead (charged to the IP). */
@@ -205,7 +222,7 @@ export class AttemptGuard {
       return this.#paceRefusal(this.#config.proofsPerKey?.windowMs ?? 1000, input)
     }
     // Nothing charged, or a charge that stands at once (a malformed or known-bad token: no verdict to wait for).
-    if ((!attempt.chargeIp && !attempt.chargeKey && !paced) || known !== undefined || input.digest === undefined) return { ok: true, ticket: null, known }
+    if ((!attempt.chargeIp && !attempt.chargeKey && !paced) || known !== undefined || input.digest === undefined) return known === undefined ? PASS : { ok: true, ticket: null, known }
     const charge: Charge = {
       ip: attempt.chargeIp ? attempt.ip : undefined,
       keyId: attempt.chargeKey ? attempt.keyId : undefined,

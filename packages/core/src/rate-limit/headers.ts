@@ -26,8 +26,16 @@ function seconds(ms: number): number {
  * // { 'ratelimit-policy': '"per-key";q=100;w=60', ratelimit: '"per-key";r=42;t=18' }
  */
 export function rateLimitHeaders(info: RateLimitInfo): { 'ratelimit-policy': string; ratelimit: string } {
-  return {
-    'ratelimit-policy': `"${info.policy}";q=${info.limit};w=${seconds(info.windowMs)}`,
-    ratelimit: `"${info.policy}";r=${Math.max(0, info.remaining)};t=${seconds(info.resetMs)}`,
-  }
+  return { 'ratelimit-policy': policyField(info), ratelimit: `"${info.policy}";r=${Math.max(0, info.remaining)};t=${seconds(info.resetMs)}` }
+}
+
+/** The last policy field written: most responses repeat the same quota, so the string is built once. */
+let lastPolicy = { policy: '', limit: -1, windowMs: -1, field: '' }
+
+function policyField(info: RateLimitInfo): string {
+  const last = lastPolicy
+  if (last.policy === info.policy && last.limit === info.limit && last.windowMs === info.windowMs) return last.field
+  const field = `"${info.policy}";q=${info.limit};w=${seconds(info.windowMs)}`
+  lastPolicy = { policy: info.policy, limit: info.limit, windowMs: info.windowMs, field }
+  return field
 }

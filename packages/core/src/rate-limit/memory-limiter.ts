@@ -34,7 +34,8 @@ export class MemoryRateLimiter implements RateLimiter {
   readonly #ips: LRUCache<string, IpState>
   readonly #networks: LRUCache<string, WindowCount>
   readonly #keyFailures: LRUCache<string, WindowCount>
-  readonly #quotas: LRUCache<string, number>
+  /** GCRA times by key id, in a box updated in place: a request then costs one lookup, not a lookup and a write. */
+  readonly #quotas: LRUCache<string, { tat: number }>
 
   constructor(options: MemoryRateLimiterOptions = {}) {
     if (options === null || typeof options !== 'object') throw new TypeError('MemoryRateLimiter options must be an object')
@@ -47,19 +48,16 @@ export class MemoryRateLimiter implements RateLimiter {
   }
 
   admit(attempt: Attempt, limits: FailureLimits, now: number): Admission {
-    const { admission, ip, network, key } = decideAdmission(
-      {
-        ip: attempt.ip === undefined ? undefined : this.#ips.get(attempt.ip),
-        network: attempt.network === undefined ? undefined : this.#networks.get(attempt.network),
-        key: attempt.keyId === undefined ? undefined : this.#keyFailures.get(attempt.keyId),
-      },
-      attempt,
-      limits,
-      now,
-    )
-    if (attempt.ip !== undefined && ip !== undefined) this.#ips.set(attempt.ip, ip)
-    if (attempt.network !== undefined && network !== undefined) this.#networks.set(attempt.network, network)
-    if (attempt.keyId !== undefined && key !== undefined) this.#keyFailures.set(attempt.keyId, key)
+    const before = {
+      ip: attempt.ip === undefined ? undefined : this.#ips.get(attempt.ip),
+      network: attempt.network === undefined ? undefined : this.#networks.get(attempt.network),
+      key: attempt.keyId === undefined ? undefined : this.#keyFailures.get(attempt.keyId),
+    }
+    const { admission, ip, network, key } = decideAdmission(before, attempt, limits, now)
+    // Only what changed is written: a proven token's admission charges nothing and leaves no entry behind.
+    if (attempt.ip !== undefined && ip !== undefined && ip !== before.ip && (before.ip !== undefined || attempt.chargeIp)) this.#ips.set(attempt.ip, ip)
+    if (attempt.network !== undefined && network !== undefined && network !== before.network) this.#networks.set(attempt.network, network)
+    if (attempt.keyId !== undefined && key !== undefined && key !== before.key) this.#keyFailures.set(attempt.keyId, key)
     return admission
   }
 
@@ -76,12 +74,20 @@ export class MemoryRateLimiter implements RateLimiter {
     )
     if (charge.ip !== undefined && ip !== undefined) this.#ips.set(charge.ip, ip)
     if (charge.network !== undefined && network !== undefined) this.#networks.set(charge.network, network)
-    if (charge.keyId !== undefined && key !== undefined) this.#keyFailures.set(charge.keyId, key)
+    if (charge.keyId !== undefined && key !== undefined) {
+      // No failure left in the window: the same as no entry, so a proven key keeps nothing here.
+      if (key.count === 0) this.#keyFailures.delete(charge.keyId)
+      else this.#keyFailures.set(charge.keyId, key)
+    }
   }
 
   consume(keyId: string, quota: Quota, now: number): QuotaDecision {
-    const { decision, tat } = decideQuota(this.#quotas.get(keyId), quota, now)
-    if (decision.allowed && tat !== undefined) this.#quotas.set(keyId, tat)
+    const box = this.#quotas.get(keyId)
+    const { decision, tat } = decideQuota(box?.tat, quota, now)
+    if (decision.allowed && tat !== undefined) {
+      if (box === undefined) this.#quotas.set(keyId, { tat })
+      else box.tat = tat
+    }
     return decision
   }
 

@@ -15,7 +15,8 @@ interface Lane {
   /** Until when the key id counts as contested (unproven tokens had to wait, or its failure budget is spent): failed networks are barred. */
   contestedUntil: number
   /** Network → epoch ms its bar ends. */
-  barred: Map<string, number>
+  /** Created at the first bar: most keys never have one. */
+  barred: Map<string, number> | undefined
 }
 
 export type Pace = { ok: true } | { ok: false; retryAfterMs: number }
@@ -60,7 +61,7 @@ export class ProofPacer {
   #lane(keyId: string): Lane {
     let lane = this.#lanes.get(keyId)
     if (!lane) {
-      lane = { proofs: undefined, running: 0, engagedUntil: 0, contestedUntil: 0, barred: new Map() }
+      lane = { proofs: undefined, running: 0, engagedUntil: 0, contestedUntil: 0, barred: undefined }
       this.#lanes.set(keyId, lane)
     }
     return lane
@@ -93,7 +94,7 @@ export class ProofPacer {
    */
   check(keyId: string, network: string | undefined, now: number): Pace {
     const lane = this.#lane(keyId)
-    if (network !== undefined) {
+    if (network !== undefined && lane.barred !== undefined) {
       const until = lane.barred.get(network)
       if (until !== undefined) {
         if (until > now) return { ok: false, retryAfterMs: until - now }
@@ -125,8 +126,13 @@ export class ProofPacer {
     const lane = this.#lanes.get(keyId)
     if (!lane) return
     lane.running = Math.max(0, lane.running - 1)
-    if (!failed) return
+    if (!failed) {
+      // A quiet lane is the same as no lane: forget it, so a proven key keeps nothing here.
+      if (lane.running === 0 && lane.engagedUntil <= now && lane.contestedUntil <= now && (lane.barred === undefined || lane.barred.size === 0)) this.#lanes.delete(keyId)
+      return
+    }
     if (lane.contestedUntil > now && network !== undefined) {
+      lane.barred ??= new Map()
       lane.barred.delete(network)
       lane.barred.set(network, now + this.#barMs)
       if (lane.barred.size > MAX_BARRED_PER_KEY) lane.barred.delete(lane.barred.keys().next().value as string)

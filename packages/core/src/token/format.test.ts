@@ -13,9 +13,11 @@ import {
   TOKEN_PATTERN,
   familyOf,
   generateToken,
+  hasValidChecksum,
   isKeyId,
   newKeyId,
   parseToken,
+  tokenLayout,
   tokenPatternFor,
 } from './format.js'
 
@@ -237,5 +239,44 @@ describe('token patterns', () => {
     for (const prefix of ['', 'SK', 'sk-live', 'sk_', '_sk', '1sk', 'sk.live', 'a'.repeat(33), '(.*)']) {
       expect(() => tokenPatternFor(prefix)).toThrow(TypeError)
     }
+  })
+})
+
+describe('tokenLayout (the verify path’s scan, checksum left to the caller)', () => {
+  const accepted = (token: string) => {
+    try {
+      return parseToken(token)
+    } catch {
+      return null
+    }
+  }
+
+  it('agrees with parseToken on every token parseToken accepts, and on mutations of them', () => {
+    const token = generateToken('sk_live', newKeyId())
+    const alphabet = 'abcz09AZ_-. '
+    fc.assert(
+      fc.property(fc.nat(token.length - 1), fc.constantFrom(...alphabet.split('')), fc.constantFrom('replace', 'insert', 'delete'), (at, char, edit) => {
+        const mutated =
+          edit === 'replace' ? token.slice(0, at) + char + token.slice(at + 1) : edit === 'insert' ? token.slice(0, at) + char + token.slice(at) : token.slice(0, at) + token.slice(at + 1)
+        const layout = tokenLayout(mutated)
+        const parsed = accepted(mutated)
+        // Whatever parseToken accepts has this layout; what the scan refuses, parseToken refuses.
+        if (parsed) expect(layout).toEqual({ prefix: parsed.prefix, keyId: parsed.keyId })
+        if (layout === null) expect(parsed).toBeNull()
+        // A layout with a valid checksum is a token parseToken accepts.
+        if (layout !== null && hasValidChecksum(mutated)) expect(parsed).not.toBeNull()
+      }),
+      { numRuns: 2_000 },
+    )
+  })
+
+  it('reads the prefix and key id of tokens with several prefixes', () => {
+    for (const prefix of ['a', 'sk_live', 'acme_prod_v2', 'x'.repeat(32)]) {
+      const keyId = newKeyId()
+      expect(tokenLayout(generateToken(prefix, keyId))).toEqual({ prefix, keyId })
+    }
+    expect(tokenLayout(generateToken('sk_live', newKeyId()).replace('sk_live', 'sk__live'))).toBeNull()
+    expect(tokenLayout(generateToken('sk_live', newKeyId()).replace('sk_live', 'Sk_live'))).toBeNull()
+    expect(tokenLayout(`${'x'.repeat(33)}${generateToken('a', newKeyId()).slice(1)}`)).toBeNull()
   })
 })
