@@ -104,6 +104,23 @@ describe('imported keys on Redis', () => {
     expect((await b.verify(token)).ok).toBe(true)
   })
 
+  it('replaces a legacy hash once when both replicas verify it first at the same time', async () => {
+    const [a, b, store] = await replicas('imp3')
+    const token = `old_${randomBytes(24).toString('base64url')}`
+    const sha256 = createHash('sha256').update(token).digest('hex')
+    const { key } = await a.import({ tenantId: 'acme', name: 'legacy', legacy: { sha256, tokenPrefix: 'old_' } })
+    const legacy = LEGACY_SHA256_PREFIX + sha256
+    // The store's side: a replacement names the hash it replaces; a second one finds it gone and writes nothing.
+    expect(await store.updateHash(key.id, '$first', legacy)).toBe(true)
+    expect(await store.updateHash(key.id, '$second', legacy)).toBe(false)
+    expect((await store.get(key.id))?.hash).toBe('$first')
+    await store.updateHash(key.id, legacy)
+    const results = await Promise.all([a.verify(token), b.verify(token), a.verify(token), b.verify(token)])
+    expect(results.every((result) => result.ok)).toBe(true)
+    await until(async () => !(await store.get(key.id))?.hash.startsWith(LEGACY_SHA256_PREFIX))
+    expect(await dump('imp3')).not.toContain(sha256)
+  })
+
   it('drops the index entry on revocation and lets it expire with the key', async () => {
     const [a, , store] = await replicas('imp2')
     const token = `old_${randomBytes(24).toString('base64url')}`

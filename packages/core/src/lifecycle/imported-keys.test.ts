@@ -81,6 +81,24 @@ describe.each([
     expect(codeOf(await fresh.verify(token))).toBe('ok')
   })
 
+  it('upgrades a legacy hash once under concurrent first verifies, on one replica and across replicas sharing the store', async () => {
+    const { keyring, store, clock } = setup(cacheOptions)
+    const token = legacyToken()
+    const { key } = await keyring.import({ tenantId: 'acme', name: 'legacy', legacy: { sha256: sha256(token), tokenPrefix: 'old_' } })
+    const landed: string[] = []
+    const logger = { info: (fields: object) => void ((fields as { event?: string }).event === 'key.rehashed' && landed.push('x')), warn() {}, error() {} }
+    const other = createKeyring({ clock, store, hasher: new FastTestHasher(), importKey, importedPrefixes: ['old_'], logger, ...cacheOptions })
+    const first = createKeyring({ clock, store, hasher: new FastTestHasher(), importKey, importedPrefixes: ['old_'], logger, ...cacheOptions })
+    const results = await Promise.all([first, other, first, other, first].map((replica) => replica.verify(token)))
+    expect(results.map(codeOf)).toEqual(['ok', 'ok', 'ok', 'ok', 'ok'])
+    const upgraded = await storedHash(store, key.id, (hash) => !isLegacyHash(hash))
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    // One replacement of the legacy hash; the later ones found it gone and wrote nothing.
+    expect(landed).toHaveLength(1)
+    expect((await store.get(key.id))?.hash).toBe(upgraded)
+    expect(codeOf(await keyring.verify(token))).toBe('ok')
+  })
+
   it('answers an unknown token with an imported prefix like any invalid key, and reads the index only once for it', async () => {
     const { keyring, store } = setup(cacheOptions)
     await keyring.import({ tenantId: 'acme', name: 'legacy', token: legacyToken() })

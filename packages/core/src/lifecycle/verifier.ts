@@ -423,10 +423,13 @@ export class Verifier {
     const hasher = this.options.hasher
     // A legacy unsalted hash (an imported key) is replaced by Argon2id on its first successful verify.
     if (!isLegacyHash(record.hash) && !hasher.needsRehash?.(record.hash)) return
+    // A legacy hash is replaced only while it is still stored: concurrent first verifies (here or on other replicas) upgrade it once.
+    const replacing = isLegacyHash(record.hash) ? record.hash : undefined
     void (async () => {
       try {
-        await this.store.updateHash(record.id, await hasher.hash(token))
+        const landed = await this.store.updateHash(record.id, await hasher.hash(token), replacing)
         this.#cache?.invalidate(record.id)
+        if (landed === false) return
         this.options.logger.info({ event: 'key.rehashed', keyId: record.id }, 'keyrot re-hashed a key with the current parameters')
       } catch (error) {
         this.options.logger.warn({ event: 'key.rehash_failed', keyId: record.id, ...errorFields(error) }, 'keyrot could not re-hash a key')

@@ -168,8 +168,11 @@ export class MemoryStore implements KeyStore {
     if (record.importIndex !== undefined && this.#imported.get(record.importIndex) === record.id) this.#imported.delete(record.importIndex)
   }
 
-  async updateHash(keyId: string, hash: string): Promise<void> {
-    this.#mustGet(keyId).hash = hash
+  async updateHash(keyId: string, hash: string, replacing?: string): Promise<boolean> {
+    const record = this.#mustGet(keyId)
+    if (replacing !== undefined && record.hash !== replacing) return false
+    record.hash = hash
+    return true
   }
 
   async putProof(keyId: string, proof: string): Promise<boolean> {
