@@ -148,6 +148,19 @@ describe.each([
     expect(codeOf(await keyring.verify(token, { clientIp: '203.0.113.5' }))).toBe('KEYROT_KEY_EXPIRED')
   })
 
+  it('spends the credits an imported key is given, shared with its keyrot-format successor', async () => {
+    const { keyring } = setup(cacheOptions)
+    const token = legacyToken()
+    const { key } = await keyring.import({ tenantId: 'acme', name: 'legacy', credits: { remaining: 2 }, legacy: { sha256: sha256(token), tokenPrefix: 'old_' } })
+    expect(key.credits).toEqual({ refill: null })
+    const first = await keyring.verify(token)
+    expect(first.ok && first.credits).toEqual({ remaining: 1, nextRefillAt: null })
+    const rotated = await keyring.rotate(key.id)
+    expect(codeOf(await keyring.verify(rotated.token))).toBe('ok')
+    expect(codeOf(await keyring.verify(token))).toBe('KEYROT_CREDITS_EXHAUSTED')
+    await expect(keyring.import({ tenantId: 'acme', name: 'bad', credits: { remaining: -1 }, token: legacyToken() })).rejects.toMatchObject({ code: 'KEYROT_INVALID_INPUT', field: 'credits.remaining' })
+  })
+
   it('stops a revoked imported key', async () => {
     const { keyring } = setup(cacheOptions)
     const token = legacyToken()
