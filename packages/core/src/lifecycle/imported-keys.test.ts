@@ -161,6 +161,14 @@ describe.each([
     await expect(keyring.import({ tenantId: 'acme', name: 'bad', credits: { remaining: -1 }, token: legacyToken() })).rejects.toMatchObject({ code: 'KEYROT_INVALID_INPUT', field: 'credits.remaining' })
   })
 
+  it('verifies a legacy key whose token also starts with a longer imported prefix than the tokenPrefix given', async () => {
+    const { keyring } = setup({ ...cacheOptions, importedPrefixes: ['old_', 'old_live_'] })
+    const token = `old_live_${randomBytes(24).toString('base64url')}`
+    await keyring.import({ tenantId: 'acme', name: 'legacy', legacy: { sha256: sha256(token), tokenPrefix: 'old_' } })
+    expect(codeOf(await keyring.verify(token))).toBe('ok')
+    expect(publicCodeOf(codeOf(await keyring.verify(`old_live_${randomBytes(24).toString('base64url')}`) as never))).toBe('KEYROT_INVALID_KEY')
+  })
+
   it('stops a revoked imported key', async () => {
     const { keyring } = setup(cacheOptions)
     const token = legacyToken()
