@@ -178,6 +178,14 @@ describe.each([
     const result = await keyring.verify(token)
     expect(result.ok).toBe(false)
     expect(['KEYROT_KEY_REVOKED', 'KEYROT_MALFORMED_TOKEN']).toContain(codeOf(result))
+    // Importing the token again (re-running an import file) finds the revoked key; it mints no live one.
+    expect(await keyring.import({ tenantId: 'acme', name: 'legacy', token })).toMatchObject({ created: false, key: { id: key.id, state: 'revoked' } })
+    expect((await keyring.verify(token)).ok).toBe(false)
+    const legacy = legacyToken()
+    const emergency = await keyring.import({ tenantId: 'acme', name: 'legacy', legacy: { sha256: sha256(legacy), tokenPrefix: 'old_' } })
+    await keyring.emergencyRotate(emergency.key.id, { incidentId: 'INC-1' })
+    expect(await keyring.import({ tenantId: 'acme', name: 'legacy', legacy: { sha256: sha256(legacy), tokenPrefix: 'old_' } })).toMatchObject({ created: false })
+    expect((await keyring.verify(legacy)).ok).toBe(false)
   })
 
   it('counts failed imported tokens against the client IP like any wrong token, and blocks it', async () => {
