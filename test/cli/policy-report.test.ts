@@ -71,6 +71,11 @@ describe('rotation policy and evidence through keyrot serve and the CLI', () => 
     expect(warned.headers.get('sunset')).toBeNull()
     expect((await api('GET', '/v1/tenants/acme/policy', adminToken)).json.policy.override).toEqual({ maxAgeMs: 3_600_000, rotationWarningMs: 3_600_000 })
     expect((await api('POST', '/v1/tenants/acme/policy', adminToken, { maxAge: 'soon' })).status).toBe(400)
+    // Out of range: 400 naming the body's field, not core's maxAgeMs.
+    const huge = await api('POST', '/v1/tenants/acme/policy', adminToken, { maxAge: 8.64e15 })
+    expect(huge.status).toBe(400)
+    expect(huge.json.error).toMatchObject({ code: 'KEYROT_INVALID_INPUT', field: 'maxAge' })
+    expect(huge.json.error.message).toMatch(/^Invalid maxAge: must be at most 100 years/)
 
     // Admin actions through the API, recorded with the admin key as actor; one through the CLI.
     expect((await api('POST', `/v1/keys/${ci.json.key.id}/rotate`, adminToken, { gracePeriod: '1h' })).status).toBe(201)
