@@ -83,8 +83,8 @@ export function policyRoutes(): RouteSpec[] {
           return { status: 200, body: { policy: await keyring.setTenantPolicy(params.tenantId, overrideOf(body)) } }
         } catch (error) {
           // Core names the stored fields (maxAgeMs); the caller sent maxAge.
-          const sent = error instanceof InvalidInputError ? BODY_FIELDS[error.field] : undefined
-          throw sent === undefined ? error : new InvalidInputError(sent, error.message.replace(/^Invalid \w+: (tenant policy \w+ )?/, ''))
+          if (!(error instanceof InvalidInputError) || BODY_FIELDS[error.field] === undefined) throw error
+          throw new InvalidInputError(BODY_FIELDS[error.field] as string, error.message.replace(/^Invalid \w+: (tenant policy \w+ )?/, ''))
         }
       },
     }),
