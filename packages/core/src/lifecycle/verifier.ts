@@ -391,6 +391,8 @@ export class Verifier {
           const proofs = this.#proofs
           if (proofs?.check(record, token) === 'hit') {
             cache.rememberProof(digest, record.id)
+            // A legacy hash still stored means the replica that shared this proof did not upgrade it: try here (it lands once).
+            if (isLegacyHash(record.hash)) this.#maybeRehash(record, token)
             return true
           }
           const ok = await this.#argon2.run(() => checkHash(hasher, record.hash, token))
