@@ -134,7 +134,8 @@ describe('imported keys on Redis', () => {
     expect((await a.verify(token)).ok).toBe(true)
     await a.revoke(key.id)
     expect(await raw.get(index)).toBe(key.id)
-    expect(await raw.pttl(index)).toBe(await raw.pttl(store.layout.record(key.id)))
+    // Expiring with the record (two PTTL reads a few ms apart).
+    expect(Math.abs((await raw.pttl(index)) - (await raw.pttl(store.layout.record(key.id))))).toBeLessThan(1_000)
     expect((await a.verify(token)).ok).toBe(false)
     // Re-running an import file after a revocation does not bring the token back.
     expect(await a.import({ tenantId: 'acme', name: 'plain', token, expiresAt })).toMatchObject({ created: false, key: { id: key.id } })
