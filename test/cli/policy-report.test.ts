@@ -60,16 +60,22 @@ describe('rotation policy and evidence through keyrot serve and the CLI', () => 
 
     expect((await api('GET', '/v1/whoami', token)).headers.get('deprecation')).toBeNull()
 
-    // Warnings start at once: the warning window is longer than the maximum age.
-    const set = await api('POST', '/v1/tenants/acme/policy', adminToken, { maxAge: '1h', rotationWarning: '2h' })
+    // Warnings start at once: the warning window is the whole maximum age (a longer one is refused).
+    expect((await api('POST', '/v1/tenants/acme/policy', adminToken, { maxAge: '1h', rotationWarning: '2h' })).json.error).toMatchObject({ code: 'KEYROT_INVALID_INPUT', field: 'rotationWarning' })
+    const set = await api('POST', '/v1/tenants/acme/policy', adminToken, { maxAge: '1h', rotationWarning: '1h' })
     expect(set.status, set.text).toBe(200)
-    expect(set.json.policy).toEqual({ tenantId: 'acme', override: { maxAgeMs: 3_600_000, rotationWarningMs: 7_200_000 }, policy: { maxAgeMs: 3_600_000, rotationWarningMs: 7_200_000, enforce: false } })
+    expect(set.json.policy).toEqual({ tenantId: 'acme', override: { maxAgeMs: 3_600_000, rotationWarningMs: 3_600_000 }, policy: { maxAgeMs: 3_600_000, rotationWarningMs: 3_600_000, enforce: false } })
     const warned = await api('GET', '/v1/whoami', token)
     expect(warned.status).toBe(200)
     expect(warned.headers.get('deprecation')).toBe(`@${Math.floor((billingKey.createdAt + 3_600_000) / 1000)}`)
     expect(warned.headers.get('sunset')).toBeNull()
-    expect((await api('GET', '/v1/tenants/acme/policy', adminToken)).json.policy.override).toEqual({ maxAgeMs: 3_600_000, rotationWarningMs: 7_200_000 })
+    expect((await api('GET', '/v1/tenants/acme/policy', adminToken)).json.policy.override).toEqual({ maxAgeMs: 3_600_000, rotationWarningMs: 3_600_000 })
     expect((await api('POST', '/v1/tenants/acme/policy', adminToken, { maxAge: 'soon' })).status).toBe(400)
+    // Out of range: 400 naming the body's field, not core's maxAgeMs.
+    const huge = await api('POST', '/v1/tenants/acme/policy', adminToken, { maxAge: 8.64e15 })
+    expect(huge.status).toBe(400)
+    expect(huge.json.error).toMatchObject({ code: 'KEYROT_INVALID_INPUT', field: 'maxAge' })
+    expect(huge.json.error.message).toMatch(/^Invalid maxAge: must be at most 100 years/)
 
     // Admin actions through the API, recorded with the admin key as actor; one through the CLI.
     expect((await api('POST', `/v1/keys/${ci.json.key.id}/rotate`, adminToken, { gracePeriod: '1h' })).status).toBe(201)
@@ -117,6 +123,14 @@ describe('rotation policy and evidence through keyrot serve and the CLI', () => 
     const successor = rows.find((row) => row.name === 'ci' && row.keyId !== ci.json.key.id)
     expect(successor).toMatchObject({ rotatedBy: `api-key:${adminId}`, compliance: 'overdue' })
     expect(summary).toMatchObject({ summary: { keys: 5, compliant: 3, due: 0, overdue: 2 } })
+
+    // Server policy flags out of range are a usage error (exit 2), not a crash printing a due date past the range of a Date.
+    for (const flags of [['--max-age', '99999999d'], ['--max-age', '1d', '--rotation-warning', '14d']]) {
+      const refused = await runKeyrot(['report', ...flags, ...store()])
+      expect(refused.code, refused.stderr).toBe(2)
+      expect(refused.stderr).toMatch(/--max-age|--rotation-warning/)
+      expect(refused.stderr).not.toMatch(/RangeError|at .*\.js/)
+    }
 
     // CLI: the tenant's policy as stored, then cleared.
     const shown = await runKeyrot(['policy', 'get', '--tenant', 'acme', '--json', ...store()])

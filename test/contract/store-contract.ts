@@ -475,6 +475,14 @@ export function describeStoreContract(
       it('throws KeyNotFoundError for an unknown key', async () => {
         expect(await rejection(store.updateHash(newKeyId(), '$x$'))).toBeInstanceOf(KeyNotFoundError)
       })
+
+      it('with the hash it replaces, writes only while that hash is stored (a legacy upgrade lands once)', async () => {
+        const record = await makeRecord()
+        await store.insert(record)
+        expect(await store.updateHash(record.id, '$first$', record.hash)).toBe(true)
+        expect(await store.updateHash(record.id, '$second$', record.hash)).toBe(false)
+        expect((await store.get(record.id))?.hash).toBe('$first$')
+      })
     })
 
     describe('list', () => {

@@ -38,6 +38,7 @@ const CASES: Record<string, (id: string, tenant: string) => Case> = {
   getGraceClients: (id) => ({ method: 'GET', path: `/v1/keys/${id}/grace-clients` }),
   getKeyCredits: (id) => ({ method: 'GET', path: `/v1/keys/${id}/credits` }),
   changeKeyCredits: (id) => ({ method: 'POST', path: `/v1/keys/${id}/credits`, body: { add: 5 } }),
+  setKeyAllowedIps: (id) => ({ method: 'POST', path: `/v1/keys/${id}/allowed-ips`, body: { allowedIps: ['203.0.113.0/24'] } }),
   getTenantPolicy: (_id, tenant) => ({ method: 'GET', path: `/v1/tenants/${tenant}/policy` }),
   setTenantPolicy: (_id, tenant) => ({ method: 'POST', path: `/v1/tenants/${tenant}/policy`, body: { maxAge: '90d' } }),
   listKeysDueForRotation: (_id, tenant) => ({ method: 'GET', path: `/v1/keys/due?tenant=${tenant}` }),

@@ -10,8 +10,8 @@ import { SCRIPTS } from './scripts.js'
  * key id (see `keyring.import()` in core). A legacy token has no key id, so
  * the entry cannot carry the family's hash tag: it is written and dropped by
  * its own one-key scripts, next to (not inside) the record's scripts. It
- * follows the key: dropped on revocation, expiring `retention` after the
- * key's deadline, like the record.
+ * follows the key: expiring `retention` after the key's deadline or its
+ * revocation, like the record.
  */
 export interface ImportIndexContext {
   layout: KeyLayout
@@ -49,16 +49,19 @@ export async function dropImportIndex(redis: RedisClient, context: ImportIndexCo
 
 /**
  * Brings an imported key's entry in line with its record after a change:
- * dropped once revoked, else expiring with the record. A failure is logged,
- * not thrown: the change itself is stored, and an entry that outlives its
- * key only maps a token to a key that then fails (or is gone).
+ * expiring with the record (retention after the later of its deadline and
+ * its revocation). A revoked key keeps its entry so that importing its token
+ * again (re-running an import file) finds the revoked key instead of minting
+ * a live one. A failure is logged, not thrown: the change itself is stored,
+ * and an entry that outlives its key only maps a token to a key that then
+ * fails (or is gone).
  */
 export async function followImported(redis: RedisClient, context: ImportIndexContext, record: KeyRecord): Promise<void> {
   const index = record.importIndex
   if (index === undefined || !isImportIndex(index)) return
   try {
-    if (record.revokedAt !== null) await dropImportIndex(redis, context, index, record.id)
-    else await putImportIndex(redis, context, index, record.id, record.expiresAt)
+    const until = record.revokedAt !== null && (record.expiresAt === null || record.revokedAt > record.expiresAt) ? record.revokedAt : record.expiresAt
+    await putImportIndex(redis, context, index, record.id, until)
   } catch (error) {
     context.logger.warn({ event: 'import_index.update_failed', keyId: record.id, err: { message: (error as Error).message } }, 'keyrot could not update an imported key index entry')
   }

@@ -277,10 +277,12 @@ export class RedisStore implements KeyStore {
     await this.#call('update an imported key index entry', record.id, this.options.timeoutMs, (redis) => followImported(redis, this.#importContext, record)).catch(() => undefined)
   }
 
-  async updateHash(keyId: string, hash: string): Promise<void> {
+  async updateHash(keyId: string, hash: string, replacing?: string): Promise<boolean> {
     if (!isKeyId(keyId)) throw new KeyNotFoundError(keyId)
     const keys = [this.layout.record(keyId), this.layout.credential(keyId)]
-    okPayload(await this.#write(null, 'update a key hash', keyId, SCRIPTS.updateHash, keys, [hash]), keyId)
+    const rest = okPayload(await this.#write(null, 'update a key hash', keyId, SCRIPTS.updateHash, keys, replacing === undefined ? [hash] : [hash, replacing]), keyId)
+    // ['0']: the stored hash was no longer `replacing` (another verify upgraded it first).
+    return rest[0] !== '0'
   }
 
   /**

@@ -189,9 +189,10 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 `
 
-/** KEYS: rec, cred. ARGV: hash. Keeps the credential's TTL. */
+/** KEYS: rec, cred. ARGV: hash, replacing (optional: only while the stored hash is still this one; {'ok', '0'} when not). Keeps the credential's TTL. */
 const UPDATE_HASH = `
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'not_found'} end
+if ARGV[2] ~= nil and ARGV[2] ~= '' and redis.call('HGET', KEYS[1], 'hash') ~= ARGV[2] then return {'ok', '0'} end
 redis.call('HSET', KEYS[1], 'hash', ARGV[1])
 if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('SET', KEYS[2], ARGV[1], 'KEEPTTL') end
 return {'ok'}

@@ -23,7 +23,7 @@ export interface ImportLineReport {
 }
 
 /** Fields a line may carry: `keyring.import()`'s input. */
-const FIELDS = new Set(['tenantId', 'name', 'scopes', 'expiresAt', 'metadata', 'rateLimit', 'allowedIps', 'token', 'legacy'])
+const FIELDS = new Set(['tenantId', 'name', 'scopes', 'expiresAt', 'metadata', 'rateLimit', 'allowedIps', 'credits', 'token', 'legacy'])
 
 export function registerImport(program: Command, io: CliIo): void {
   const command = program

@@ -1,4 +1,4 @@
-import { buildEvidenceReport, DEFAULT_ROTATION_WARNING_MS, evidenceCsv, evidenceJsonLines, formatDuration, type RotationPolicy, type TenantPolicy, type TenantPolicyView } from '@keyrot/core'
+import { buildEvidenceReport, DEFAULT_ROTATION_WARNING_MS, evidenceCsv, evidenceJsonLines, formatDuration, resolveRotationPolicyOptions, type RotationPolicy, type TenantPolicy, type TenantPolicyView } from '@keyrot/core'
 import { Option, type Command } from 'commander'
 import { UsageError } from '../exit-codes.js'
 import type { CliIo } from '../io.js'
@@ -19,6 +19,12 @@ function withPolicyDefaults(command: Command): Command {
 }
 
 function defaultsOf(flags: PolicyFlags): RotationPolicy {
+  // The same bounds as createKeyring({ policy }): a due date past the range of a Date threw while the report printed it.
+  try {
+    resolveRotationPolicyOptions({ ...(flags.maxAge !== undefined ? { maxAge: flags.maxAge } : {}), ...(flags.rotationWarning !== undefined ? { rotationWarning: flags.rotationWarning } : {}) })
+  } catch (error) {
+    throw new UsageError(`--max-age/--rotation-warning: ${(error as Error).message.replace(/policy\.maxAge/g, '--max-age').replace(/policy\.rotationWarning/g, '--rotation-warning')}`)
+  }
   return { maxAgeMs: flags.maxAge ?? 0, rotationWarningMs: flags.rotationWarning ?? DEFAULT_ROTATION_WARNING_MS, enforce: false }
 }
 

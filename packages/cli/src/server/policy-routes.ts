@@ -1,4 +1,4 @@
-import { buildEvidenceReport, evidenceCsv, evidenceJsonLines, keysDueForRotation, parseDuration, type TenantPolicy } from '@keyrot/core'
+import { buildEvidenceReport, InvalidInputError, evidenceCsv, evidenceJsonLines, keysDueForRotation, parseDuration, type TenantPolicy } from '@keyrot/core'
 import { z } from 'zod'
 import { adminAccessOf, assertTenant, listedTenant } from './admin-access.js'
 import { defineRoute, type RouteSpec } from './route-spec.js'
@@ -30,6 +30,8 @@ export const tenantPolicyBody = z
     clear: z.literal(true).optional().describe('Remove the override: the tenant follows the server policy again. Alone.'),
   })
   .refine((body) => body.clear === undefined || Object.keys(body).length === 1, { message: 'clear takes no other field', path: ['clear'] })
+
+const BODY_FIELDS: Record<string, string> = { maxAgeMs: 'maxAge', rotationWarningMs: 'rotationWarning' }
 
 export const reportQuery = z.strictObject({
   tenant: z.string().min(1).max(128).optional().describe("Only this tenant's keys. Default: the admin key's tenant, or every tenant with admin:*."),
@@ -77,7 +79,13 @@ export function policyRoutes(): RouteSpec[] {
       responses: { 200: { description: 'The policy after the change.', schema: policyResponse }, ...errors },
       async handler({ keyring, params, body, res }) {
         assertTenant(adminAccessOf(res), params.tenantId)
-        return { status: 200, body: { policy: await keyring.setTenantPolicy(params.tenantId, overrideOf(body)) } }
+        try {
+          return { status: 200, body: { policy: await keyring.setTenantPolicy(params.tenantId, overrideOf(body)) } }
+        } catch (error) {
+          // Core names the stored fields (maxAgeMs); the caller sent maxAge.
+          if (!(error instanceof InvalidInputError) || BODY_FIELDS[error.field] === undefined) throw error
+          throw new InvalidInputError(BODY_FIELDS[error.field] as string, error.message.replace(/^Invalid \w+: (tenant policy \w+ )?/, ''))
+        }
       },
     }),
     defineRoute({

@@ -49,6 +49,8 @@ export interface CreditsInput {
 
 /** The shortest refill interval: a refill is a quota, a burst limit belongs to `rateLimit`. */
 export const MIN_REFILL_INTERVAL_MS = 60_000
+/** The longest refill interval (100 years): the next refill stays a printable date. */
+export const MAX_REFILL_INTERVAL_MS = 100 * 365.25 * 86_400_000
 /** The largest balance: far below 2^53, so Lua's doubles hold it exactly. */
 export const MAX_CREDITS = 1e15
 
@@ -86,6 +88,9 @@ function checkRefill(value: unknown): CreditsRefill | null {
   }
   if (intervalMs < MIN_REFILL_INTERVAL_MS) {
     throw new InvalidInputError('credits.refill.interval', `must be at least 1m; got ${String(interval)}`)
+  }
+  if (intervalMs > MAX_REFILL_INTERVAL_MS) {
+    throw new InvalidInputError('credits.refill.interval', `must be at most 100 years; got ${String(interval)}`)
   }
   return { amount, intervalMs }
 }

@@ -32,6 +32,8 @@ describe('create({ credits })', () => {
     [{ remaining: 10, refill: { amount: 10, interval: '30s' } }, 'credits.refill.interval'],
     [{ remaining: 10, refill: { amount: 10, interval: 'daily' } }, 'credits.refill.interval'],
     [{ remaining: 10, refill: { amount: 10 } }, 'credits.refill.interval'],
+    // The next refill would be no date: `keyrot credits` threw printing it.
+    [{ remaining: 10, refill: { amount: 10, interval: 8.64e15 } }, 'credits.refill.interval'],
     [5, 'credits'],
   ])('refuses %j naming %s', async (credits, field) => {
     const { keyring } = setup()

@@ -81,6 +81,44 @@ describe.each([
     expect(codeOf(await fresh.verify(token))).toBe('ok')
   })
 
+  it('upgrades a legacy hash once under concurrent first verifies, on one replica and across replicas sharing the store', async () => {
+    const { keyring, store, clock } = setup(cacheOptions)
+    const token = legacyToken()
+    const { key } = await keyring.import({ tenantId: 'acme', name: 'legacy', legacy: { sha256: sha256(token), tokenPrefix: 'old_' } })
+    const landed: string[] = []
+    const logger = { info: (fields: object) => void ((fields as { event?: string }).event === 'key.rehashed' && landed.push('x')), warn() {}, error() {} }
+    const other = createKeyring({ clock, store, hasher: new FastTestHasher(), importKey, importedPrefixes: ['old_'], logger, ...cacheOptions })
+    const first = createKeyring({ clock, store, hasher: new FastTestHasher(), importKey, importedPrefixes: ['old_'], logger, ...cacheOptions })
+    const results = await Promise.all([first, other, first, other, first].map((replica) => replica.verify(token)))
+    expect(results.map(codeOf)).toEqual(['ok', 'ok', 'ok', 'ok', 'ok'])
+    const upgraded = await storedHash(store, key.id, (hash) => !isLegacyHash(hash))
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    // One replacement of the legacy hash; the later ones found it gone and wrote nothing.
+    expect(landed).toHaveLength(1)
+    expect((await store.get(key.id))?.hash).toBe(upgraded)
+    expect(codeOf(await keyring.verify(token))).toBe('ok')
+  })
+
+  // Shared proofs work through the verification cache.
+  it.skipIf('cache' in cacheOptions)("upgrades a legacy hash on a replica that proves it by another replica's shared proof, when the first upgrade write failed", async () => {
+    const { store, clock } = setup(cacheOptions)
+    const proofKey = randomBytes(32)
+    const token = legacyToken()
+    const replica = () => createKeyring({ clock, store, hasher: new FastTestHasher(), importKey, importedPrefixes: ['old_'], proofKey, ...cacheOptions })
+    const a = replica()
+    const { key } = await a.import({ tenantId: 'acme', name: 'legacy', legacy: { sha256: sha256(token), tokenPrefix: 'old_' } })
+    const update = store.updateHash.bind(store)
+    let failures = 1
+    store.updateHash = (keyId: string, hash: string, replacing?: string) => (failures-- > 0 ? Promise.reject(new Error('write lost')) : update(keyId, hash, replacing))
+    expect(codeOf(await a.verify(token))).toBe('ok')
+    // a shared its proof; its upgrade write failed.
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    expect((await store.get(key.id))?.sharedProof).toBeTruthy()
+    expect(isLegacyHash((await store.get(key.id))?.hash as string)).toBe(true)
+    expect(codeOf(await replica().verify(token))).toBe('ok')
+    await storedHash(store, key.id, (hash) => !isLegacyHash(hash))
+  })
+
   it('answers an unknown token with an imported prefix like any invalid key, and reads the index only once for it', async () => {
     const { keyring, store } = setup(cacheOptions)
     await keyring.import({ tenantId: 'acme', name: 'legacy', token: legacyToken() })
@@ -130,6 +168,28 @@ describe.each([
     expect(codeOf(await keyring.verify(token, { clientIp: '203.0.113.5' }))).toBe('KEYROT_KEY_EXPIRED')
   })
 
+  it('spends the credits an imported key is given, shared with its keyrot-format successor', async () => {
+    const { keyring } = setup(cacheOptions)
+    const token = legacyToken()
+    const { key } = await keyring.import({ tenantId: 'acme', name: 'legacy', credits: { remaining: 2 }, legacy: { sha256: sha256(token), tokenPrefix: 'old_' } })
+    expect(key.credits).toEqual({ refill: null })
+    const first = await keyring.verify(token)
+    expect(first.ok && first.credits).toEqual({ remaining: 1, nextRefillAt: null })
+    const rotated = await keyring.rotate(key.id)
+    expect(codeOf(await keyring.verify(rotated.token))).toBe('ok')
+    expect(codeOf(await keyring.verify(token))).toBe('KEYROT_CREDITS_EXHAUSTED')
+    await expect(keyring.import({ tenantId: 'acme', name: 'bad', credits: { remaining: -1 }, token: legacyToken() })).rejects.toMatchObject({ code: 'KEYROT_INVALID_INPUT', field: 'credits.remaining' })
+  })
+
+  it('verifies a legacy key whose token also starts with a longer imported prefix than the tokenPrefix given', async () => {
+    const { keyring } = setup({ ...cacheOptions, importedPrefixes: ['old_', 'old_live_'] })
+    const token = `old_live_${randomBytes(24).toString('base64url')}`
+    await keyring.import({ tenantId: 'acme', name: 'legacy', legacy: { sha256: sha256(token), tokenPrefix: 'old_' } })
+    expect(codeOf(await keyring.verify(token))).toBe('ok')
+    const wrong = await keyring.verify(`old_live_${randomBytes(24).toString('base64url')}`)
+    expect(!wrong.ok && publicCodeOf(wrong.error.code)).toBe('KEYROT_INVALID_KEY')
+  })
+
   it('stops a revoked imported key', async () => {
     const { keyring } = setup(cacheOptions)
     const token = legacyToken()
@@ -139,6 +199,14 @@ describe.each([
     const result = await keyring.verify(token)
     expect(result.ok).toBe(false)
     expect(['KEYROT_KEY_REVOKED', 'KEYROT_MALFORMED_TOKEN']).toContain(codeOf(result))
+    // Importing the token again (re-running an import file) finds the revoked key; it mints no live one.
+    expect(await keyring.import({ tenantId: 'acme', name: 'legacy', token })).toMatchObject({ created: false, key: { id: key.id, state: 'revoked' } })
+    expect((await keyring.verify(token)).ok).toBe(false)
+    const legacy = legacyToken()
+    const emergency = await keyring.import({ tenantId: 'acme', name: 'legacy', legacy: { sha256: sha256(legacy), tokenPrefix: 'old_' } })
+    await keyring.emergencyRotate(emergency.key.id, { incidentId: 'INC-1' })
+    expect(await keyring.import({ tenantId: 'acme', name: 'legacy', legacy: { sha256: sha256(legacy), tokenPrefix: 'old_' } })).toMatchObject({ created: false })
+    expect((await keyring.verify(legacy)).ok).toBe(false)
   })
 
   it('counts failed imported tokens against the client IP like any wrong token, and blocks it', async () => {

@@ -8,7 +8,9 @@ import { isPromise, type AttemptGuard, type Gate } from '../rate-limit/guard.js'
 import type { KeyStore } from '../store/store.js'
 import { CHECKSUM_LENGTH, KEY_ID_LENGTH, newKeyId, parseToken, SECRET_LENGTH } from '../token/format.js'
 import { toApiKey, type ApiKey, type KeyRecord } from '../types.js'
+import { checkCredits } from '../credits/credits.js'
 import { checkAllowedIps } from './allowed-ips.js'
+import { requireCreditStore } from './credits.js'
 import type { CreateKeyInput, VerifyOptions, VerifyResult } from './keyring-types.js'
 import { newRecord } from './succession.js'
 import { checkMetadata, checkName, checkRateLimit, checkScopes, checkTenantId, checkTimestamp } from './validate.js'
@@ -256,7 +258,11 @@ export async function importKey(
   if (!store.findImported || !store.putImportIndex) throw new TypeError('this store cannot hold imported keys (no findImported/putImportIndex)')
   const expiresAt = checkTimestamp(input.expiresAt, 'expiresAt')
   if (expiresAt !== null && expiresAt <= now) throw new InvalidInputError('expiresAt', 'must be in the future')
+  // As at create: a key imported with credits spends them (left out, it would silently be unlimited).
+  const credits = checkCredits(input.credits)
+  if (credits) requireCreditStore(store)
   const draft = {
+    ...(credits ? { credits: credits.config } : {}),
     tenantId: checkTenantId(input.tenantId),
     name: checkName(input.name),
     scopes: checkScopes(input.scopes),
@@ -284,6 +290,8 @@ export async function importKey(
     await store.dropImportIndex?.(index, id).catch(() => undefined)
     throw error
   }
+  // The family's balance, before the key is reported imported (a verify may come at once).
+  if (credits) await store.adjustCredits?.({ familyId: record.familyId, change: { set: credits.remaining }, refill: credits.config.refill, now })
   return { key: toApiKey(record, now), created: true }
 }
 

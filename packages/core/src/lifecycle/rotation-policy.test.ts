@@ -111,6 +111,22 @@ describe('rotation policy at verify', () => {
     await expect(keyring.setTenantPolicy('acme', { enforce: 'yes' as unknown as boolean })).rejects.toMatchObject({ field: 'enforce' })
   })
 
+  it('refuses a rotationWarning longer than maxAge, and a maxAge whose due date is no Date, with KEYROT_INVALID_INPUT', async () => {
+    const { keyring } = setup({ maxAge: '90d' })
+    await keyring.create({ tenantId: 'acme', name: 'ci' })
+    await expect(keyring.setTenantPolicy('acme', { maxAgeMs: DAY, rotationWarningMs: 14 * DAY })).rejects.toMatchObject({ code: 'KEYROT_INVALID_INPUT', field: 'rotationWarning' })
+    // Against the keyring's maxAge when the override leaves it out.
+    await expect(keyring.setTenantPolicy('acme', { rotationWarningMs: 200 * DAY })).rejects.toMatchObject({ code: 'KEYROT_INVALID_INPUT', field: 'rotationWarning' })
+    await expect(keyring.setTenantPolicy('acme', { maxAgeMs: 8.64e15 - 1 })).rejects.toMatchObject({ code: 'KEYROT_INVALID_INPUT', field: 'maxAgeMs' })
+    expect((await keyring.tenantPolicy('acme')).override).toBeNull()
+    // A short maxAge alone keeps the default warning capped at it; the report still prints.
+    expect((await keyring.setTenantPolicy('acme', { maxAgeMs: 7 * DAY })).override).toEqual({ maxAgeMs: 7 * DAY })
+    expect(evidenceCsv(await buildEvidenceReport(keyring, { tenantId: 'acme' }))).toContain('acme')
+    expect(() => createKeyring({ policy: { maxAge: '1d', rotationWarning: '14d' } })).toThrow(/policy.rotationWarning/)
+    expect(() => createKeyring({ policy: { maxAge: 8.64e15 } })).toThrow(/policy.maxAge/)
+    expect(() => createKeyring({ policy: { maxAge: '7d' } })).not.toThrow()
+  })
+
   it('rejects impossible options at construction', () => {
     expect(() => createKeyring({ policy: { maxAge: '-1d' } })).toThrow(/policy.maxAge/)
     expect(() => createKeyring({ policy: { tenantRefresh: 0 } })).toThrow(/tenantRefresh/)

@@ -299,7 +299,9 @@ export class Verifier {
 
     if (!cache || cache.proofOf(digest) !== keyId) {
       cached = false
-      const proven = record.prefix === prefix && (await this.#prove(digest, token, record))
+      // An imported key's legacy prefix is the operator's word (a shorter listed prefix may start the token): the hash proves the rest.
+      const prefixOk = record.prefix === prefix || (record.importIndex !== undefined && token.startsWith(record.prefix))
+      const proven = prefixOk && (await this.#prove(digest, token, record))
       if (proven instanceof OverloadedError) return this.#fail(proven, keyId, record.tenantId, options, now)
       if (!proven) {
         this.#guard?.rememberFailure(digest, { code: 'KEYROT_INVALID_SECRET', tenantId: record.tenantId })
@@ -477,6 +479,8 @@ export class Verifier {
           const proofs = this.#proofs
           if (proofs?.check(record, token) === 'hit') {
             cache.rememberProof(digest, record.id)
+            // A legacy hash still stored means the replica that shared this proof did not upgrade it: try here (it lands once).
+            if (isLegacyHash(record.hash)) this.#maybeRehash(record, token)
             return true
           }
           const ok = await this.#argon2.run(() => checkHash(hasher, record.hash, token))
@@ -511,10 +515,13 @@ export class Verifier {
     const hasher = this.options.hasher
     // A legacy unsalted hash (an imported key) is replaced by Argon2id on its first successful verify.
     if (!isLegacyHash(record.hash) && !hasher.needsRehash?.(record.hash)) return
+    // A legacy hash is replaced only while it is still stored: concurrent first verifies (here or on other replicas) upgrade it once.
+    const replacing = isLegacyHash(record.hash) ? record.hash : undefined
     void (async () => {
       try {
-        await this.store.updateHash(record.id, await hasher.hash(token))
+        const landed = await this.store.updateHash(record.id, await hasher.hash(token), replacing)
         this.#cache?.invalidate(record.id)
+        if (landed === false) return
         this.options.logger.info({ event: 'key.rehashed', keyId: record.id }, 'keyrot re-hashed a key with the current parameters')
       } catch (error) {
         this.options.logger.warn({ event: 'key.rehash_failed', keyId: record.id, ...errorFields(error) }, 'keyrot could not re-hash a key')

@@ -15,7 +15,7 @@ export interface RotationPolicyOptions {
   /**
    * How long before `maxAge` the warnings start: the `Deprecation` header
    * (RFC 9745) on every response of the key and one `key.rotation-due` event.
-   * ms or `'14d'`. Default `'14d'`, capped at `maxAge`. `0`: warn only once
+   * ms or `'14d'`. Default `'14d'`, capped at `maxAge` (a value set above `maxAge` is refused). `0`: warn only once
    * the key is due.
    */
   rotationWarning?: Duration
@@ -57,6 +57,9 @@ export interface ResolvedRotationPolicyOptions {
 }
 
 /** The default warning window; a policy's warning never starts before the key exists. */
+/** The longest `maxAge`/`rotationWarning` (100 years): due dates stay printable dates. */
+export const MAX_POLICY_AGE_MS = 100 * 365.25 * 86_400_000
+
 export const DEFAULT_ROTATION_WARNING_MS = 14 * 86_400_000
 const DEFAULT_TENANT_REFRESH_MS = 30_000
 
@@ -67,6 +70,11 @@ export function resolveRotationPolicyOptions(value: RotationPolicyOptions | fals
   const maxAgeMs = parseDuration(value.maxAge ?? 0, 'policy.maxAge')
   const warning = parseDuration(value.rotationWarning ?? DEFAULT_ROTATION_WARNING_MS, 'policy.rotationWarning')
   if (value.enforce !== undefined && typeof value.enforce !== 'boolean') throw new TypeError('policy.enforce must be a boolean')
+  if (maxAgeMs > MAX_POLICY_AGE_MS) throw new TypeError(`policy.maxAge must be at most 100 years (${MAX_POLICY_AGE_MS} ms); got ${maxAgeMs}`)
+  // The default warning is capped at maxAge; an explicit one longer than maxAge is a contradiction.
+  if (value.rotationWarning !== undefined && maxAgeMs > 0 && warning > maxAgeMs) {
+    throw new TypeError(`policy.rotationWarning (${warning} ms) must not exceed policy.maxAge (${maxAgeMs} ms)`)
+  }
   const tenantRefreshMs = parseDuration(value.tenantRefresh ?? DEFAULT_TENANT_REFRESH_MS, 'policy.tenantRefresh')
   if (tenantRefreshMs === 0) throw new TypeError('policy.tenantRefresh must be greater than 0 (a store read per verify is not an option)')
   return { defaults: { maxAgeMs, rotationWarningMs: warning, enforce: value.enforce ?? false }, tenantRefreshMs }
@@ -84,6 +92,8 @@ export function checkTenantPolicy(value: unknown): TenantPolicy {
     const field = input[name]
     if (field === undefined) continue
     if (typeof field !== 'number' || !Number.isSafeInteger(field) || field < 0) throw new TypeError(`tenant policy ${name} must be a non-negative integer (ms)`)
+    // Past this, `createdAt + maxAge` leaves the range of a Date and the report could not print it.
+    if (field > MAX_POLICY_AGE_MS) throw new TypeError(`tenant policy ${name} must be at most 100 years (${MAX_POLICY_AGE_MS} ms)`)
     out[name] = field
   }
   if (input.enforce !== undefined) {

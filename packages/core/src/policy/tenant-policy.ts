@@ -39,6 +39,11 @@ export async function writeTenantPolicy(options: Pick<ResolvedKeyringOptions, 'p
   }
   // An empty override is no override.
   const stored = checked !== null && Object.keys(checked).length > 0 ? checked : null
+  // A warning set here that starts before the key exists says nothing useful: refused, as at createKeyring.
+  const inForce = effectivePolicy(keyringPolicy(options), stored)
+  if (stored?.rotationWarningMs !== undefined && inForce.maxAgeMs > 0 && inForce.rotationWarningMs > inForce.maxAgeMs) {
+    throw new InvalidInputError('rotationWarning', `must not exceed maxAge (${inForce.maxAgeMs} ms in force for this tenant); got ${inForce.rotationWarningMs} ms`)
+  }
   await store.setTenantPolicy(tenantId, stored)
   return { tenantId, override: stored, policy: effectivePolicy(keyringPolicy(options), stored) }
 }

@@ -95,7 +95,6 @@ export class MemoryStore implements KeyStore {
       record.revokedReason = input.reason
       record.incidentId = input.incidentId ?? null
       delete record.sharedProof
-      this.#dropImported(record)
       this.#notify(record.id)
     }
     return clone(record)
@@ -111,7 +110,6 @@ export class MemoryStore implements KeyStore {
     old.rotatedTo = input.newKey.id
     old.rotatedAt = input.at
     delete old.sharedProof
-    this.#dropImported(old)
     this.#keys.set(input.newKey.id, withoutProof(input.newKey))
     this.#notify(old.id)
     return { revoked: clone(old), next: withoutProof(input.newKey) }
@@ -163,13 +161,13 @@ export class MemoryStore implements KeyStore {
     if (this.#imported.get(index) === keyId) this.#imported.delete(index)
   }
 
-  /** A revoked imported key's token is no longer looked up (its record says why it fails if the token comes). */
-  #dropImported(record: KeyRecord): void {
-    if (record.importIndex !== undefined && this.#imported.get(record.importIndex) === record.id) this.#imported.delete(record.importIndex)
-  }
+  // A revoked imported key keeps its index entry: importing its token again finds the revoked key instead of minting a live one.
 
-  async updateHash(keyId: string, hash: string): Promise<void> {
-    this.#mustGet(keyId).hash = hash
+  async updateHash(keyId: string, hash: string, replacing?: string): Promise<boolean> {
+    const record = this.#mustGet(keyId)
+    if (replacing !== undefined && record.hash !== replacing) return false
+    record.hash = hash
+    return true
   }
 
   async putProof(keyId: string, proof: string): Promise<boolean> {

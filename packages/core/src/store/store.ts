@@ -97,8 +97,13 @@ export interface KeyStore {
   emergencyRotate(input: EmergencyRotateInput): Promise<{ revoked: KeyRecord; next: KeyRecord }>
   /** Sets a key's `expiresAt` (end a grace period now, or extend it). */
   setExpiry(keyId: string, expiresAt: number | null): Promise<KeyRecord>
-  /** Replaces a key's hash (re-hash with new parameters after a verify). */
-  updateHash(keyId: string, hash: string): Promise<void>
+  /**
+   * Replaces a key's hash (re-hash with new parameters after a verify). With
+   * `replacing`, only while the stored hash is still that one, and resolves
+   * `false` when it was not: concurrent first verifies of a legacy key (on
+   * any replica) upgrade it once. A store without the check may ignore it.
+   */
+  updateHash(keyId: string, hash: string, replacing?: string): Promise<void | boolean>
   /**
    * Counts one use. May be batched; must never block the caller. `rotation`
    * is given only when the key is in grace or is a recent successor: a store
