@@ -25,6 +25,8 @@ import { reportOutages } from './outage-log.js'
 import { KeyLayout } from './keys.js'
 import { listRecords } from './list.js'
 import { resolveRedisStoreOptions, type DurableOperation, type RedisClient, type RedisStoreOptions, type ResolvedRedisStoreOptions } from './options.js'
+import { encodeHash } from './hash-codec.js'
+import { migrateRecords, type MigrationOptions, type MigrationReport } from './migrate.js'
 import { CorruptRecordError, decodeRecord, encodeRecord, optionalArg } from './record-codec.js'
 import { okPayload, requireRecord, tagged } from './replies.js'
 import { SCRIPTS, type LuaScript } from './scripts.js'
@@ -132,7 +134,7 @@ export class RedisStore implements KeyStore {
     // Taken before any await: a keyring calls get() synchronously after reading the same clock.
     const askedAt = this.options.clock.now()
     return this.#call('read a key', keyId, this.options.timeoutMs, async (redis) => {
-      const [recordReply, credentialExists] = okPayload(
+      const [recordReply, credentialLive] = okPayload(
         await runScript(redis, SCRIPTS.read, [this.layout.record(keyId), this.layout.credential(keyId)], []),
         keyId,
       )
@@ -142,7 +144,7 @@ export class RedisStore implements KeyStore {
         await this.#identity.confirm()
         return null
       }
-      if (credentialExists !== 1 && record.revokedAt === null) {
+      if (credentialLive !== 1 && record.revokedAt === null) {
         // Redis removed the credential at the deadline (by its own clock) or
         // lost it: the key no longer verifies, whatever this host's clock
         // says. A host whose clock lags Redis's is told the key expired just
@@ -226,7 +228,7 @@ export class RedisStore implements KeyStore {
   async updateHash(keyId: string, hash: string): Promise<void> {
     if (!isKeyId(keyId)) throw new KeyNotFoundError(keyId)
     const keys = [this.layout.record(keyId), this.layout.credential(keyId)]
-    okPayload(await this.#write(null, 'update a key hash', keyId, SCRIPTS.updateHash, keys, [hash]), keyId)
+    okPayload(await this.#write(null, 'update a key hash', keyId, SCRIPTS.updateHash, keys, [hash, encodeHash(hash)]), keyId)
   }
 
   /**
@@ -241,6 +243,25 @@ export class RedisStore implements KeyStore {
     if (tag === 'ok') return true
     if (tag === 'refused') return false
     throw new CorruptRecordError(`putProof replied with the unknown tag ${JSON.stringify(tag.slice(0, 40))}`)
+  }
+
+  /**
+   * Converts records written by earlier releases (record format 1) to the
+   * compact format 2, in batches; idempotent (docs/redis.md#migrating-records).
+   * Not needed for correctness: both formats are read and updated.
+   */
+  migrateRecords(options: MigrationOptions = {}): Promise<MigrationReport> {
+    this.#assertOpen()
+    return migrateRecords(
+      {
+        layout: this.layout,
+        cluster: this.options.cluster,
+        retentionMs: this.options.retentionMs,
+        now: () => this.options.clock.now(),
+        step: (what, work) => this.#call(what, undefined, this.options.timeoutMs, work),
+      },
+      options,
+    )
   }
 
   // ---------------------------------------------------------------- usage
@@ -382,7 +403,7 @@ export class RedisStore implements KeyStore {
     keyId: string,
     script: LuaScript,
     keys: string[],
-    args: (string | number)[],
+    args: (string | number | Buffer)[],
     indexed?: KeyRecord,
   ): Promise<unknown> {
     const { durability, timeoutMs } = this.options
