@@ -290,7 +290,8 @@ return {'ok'}
  * KEYS: rec, cred. ARGV: the record's hash as format 1 stores it (PHC text),
  * the same hash as format 2 stores it (bytes), now, retention.
  * Converts one format 1 record to format 2 in place (`keyrot store migrate`):
- * one script, so no write interleaves, and the record keeps its TTL. The
+ * one script, so no write interleaves, and the record keeps its TTL; a field
+ * this release does not know is kept under its own name. The
  * hash argument must still match (else `'changed'`: read again). The
  * credential becomes format 2's: `'1'` with the same TTL for a key with a
  * deadline, none without one or once revoked. A key without a deadline whose
@@ -307,19 +308,26 @@ local DEFAULTS = ${LEGACY_DEFAULTS_TABLE}
 local DERIVED = {${DERIVED_LEGACY_FIELDS.map((name) => `${name}=true`).join(', ')}}
 local all = redis.call('HGETALL', KEYS[1])
 local fresh = {'v', '${RECORD_FORMAT}', 'h', ARGV[2]}
-local stale = {}
 for i = 1, #all, 2 do
   local name, value = all[i], all[i + 1]
-  if SHORT[name] or DERIVED[name] then
-    stale[#stale + 1] = name
-    if SHORT[name] and name ~= 'hash' and DEFAULTS[name] ~= value then
-      fresh[#fresh + 1] = SHORT[name]
-      fresh[#fresh + 1] = value
-    end
+  if SHORT[name] and name ~= 'hash' and DEFAULTS[name] ~= value then
+    fresh[#fresh + 1] = SHORT[name]
+    fresh[#fresh + 1] = value
   end
 end
+-- Rewritten rather than edited: Redis never turns a hashtable (the long
+-- hash made one) back into a listpack. Time stands still in a script, so
+-- the TTL read is the TTL restored.
+for i = 1, #all, 2 do
+  if not SHORT[all[i]] and not DERIVED[all[i]] then
+    fresh[#fresh + 1] = all[i]
+    fresh[#fresh + 1] = all[i + 1]
+  end
+end
+local ttl = redis.call('PTTL', KEYS[1])
+redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], unpack(fresh))
-redis.call('HDEL', KEYS[1], unpack(stale))
+if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
 if redis.call('HEXISTS', KEYS[1], 'r') == 1 then
   redis.call('DEL', KEYS[2])
 elseif redis.call('HEXISTS', KEYS[1], 'e') == 1 then
