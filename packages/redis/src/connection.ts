@@ -153,12 +153,12 @@ export function asStoreError(error: unknown, what: string, keyId: string | undef
 }
 
 type ScriptCaller = {
-  evalsha(sha: string, numberOfKeys: number, ...args: (string | number | Buffer)[]): Promise<unknown>
-  eval(source: string, numberOfKeys: number, ...args: (string | number | Buffer)[]): Promise<unknown>
+  evalsha(sha: string, numberOfKeys: number, ...args: (string | number)[]): Promise<unknown>
+  eval(source: string, numberOfKeys: number, ...args: (string | number)[]): Promise<unknown>
 }
 
 /** `EVALSHA`, and `EVAL` (which also caches the script) on `NOSCRIPT` only. */
-export async function runScript(connection: RedisClient, script: LuaScript, keys: string[], args: (string | number | Buffer)[]): Promise<unknown> {
+export async function runScript(connection: RedisClient, script: LuaScript, keys: string[], args: (string | number)[]): Promise<unknown> {
   const caller = connection as unknown as ScriptCaller
   try {
     return await caller.evalsha(script.sha, script.numberOfKeys, ...keys, ...args)
@@ -190,7 +190,7 @@ export async function runScriptAndWait(
   connection: RedisClient,
   script: LuaScript,
   keys: string[],
-  args: (string | number | Buffer)[],
+  args: (string | number)[],
   replicas: number,
   timeoutMs: number,
 ): Promise<{ reply: unknown; acknowledged: number; attached: number }> {

@@ -1,124 +1,92 @@
 /**
- * A token hash as Redis stores it (record format 2, field `h`): raw bytes
- * after one scheme byte, instead of a ~97-character PHC string. The PHC
- * parameters (`$argon2id$v=19$m=19456,t=2,p=1$`) are the same for nearly
- * every key, so a known parameter set is one byte; the salt and digest are
- * stored decoded. Any hash the codec cannot reproduce byte for byte stays
- * text (scheme 0), so a custom `Hasher` keeps working.
+ * A token hash as Redis stores it in record format 2: two fields instead of
+ * one ~97-character PHC string.
  *
- * Kept small on purpose: a value of at most 64 bytes keeps the record in
+ * - `hv`, the parameter version: a known parameter set's number (one
+ *   character, {@link PARAMETER_SETS}); else the PHC head itself (the text
+ *   before the salt, e.g. `$argon2id$v=19$m=4096,t=3,p=2$`); `0` for a hash
+ *   kept whole as text.
+ * - `h`: the 16-byte salt and the digest, concatenated, in base64
+ *   (64 characters for a 32-byte digest); with `hv` = `0`, the whole hash.
+ *
+ * Text (not raw bytes) so that every Redis client, `redis-cli` and
+ * ioredis-mock read it unchanged; 64 characters so that the record stays in
  * Redis's compact listpack encoding (`hash-max-listpack-value`, default 64).
- * Core still sees the PHC string: {@link decodeHash} rebuilds it exactly.
- *
- * Layouts (byte 0 is the scheme):
- * - `0`: the hash as UTF-8 text.
- * - a parameter set of {@link PARAMETER_SETS}: `[scheme][salt length][salt][digest]`.
- * - `2`, any other Argon2: `[2][variant + 16 * order][version][m u32][t u32][p u32][salt length][salt][digest]`
- *   (variant 0 argon2d, 1 argon2i, 2 argon2id; order 0 `m,t,p`, 1 `m,p,t`): 64 bytes with a 16-byte salt.
+ * Core still sees the PHC string: {@link decodeHash} rebuilds it, and
+ * {@link encodeHash} keeps a hash whole unless it rebuilds exactly.
  */
 
 interface ParameterSet {
-  scheme: number
+  version: string
   /** Everything before the salt, exactly as the hasher writes it. */
   head: string
-  /** The alphabet of the salt and digest (both unpadded). */
+  /** The PHC alphabet of the salt and digest (both unpadded). */
   alphabet: 'base64' | 'base64url'
 }
 
 /**
- * Known parameter sets, one byte each. Add a row (with a new scheme number,
- * never reusing one) when a hasher's default parameters change.
+ * Known parameter sets. Add a row (with a new version, never reusing one)
+ * when a hasher's default parameters change.
  */
 const PARAMETER_SETS: readonly ParameterSet[] = [
   // Argon2Hasher's OWASP defaults, PHC parameter order.
-  { scheme: 1, head: '$argon2id$v=19$m=19456,t=2,p=1$', alphabet: 'base64' },
+  { version: '1', head: '$argon2id$v=19$m=19456,t=2,p=1$', alphabet: 'base64' },
+  // The same in the `argon2` package's own order (hashes stored before keyrot reordered them).
+  { version: '2', head: '$argon2id$v=19$m=19456,p=1,t=2$', alphabet: 'base64' },
   // FastTestHasher (tests and benchmarks).
-  { scheme: 3, head: '$keyrot-test-sha256$', alphabet: 'base64url' },
-  // The same OWASP defaults in the `argon2` package's own order (hashes stored before keyrot reordered them).
-  { scheme: 4, head: '$argon2id$v=19$m=19456,p=1,t=2$', alphabet: 'base64' },
+  { version: '3', head: '$keyrot-test-sha256$', alphabet: 'base64url' },
 ]
 
-const TEXT = 0
-const ARGON2 = 2
-const VARIANTS = ['argon2d', 'argon2i', 'argon2id'] as const
-const ARGON2_PHC = /^\$(argon2d|argon2i|argon2id)\$v=(\d+)\$(?:m=(\d+),t=(\d+),p=(\d+)|m=(\d+),p=(\d+),t=(\d+))\$([A-Za-z0-9+/]+)\$([A-Za-z0-9+/]+)$/
+const WHOLE = '0'
+const SALT_BYTES = 16
+
+/** The stored form of a hash. */
+export interface StoredHash {
+  /** Field `hv`. */
+  version: string
+  /** Field `h`. */
+  value: string
+}
 
 function unpadded(bytes: Buffer, alphabet: 'base64' | 'base64url'): string {
   return bytes.toString(alphabet).replace(/=+$/, '')
 }
 
-function text(hash: string): Buffer {
-  return Buffer.concat([Buffer.of(TEXT), Buffer.from(hash, 'utf8')])
+/** The head (up to the salt) and alphabet of a PHC-like `$...$salt$digest` string. */
+function split(hash: string): { head: string; salt: string; digest: string } | null {
+  const digestAt = hash.lastIndexOf('$')
+  const saltAt = hash.lastIndexOf('$', digestAt - 1)
+  if (saltAt <= 0) return null
+  return { head: hash.slice(0, saltAt + 1), salt: hash.slice(saltAt + 1, digestAt), digest: hash.slice(digestAt + 1) }
 }
 
-function saltAndDigest(body: string, alphabet: 'base64' | 'base64url'): Buffer | null {
-  const cut = body.indexOf('$')
-  if (cut <= 0 || body.indexOf('$', cut + 1) !== -1) return null
-  const salt = Buffer.from(body.slice(0, cut), alphabet)
-  const digest = Buffer.from(body.slice(cut + 1), alphabet)
-  if (salt.length === 0 || salt.length > 255 || digest.length === 0) return null
-  return Buffer.concat([Buffer.of(salt.length), salt, digest])
+function compact(hash: string): StoredHash | null {
+  const parts = split(hash)
+  if (parts === null) return null
+  const set = PARAMETER_SETS.find((candidate) => candidate.head === parts.head)
+  // Any other Argon2 parameters: the head is the version (PHC's standard base64).
+  if (!set && !/^\$argon2(id|i|d)\$v=\d+\$m=\d+,[tp]=\d+,[tp]=\d+\$$/.test(parts.head)) return null
+  const alphabet = set?.alphabet ?? 'base64'
+  const salt = Buffer.from(parts.salt, alphabet)
+  const digest = Buffer.from(parts.digest, alphabet)
+  if (salt.length !== SALT_BYTES || digest.length === 0) return null
+  return { version: set?.version ?? parts.head, value: Buffer.concat([salt, digest]).toString('base64') }
 }
 
-function encodeArgon2(hash: string): Buffer | null {
-  const match = ARGON2_PHC.exec(hash)
-  if (!match) return null
-  const [, variant, version, m1, t1, p1, m2, p2, t2, salt, digest] = match
-  const order = m1 === undefined ? 1 : 0
-  const numbers = [Number(version), Number(m1 ?? m2), Number(t1 ?? t2), Number(p1 ?? p2)]
-  if (numbers.some((n) => !Number.isSafeInteger(n) || n > 0xffffffff) || (numbers[0] as number) > 255) return null
-  const head = Buffer.alloc(15)
-  head[0] = ARGON2
-  head[1] = VARIANTS.indexOf(variant as (typeof VARIANTS)[number]) + 16 * order
-  head[2] = numbers[0] as number
-  head.writeUInt32BE(numbers[1] as number, 3)
-  head.writeUInt32BE(numbers[2] as number, 7)
-  head.writeUInt32BE(numbers[3] as number, 11)
-  const rest = saltAndDigest(`${salt}$${digest}`, 'base64')
-  return rest && Buffer.concat([head, rest])
+/** How a PHC hash is stored: compact when {@link decodeHash} gives back exactly `hash`, whole otherwise. */
+export function encodeHash(hash: string): StoredHash {
+  const stored = compact(hash)
+  if (stored !== null && decodeHash(stored.version, stored.value) === hash) return stored
+  return { version: WHOLE, value: hash }
 }
 
-function encodeCompact(hash: string): Buffer | null {
-  for (const set of PARAMETER_SETS) {
-    if (!hash.startsWith(set.head)) continue
-    const rest = saltAndDigest(hash.slice(set.head.length), set.alphabet)
-    return rest && Buffer.concat([Buffer.of(set.scheme), rest])
-  }
-  return encodeArgon2(hash)
-}
-
-/** The stored bytes of a PHC hash: compact when {@link decodeHash} gives back exactly `hash`, text otherwise. */
-export function encodeHash(hash: string): Buffer {
-  const compact = encodeCompact(hash)
-  if (compact !== null && decodeHash(compact) === hash) return compact
-  return text(hash)
-}
-
-function splitSalt(bytes: Buffer, at: number, alphabet: 'base64' | 'base64url'): string | null {
-  const length = bytes[at]
-  if (length === undefined || bytes.length <= at + 1 + length) return null
-  return `${unpadded(bytes.subarray(at + 1, at + 1 + length), alphabet)}$${unpadded(bytes.subarray(at + 1 + length), alphabet)}`
-}
-
-/** The PHC string stored as `bytes`, or `null` when the bytes are not a hash this codec wrote. */
-export function decodeHash(bytes: Buffer): string | null {
-  const scheme = bytes[0]
-  if (scheme === undefined) return null
-  if (scheme === TEXT) return bytes.subarray(1).toString('utf8')
-  if (scheme === ARGON2) {
-    if (bytes.length < 17) return null
-    const variant = VARIANTS[(bytes[1] as number) % 16]
-    const order = (bytes[1] as number) >> 4
-    if (variant === undefined || order > 1) return null
-    const m = bytes.readUInt32BE(3)
-    const t = bytes.readUInt32BE(7)
-    const p = bytes.readUInt32BE(11)
-    const parameters = order === 0 ? `m=${m},t=${t},p=${p}` : `m=${m},p=${p},t=${t}`
-    const rest = splitSalt(bytes, 15, 'base64')
-    return rest && `$${variant}$v=${bytes[2]}$${parameters}$${rest}`
-  }
-  const set = PARAMETER_SETS.find((candidate) => candidate.scheme === scheme)
-  if (!set) return null
-  const rest = splitSalt(bytes, 1, set.alphabet)
-  return rest && set.head + rest
+/** The PHC string stored as `version` and `value`, or `null` when they are not a hash this codec wrote. */
+export function decodeHash(version: string, value: string): string | null {
+  if (version === WHOLE) return value
+  const set = PARAMETER_SETS.find((candidate) => candidate.version === version)
+  if (!set && !version.startsWith('$argon2')) return null
+  const bytes = Buffer.from(value, 'base64')
+  if (bytes.length <= SALT_BYTES || bytes.toString('base64') !== value) return null
+  const alphabet = set?.alphabet ?? 'base64'
+  return `${set?.head ?? version}${unpadded(bytes.subarray(0, SALT_BYTES), alphabet)}$${unpadded(bytes.subarray(SALT_BYTES), alphabet)}`
 }

@@ -95,7 +95,7 @@ async function convertBatch(context: MigrationContext, keyIds: string[], dryRun:
   const outcomes = await context.step('convert records', (redis) =>
     Promise.all(
       legacy.map(({ keyId, hash }) =>
-        runScript(redis, SCRIPTS.migrateRecord, [layout.record(keyId), layout.credential(keyId)], [hash, encodeHash(hash), context.now(), context.retentionMs]),
+        runScript(redis, SCRIPTS.migrateRecord, [layout.record(keyId), layout.credential(keyId)], [hash, ...storedHash(hash), context.now(), context.retentionMs]),
       ),
     ),
   )
@@ -124,10 +124,15 @@ async function convertOnce(context: MigrationContext, keyIds: string[], report: 
     if (version !== null) report.current++
     else if (hash !== null) {
       const outcome = await context.step('convert a record', (redis) =>
-        runScript(redis, SCRIPTS.migrateRecord, [layout.record(keyId), layout.credential(keyId)], [hash, encodeHash(hash), context.now(), context.retentionMs]),
+        runScript(redis, SCRIPTS.migrateRecord, [layout.record(keyId), layout.credential(keyId)], [hash, ...storedHash(hash), context.now(), context.retentionMs]),
       )
       if (outcome === 'converted') report.converted++
       else if (outcome === 'current') report.current++
     }
   }
+}
+
+function storedHash(hash: string): [string, string] {
+  const stored = encodeHash(hash)
+  return [stored.version, stored.value]
 }

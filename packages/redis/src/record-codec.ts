@@ -7,7 +7,8 @@ import { decodeHash, encodeHash } from './hash-codec.js'
  * Format 2 (written since this release) keeps a record small enough for
  * Redis's compact listpack encoding: one- or two-letter field names, a field
  * only when it differs from its default (no `usageCount` of 0, no `[]`
- * scopes, no `{}` metadata, no null), the hash as raw bytes (hash-codec.ts),
+ * scopes, no `{}` metadata, no null), the hash as a parameter version and
+ * its salt and digest (hash-codec.ts),
  * and no `id` or `familyId` (both are in the key's name). Field `v` = `2`
  * marks the format.
  *
@@ -19,8 +20,8 @@ import { decodeHash, encodeHash } from './hash-codec.js'
  * Numbers are decimal, arrays and objects JSON, and `null` an absent field
  * (so Lua can test a field with `HGET` alone).
  *
- * Lua returns a format 2 record with its hash as hex and its `id` appended
- * (scripts.ts, `record()`); that is the reply {@link decodeRecord} reads.
+ * Lua returns a format 2 record with its `id` appended (scripts.ts,
+ * `record()`); that is the reply {@link decodeRecord} reads.
  */
 
 /** The format written by {@link encodeRecord}, in field `v`. */
@@ -105,16 +106,16 @@ function isEmpty(spec: FieldSpec, value: unknown): boolean {
 }
 
 /**
- * Flat `[field, value, ...]` pairs for `HSET`, in format 2. The hash is a
- * Buffer (raw bytes); every other value a string.
+ * Flat `[field, value, ...]` pairs for `HSET`, in format 2.
  */
-export function encodeRecord(record: KeyRecord): (string | Buffer)[] {
-  const pairs: (string | Buffer)[] = ['v', String(RECORD_FORMAT)]
+export function encodeRecord(record: KeyRecord): string[] {
+  const pairs: string[] = ['v', String(RECORD_FORMAT)]
   for (const spec of FIELDS) {
     const value = record[spec.property]
     if (!isEmpty(spec, value)) pairs.push(spec.field, serialise(spec, value))
   }
-  pairs.push('h', encodeHash(record.hash))
+  const hash = encodeHash(record.hash)
+  pairs.push('hv', hash.version, 'h', hash.value)
   return pairs
 }
 
@@ -176,8 +177,8 @@ export function decodeRecord(reply: unknown): KeyRecord | null {
   if (hash === undefined) throw new CorruptRecordError('field hash is missing')
   if (legacy) record.hash = hash
   else {
-    const decoded = /^(?:[0-9a-f]{2})+$/.test(hash) ? decodeHash(Buffer.from(hash, 'hex')) : null
-    if (decoded === null) throw new CorruptRecordError('field h is not a stored hash')
+    const decoded = decodeHash(map.get('hv') ?? '', hash)
+    if (decoded === null) throw new CorruptRecordError('fields hv and h are not a stored hash')
     record.hash = decoded
   }
   // The shared proof (`putProof`): never written by encodeRecord, so a new key has none.

@@ -228,7 +228,7 @@ export class RedisStore implements KeyStore {
   async updateHash(keyId: string, hash: string): Promise<void> {
     if (!isKeyId(keyId)) throw new KeyNotFoundError(keyId)
     const keys = [this.layout.record(keyId), this.layout.credential(keyId)]
-    okPayload(await this.#write(null, 'update a key hash', keyId, SCRIPTS.updateHash, keys, [hash, encodeHash(hash)]), keyId)
+    okPayload(await this.#write(null, 'update a key hash', keyId, SCRIPTS.updateHash, keys, [hash, encodeHash(hash).version, encodeHash(hash).value]), keyId)
   }
 
   /**
@@ -403,7 +403,7 @@ export class RedisStore implements KeyStore {
     keyId: string,
     script: LuaScript,
     keys: string[],
-    args: (string | number | Buffer)[],
+    args: (string | number)[],
     indexed?: KeyRecord,
   ): Promise<unknown> {
     const { durability, timeoutMs } = this.options

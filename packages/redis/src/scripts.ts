@@ -60,17 +60,11 @@ local function setOpt(key, name, arg)
   local value = opt(arg)
   if value then redis.call('HSET', key, F(key, name), value) else redis.call('HDEL', key, F(key, name)) end
 end
-local function hex(bytes)
-  return (string.gsub(bytes, '.', function(c) return string.format('%02x', string.byte(c)) end))
-end
--- A record as scripts reply it: format 2 with its hash as hex (replies stay
--- text) and its id (from the key name) appended; format 1 as stored.
+-- A record as scripts reply it: format 2 with its id (from the key name)
+-- appended; format 1 as stored.
 local function record(rec)
   local all = redis.call('HGETALL', rec)
   if #all == 0 or isLegacy(rec) then return all end
-  for i = 1, #all, 2 do
-    if all[i] == 'h' then all[i + 1] = hex(all[i + 1]) end
-  end
   all[#all + 1] = 'id'
   all[#all + 1] = string.match(rec, ':rec:(.*)$')
   return all
@@ -220,14 +214,14 @@ notify(ARGV[3], ARGV[4])
 return {'ok', record(KEYS[1])}
 `
 
-/** KEYS: rec, cred. ARGV: hash (PHC text, for format 1), hash (stored bytes, for format 2). Keeps the credential's TTL. */
+/** KEYS: rec, cred. ARGV: hash (PHC text, for format 1), then fields hv and h (format 2). Keeps the credential's TTL. */
 const UPDATE_HASH = `
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'not_found'} end
 if isLegacy(KEYS[1]) then
   redis.call('HSET', KEYS[1], 'hash', ARGV[1])
   if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('SET', KEYS[2], ARGV[1], 'KEEPTTL') end
 else
-  redis.call('HSET', KEYS[1], 'h', ARGV[2])
+  redis.call('HSET', KEYS[1], 'hv', ARGV[2], 'h', ARGV[3])
 end
 return {'ok'}
 `
@@ -288,7 +282,7 @@ return {'ok'}
 
 /**
  * KEYS: rec, cred. ARGV: the record's hash as format 1 stores it (PHC text),
- * the same hash as format 2 stores it (bytes), now, retention.
+ * the same hash as format 2 stores it (fields hv and h), now, retention.
  * Converts one format 1 record to format 2 in place (`keyrot store migrate`):
  * one script, so no write interleaves, and the record keeps its TTL; a field
  * this release does not know is kept under its own name. The
@@ -307,7 +301,7 @@ for short, long in pairs(LEGACY) do SHORT[long] = short end
 local DEFAULTS = ${LEGACY_DEFAULTS_TABLE}
 local DERIVED = {${DERIVED_LEGACY_FIELDS.map((name) => `${name}=true`).join(', ')}}
 local all = redis.call('HGETALL', KEYS[1])
-local fresh = {'v', '${RECORD_FORMAT}', 'h', ARGV[2]}
+local fresh = {'v', '${RECORD_FORMAT}', 'hv', ARGV[2], 'h', ARGV[3]}
 for i = 1, #all, 2 do
   local name, value = all[i], all[i + 1]
   if SHORT[name] and name ~= 'hash' and DEFAULTS[name] ~= value then
@@ -335,8 +329,8 @@ elseif redis.call('HEXISTS', KEYS[1], 'e') == 1 then
 elseif redis.call('EXISTS', KEYS[2]) == 1 then
   redis.call('DEL', KEYS[2])
 else
-  redis.call('HSET', KEYS[1], 'e', ARGV[3])
-  keepRecord(KEYS[1], tonumber(ARGV[4]))
+  redis.call('HSET', KEYS[1], 'e', ARGV[4])
+  keepRecord(KEYS[1], tonumber(ARGV[5]))
 end
 return 'converted'
 `
