@@ -6,10 +6,11 @@ import { familyOf } from '@keyrot/core'
  * share their first 10 characters, so a rotation's old and new key are in
  * one Redis Cluster hash slot.
  *
- * - `<p>:{<family>}:cred:<keyId>`: the credential verify relies on (the
- *   hash), with `PEXPIREAT` at the key's deadline; deleted on revocation.
+ * - `<p>:{<family>}:cred:<keyId>`: the credential verify relies on, for a
+ *   key with a deadline (`1`; the hash in record format 1), with
+ *   `PEXPIREAT` at the deadline; deleted on revocation.
  * - `<p>:{<family>}:rec:<keyId>`: the full record (why a key fails, usage,
- *   the hash too), kept `retention` past the deadline or revocation.
+ *   the hash; record-codec.ts), kept `retention` past the deadline or revocation.
  * - `<p>:{<family>}:rotm:<keyId>` / `rotc:<keyId>`: rotation telemetry (uses
  *   per minute; clients of uses in grace), TTL'd a day after the last use.
  * - `<p>:tenant:{<tenantId>}`: sorted set of a tenant's key ids by creation time.
