@@ -148,7 +148,7 @@ describe('a store written by the release at c44bd26 (record format 1)', () => {
     expect(await code(fast, 'expired')).toBe('ok')
     await fast.setExpiry(id('expired'), Date.now() - 1)
     expect(await code(fast, 'expired')).toBe('KEYROT_KEY_EXPIRED')
-    await fast.store.flushUsage()
+    await (fast.store as RedisStore).flushUsage()
     expect(Number(await raw.hget(`${fixture.keyPrefix}:{${id('used').slice(0, 10)}}:rec:${id('used')}`, 'usageCount'))).toBe(4)
     // The successor is format 2; the old records are still format 1.
     expect(await recordFormats()).toEqual({ legacy: 11, current: 1 })
