@@ -66,7 +66,7 @@ local function record(rec)
   local all = redis.call('HGETALL', rec)
   if #all == 0 or isLegacy(rec) then return all end
   all[#all + 1] = 'id'
-  all[#all + 1] = string.match(rec, ':rec:(.*)$')
+  all[#all + 1] = string.match(rec, ':rec:([^:]*)$')
   return all
 end
 -- The record outlives its key by the retention period, counted from the
