@@ -72,9 +72,9 @@ describe('record migration on a Cluster', () => {
       if (expireAt > 0) await raw.pexpireat(key, key.includes(':rec:') ? Math.max(expireAt, floor) : expireAt)
     }
     const store = stores.make('legacy')
-    expect(await store.migrateRecords({ dryRun: true })).toEqual({ scanned: 11, converted: 11, current: 0, skipped: 0, dryRun: true })
-    expect(await store.migrateRecords({ batchSize: 2 })).toEqual({ scanned: 11, converted: 11, current: 0, skipped: 0, dryRun: false })
-    expect(await store.migrateRecords()).toEqual({ scanned: 11, converted: 0, current: 11, skipped: 0, dryRun: false })
+    expect(await store.migrateRecords({ dryRun: true })).toMatchObject({ scanned: 11, converted: 11, current: 0, skipped: 0, dryRun: true })
+    expect(await store.migrateRecords({ batchSize: 2 })).toMatchObject({ scanned: 11, converted: 11, current: 0, skipped: 0, dryRun: false })
+    expect(await store.migrateRecords()).toMatchObject({ scanned: 11, converted: 0, current: 11, skipped: 0, dryRun: false })
     const rich = fixture.tokens['rich']!.id
     expect(await raw.hget(store.layout.record(rich), 'v')).toBe('2')
     expect(await store.get(rich)).toMatchObject({ id: rich, scopes: ['read', 'write'], metadata: { team: 'billing', n: 3 }, revokedAt: null })

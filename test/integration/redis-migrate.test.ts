@@ -152,6 +152,9 @@ describe('a store written by the release at c44bd26 (record format 1)', () => {
     expect(Number(await raw.hget(`${fixture.keyPrefix}:{${id('used').slice(0, 10)}}:rec:${id('used')}`, 'usageCount'))).toBe(4)
     // The successor is format 2; the old records are still format 1.
     expect(await recordFormats()).toEqual({ legacy: 11, current: 1 })
+    // The successor is indexed in the tenant's hash; list() reads it and the old sorted set together.
+    expect(await raw.hexists(`${fixture.keyPrefix}:tenant:{acme}:ids`, rotated.key.id)).toBe(1)
+    expect((await fast.list({ tenantId: 'acme' })).map((key) => key.id)).toContain(rotated.key.id)
   })
 
   it('keyrot store migrate --dry-run counts and changes nothing; migrate converts every record, idempotently', async () => {
@@ -160,12 +163,16 @@ describe('a store written by the release at c44bd26 (record format 1)', () => {
     const credentialTtl = Number(await raw.call('PEXPIRETIME', `${fixture.keyPrefix}:{${id('graceOld').slice(0, 10)}}:cred:${id('graceOld')}`))
     expect(credentialTtl).toBeGreaterThan(Date.now())
 
-    expect(migrate('--dry-run').report).toEqual({ scanned: 11, converted: 11, current: 0, skipped: 0, dryRun: true })
+    expect(migrate('--dry-run').report).toEqual({ scanned: 11, converted: 11, current: 0, skipped: 0, indexEntries: 11, dryRun: true })
     expect(await recordFormats()).toEqual({ legacy: 11, current: 0 })
 
-    expect(migrate('--batch', '3').report).toEqual({ scanned: 11, converted: 11, current: 0, skipped: 0, dryRun: false })
+    expect(migrate('--batch', '3').report).toEqual({ scanned: 11, converted: 11, current: 0, skipped: 0, indexEntries: 11, dryRun: false })
     expect(await recordFormats()).toEqual({ legacy: 0, current: 11 })
-    expect(migrate().report).toEqual({ scanned: 11, converted: 0, current: 11, skipped: 0, dryRun: false })
+    expect(migrate().report).toEqual({ scanned: 11, converted: 0, current: 11, skipped: 0, indexEntries: 0, dryRun: false })
+    // The tenant indexes are hashes now (key id = creation time); the sorted sets are gone.
+    expect(await raw.keys(`${fixture.keyPrefix}:tenant:*`)).toEqual(expect.arrayContaining([`${fixture.keyPrefix}:tenant:{acme}:ids`]))
+    expect(await raw.exists(`${fixture.keyPrefix}:tenant:{acme}`)).toBe(0)
+    expect(Number(await raw.hget(`${fixture.keyPrefix}:tenant:{acme}:ids`, id('plain')))).toBe(1796329601932)
 
     // Credentials: kept with the same deadline for keys that have one, dropped otherwise; no hash text left anywhere.
     const credentials = await raw.keys(`${fixture.keyPrefix}:{*}:cred:*`)

@@ -13,7 +13,10 @@ import { familyOf } from '@keyrot/core'
  *   the hash; record-codec.ts), kept `retention` past the deadline or revocation.
  * - `<p>:{<family>}:rotm:<keyId>` / `rotc:<keyId>`: rotation telemetry (uses
  *   per minute; clients of uses in grace), TTL'd a day after the last use.
- * - `<p>:tenant:{<tenantId>}`: sorted set of a tenant's key ids by creation time.
+ * - `<p>:tenant:{<tenantId>}:ids`: hash of a tenant's key ids = creation
+ *   time (a hash costs about 40 B per key less than a sorted set).
+ * - `<p>:tenant:{<tenantId>}`: the same as a sorted set, as releases before
+ *   record format 2 wrote it; read, pruned, and emptied by `store migrate`.
  * - `<p>:tenants`: set of tenant ids (for listing every key).
  * - `<p>:invalidation`: the pub/sub channel of changes and heartbeats.
  * - `<p>:{store}:id`, `<p>:{store}:seq`, `<p>:{store}:reset`: the store's
@@ -55,7 +58,13 @@ export class KeyLayout {
     return `${this.prefix}:{${familyOf(keyId)}}:rotc:${keyId}`
   }
 
+  /** The index of earlier releases (sorted set by creation time). */
   tenant(tenantId: string): string {
     return `${this.prefix}:tenant:{${tenantId}}`
+  }
+
+  /** A tenant's key index: field `<keyId>` = creation time (epoch ms). Same slot as {@link tenant}. */
+  tenantIndex(tenantId: string): string {
+    return `${this.prefix}:tenant:{${tenantId}}:ids`
   }
 }

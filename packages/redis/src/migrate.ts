@@ -16,6 +16,8 @@ export interface MigrationReport {
   current: number
   /** Records that changed or vanished while being converted (each is retried once; left for the next run). */
   skipped: number
+  /** Tenant index entries moved from the sorted sets of earlier releases to the hash index (with `dryRun`: to move). */
+  indexEntries: number
   dryRun: boolean
 }
 
@@ -56,7 +58,7 @@ export async function migrateRecords(context: MigrationContext, options: Migrati
   const dryRun = options.dryRun ?? false
   const batchSize = options.batchSize ?? 500
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new TypeError(`batchSize must be a positive integer; got ${String(batchSize)}`)
-  const report: MigrationReport = { scanned: 0, converted: 0, current: 0, skipped: 0, dryRun }
+  const report: MigrationReport = { scanned: 0, converted: 0, current: 0, skipped: 0, indexEntries: 0, dryRun }
   const { layout } = context
   const pattern = `${globEscape(layout.prefix)}:{*}:rec:*`
   const nodes = await context.step('list the Redis primaries', async (redis) =>
@@ -73,7 +75,28 @@ export async function migrateRecords(context: MigrationContext, options: Migrati
       options.onProgress?.({ ...report })
     } while (cursor !== '0')
   }
+  await migrateIndexes(context, batchSize, dryRun, report)
+  options.onProgress?.({ ...report })
   return report
+}
+
+/** Moves every tenant's sorted-set index (earlier releases) into its hash index, `batchSize` entries per script. */
+async function migrateIndexes(context: MigrationContext, batchSize: number, dryRun: boolean, report: MigrationReport): Promise<void> {
+  const { layout } = context
+  const tenants = await context.step('list tenants', (redis) => redis.smembers(layout.tenants))
+  for (const tenantId of tenants) {
+    const keys = [layout.tenant(tenantId), layout.tenantIndex(tenantId)]
+    if (dryRun) {
+      report.indexEntries += await context.step('count index entries', (redis) => redis.zcard(keys[0] as string))
+      continue
+    }
+    for (;;) {
+      const reply = await context.step('move index entries', (redis) => runScript(redis, SCRIPTS.migrateIndex, keys, [batchSize]))
+      const [moved, left] = (Array.isArray(reply) ? reply : [0, 0]) as [number, number]
+      report.indexEntries += Number(moved)
+      if (Number(left) === 0 || Number(moved) === 0) break
+    }
+  }
 }
 
 async function convertBatch(context: MigrationContext, keyIds: string[], dryRun: boolean, report: MigrationReport): Promise<void> {
@@ -108,7 +131,7 @@ async function convertBatch(context: MigrationContext, keyIds: string[], dryRun:
   })
   if (retry.length === 0) return
   // The hash changed between the read and the script (a re-hash): read it again, once.
-  const again: MigrationReport = { scanned: 0, converted: 0, current: 0, skipped: 0, dryRun }
+  const again: MigrationReport = { scanned: 0, converted: 0, current: 0, skipped: 0, indexEntries: 0, dryRun }
   await convertOnce(context, retry, again)
   report.converted += again.converted
   report.current += again.current

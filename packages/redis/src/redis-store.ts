@@ -442,7 +442,7 @@ export class RedisStore implements KeyStore {
   }
 
   async #index(redis: RedisClient, record: KeyRecord): Promise<void> {
-    await Promise.all([redis.sadd(this.layout.tenants, record.tenantId), redis.zadd(this.layout.tenant(record.tenantId), 'NX', record.createdAt, record.id)])
+    await Promise.all([redis.sadd(this.layout.tenants, record.tenantId), redis.hsetnx(this.layout.tenantIndex(record.tenantId), record.id, String(record.createdAt))])
   }
 
   /** Runs `work` on the data connection once it is ready, within `budgetMs`. */

@@ -336,6 +336,23 @@ return 'converted'
 `
 
 /**
+ * KEYS: the tenant's sorted set (earlier releases), its hash index (same
+ * slot). ARGV: count. Moves up to `count` entries (the oldest) from the
+ * sorted set to the hash, keeping an entry already in the hash.
+ * Reply: `{moved, left}`.
+ */
+const MIGRATE_INDEX = `
+local entries = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1, 'WITHSCORES')
+local ids = {}
+for i = 1, #entries, 2 do
+  redis.call('HSETNX', KEYS[2], entries[i], fmt(tonumber(entries[i + 1])))
+  ids[#ids + 1] = entries[i]
+end
+if #ids > 0 then redis.call('ZREM', KEYS[1], unpack(ids)) end
+return {#ids, redis.call('ZCARD', KEYS[1])}
+`
+
+/**
  * KEYS: rotm, rotc (layout.rotationMinutes / rotationClients).
  * ARGV: retentionMinutes, ttlMs, maxClients, omittedClients, lastUsedAt, minuteCount,
  * then minuteCount pairs (minute, count), then triples (client field, count,
@@ -484,6 +501,7 @@ export const SCRIPTS = Object.freeze({
   restoreRevocation: defineLuaScript('restoreRevocation', PRELUDE + RESTORE_REVOCATION, 2),
   putProof: defineLuaScript('putProof', PRELUDE + PUT_PROOF, 2),
   migrateRecord: defineLuaScript('migrateRecord', PRELUDE + MIGRATE_RECORD, 2),
+  migrateIndex: defineLuaScript('migrateIndex', PRELUDE + MIGRATE_INDEX, 2),
   recordRotationUsage: defineLuaScript('recordRotationUsage', PRELUDE + RECORD_ROTATION_USAGE, 2),
   storeLook: defineLuaScript('storeLook', STORE_LOOK, 3),
   storeFlagReset: defineLuaScript('storeFlagReset', STORE_FLAG_RESET, 3),

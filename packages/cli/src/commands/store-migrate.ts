@@ -32,7 +32,8 @@ export function registerStoreMigrate(store: Command, io: CliIo): void {
       const verb = report.dryRun ? 'would convert' : 'converted'
       io.stdout.write(
         `${report.scanned} records scanned: ${verb} ${report.converted}, ${report.current} already in the current format` +
-          `${report.skipped > 0 ? `, ${report.skipped} changed or gone while converting (run it again)` : ''}.\n`,
+          `${report.skipped > 0 ? `, ${report.skipped} changed or gone while converting (run it again)` : ''}; ` +
+          `tenant index entries ${report.dryRun ? 'to move' : 'moved'}: ${report.indexEntries}.\n`,
       )
     })
   })
