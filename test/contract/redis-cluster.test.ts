@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs'
 import { Cluster } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startRedisCluster, type RedisCluster } from '../helpers/redis-server.js'
@@ -53,6 +54,30 @@ describe('cluster layout', () => {
     const listed = await keyring.list({ tenantId: 'spread' })
     expect(listed).toHaveLength(24)
     expect(listed.filter((key) => key.state === 'grace')).toHaveLength(12)
+  })
+})
+
+describe('record migration on a Cluster', () => {
+  it('converts the format 1 records on every master, idempotently (keyrot store migrate)', async () => {
+    const fixture = JSON.parse(readFileSync(new URL('../integration/fixtures/legacy-redis-c44bd26.json', import.meta.url), 'utf8')) as {
+      tokens: Record<string, { id: string }>
+      keys: { key: string; type: string; expireAt: number; value: string | Record<string, string> }[]
+    }
+    // Records and credentials as the c44bd26 release wrote them (see test/integration/redis-migrate.test.ts).
+    const floor = Date.now() + 3_600_000
+    for (const { key, type, expireAt, value } of fixture.keys) {
+      if (!key.includes(':rec:') && !key.includes(':cred:')) continue
+      if (type === 'string') await raw.set(key, value as string)
+      else await raw.hset(key, value as Record<string, string>)
+      if (expireAt > 0) await raw.pexpireat(key, key.includes(':rec:') ? Math.max(expireAt, floor) : expireAt)
+    }
+    const store = stores.make('legacy')
+    expect(await store.migrateRecords({ dryRun: true })).toMatchObject({ scanned: 11, converted: 11, current: 0, skipped: 0, dryRun: true })
+    expect(await store.migrateRecords({ batchSize: 2 })).toMatchObject({ scanned: 11, converted: 11, current: 0, skipped: 0, dryRun: false })
+    expect(await store.migrateRecords()).toMatchObject({ scanned: 11, converted: 0, current: 11, skipped: 0, dryRun: false })
+    const rich = fixture.tokens['rich']!.id
+    expect(await raw.hget(store.layout.record(rich), 'v')).toBe('2')
+    expect(await store.get(rich)).toMatchObject({ id: rich, scopes: ['read', 'write'], metadata: { team: 'billing', n: 3 }, revokedAt: null })
   })
 })
 

@@ -51,7 +51,7 @@ describe('durability: WAIT for a replica', () => {
       const { key } = await keyring.create({ tenantId: 'acme', name: `key ${i}` })
       await keyring.revoke(key.id, { reason: 'test' })
       // No polling: WAIT already made sure the replica has it.
-      expect(await onReplica.hget(store.layout.record(key.id), 'revokedAt')).not.toBeNull()
+      expect(await onReplica.hget(store.layout.record(key.id), 'r')).not.toBeNull()
       expect(await onReplica.exists(store.layout.credential(key.id))).toBe(0)
     }
   })

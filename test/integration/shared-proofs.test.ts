@@ -61,7 +61,7 @@ function fleet(): { keyPrefix: string; replica(proofKey: Buffer | null): { keyri
 
 async function waitForProof(store: RedisStore, keyId: string): Promise<string> {
   for (let i = 0; i < 200; i++) {
-    const proof = await raw.hget(store.layout.record(keyId), 'proof')
+    const proof = await raw.hget(store.layout.record(keyId), 'x')
     if (proof) return proof
     await new Promise((resolve) => setTimeout(resolve, 10))
   }
@@ -128,7 +128,7 @@ describe('shared proofs on Redis', () => {
     // B re-shares under its own key: the fleet converges on the new proof key.
     let underB = underA
     for (let i = 0; i < 200 && underB === underA; i++) {
-      underB = (await raw.hget(a.store.layout.record(key.id), 'proof')) ?? underA
+      underB = (await raw.hget(a.store.layout.record(key.id), 'x')) ?? underA
       await new Promise((resolve) => setTimeout(resolve, 10))
     }
     expect(underB.startsWith(`${proofsB.fingerprint}.`)).toBe(true)
@@ -142,9 +142,9 @@ describe('shared proofs on Redis', () => {
     await a.keyring.verify(token)
     const proof = await waitForProof(a.store, key.id)
     await a.keyring.revoke(key.id, { reason: 'leaked' })
-    expect(await raw.hget(a.store.layout.record(key.id), 'proof')).toBeNull()
+    expect(await raw.hget(a.store.layout.record(key.id), 'x')).toBeNull()
     // Put the proof back by hand: as if a proof had survived the revocation.
-    await raw.hset(a.store.layout.record(key.id), 'proof', proof)
+    await raw.hset(a.store.layout.record(key.id), 'x', proof)
 
     const fresh = replica(proofKeyA)
     const result = await fresh.keyring.verify(token)
@@ -161,7 +161,7 @@ describe('shared proofs on Redis', () => {
     await a.keyring.verify(token)
     await waitForProof(a.store, key.id)
     await a.keyring.rotate(key.id, { gracePeriod: '1h' })
-    expect(await raw.hget(a.store.layout.record(key.id), 'proof')).toBeNull()
+    expect(await raw.hget(a.store.layout.record(key.id), 'x')).toBeNull()
     const fresh = replica(proofKeyA)
     const result = await fresh.keyring.verify(token)
     expect(result.ok && result.key.state).toBe('grace')
@@ -185,7 +185,7 @@ describe('shared proofs on Redis', () => {
     }
     expect(b.hasher.verifies).toBe(0)
     const dump = (await dumpRedis([raw])).join('\n')
-    for (const id of ids) expect(await raw.hget(a.store.layout.record(id), 'proof')).toMatch(/^[\w-]{4}\.[\w-]{22}$/)
+    for (const id of ids) expect(await raw.hget(a.store.layout.record(id), 'x')).toMatch(/^[\w-]{4}\.[\w-]{22}$/)
     for (const token of tokens) {
       const secret = token.slice(token.lastIndexOf('_') + 1)
       for (const value of [token, secret]) {
@@ -235,7 +235,7 @@ describe('shared proofs on Redis', () => {
     const b = replica(null)
     expect((await b.keyring.verify(token)).ok).toBe(true)
     expect(b.hasher.verifies).toBe(1)
-    expect(await raw.hget(a.store.layout.record(key.id), 'proof')).toBeNull()
+    expect(await raw.hget(a.store.layout.record(key.id), 'x')).toBeNull()
     expect(b.keyring.proofStats().sharedProofs).toBeNull()
   })
 })

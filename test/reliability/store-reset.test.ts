@@ -131,7 +131,7 @@ describe('Redis rolled back to a snapshot taken before a revoke', () => {
     expect(lostAnswers.filter((exchange) => exchange.status === 401)).toHaveLength(0)
     expect(lostAnswers.every((exchange) => exchange.status === 200 || (exchange.status === 503 && exchange.headers['retry-after'] === '1'))).toBe(true)
     // The replicas wrote the revocation back: Redis has it again.
-    await waitFor('the revocation to be written back', () => redis.cli('HGET', recordKey(revoked.key.id), 'revokedAt').trim() !== '')
+    await waitFor('the revocation to be written back', () => redis.cli('HGET', recordKey(revoked.key.id), 'r').trim() !== '')
     for (const replica of replicas) {
       const logs = replica.logs()
       expect(logs.some((entry) => entry['event'] === 'store.reset' && entry['cause'] === 'rollback')).toBe(true)
@@ -212,9 +212,9 @@ describe('close() right after an un-awaited revoke', () => {
       encoding: 'utf8',
       timeout: 30_000,
     })
-    console.log(`[store-reset] un-awaited revoke then close(): exit ${run.status}, revokedAt in Redis ${redis.cli('HGET', recordKey(key.key.id), 'revokedAt').trim() || 'none'}`)
+    console.log(`[store-reset] un-awaited revoke then close(): exit ${run.status}, revokedAt in Redis ${redis.cli('HGET', recordKey(key.key.id), 'r').trim() || 'none'}`)
     expect(run.status, run.stderr).toBe(0)
-    expect(redis.cli('HGET', recordKey(key.key.id), 'revokedReason').trim()).toBe('revoked during shutdown')
+    expect(redis.cli('HGET', recordKey(key.key.id), 'w').trim()).toBe('revoked during shutdown')
     await sleep(300)
     expect((await callWithKey(A, key.token)).status).toBe(401)
   }, 60_000)

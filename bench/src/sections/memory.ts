@@ -5,6 +5,9 @@ import type { Check, Table } from '../lib/table.js'
 import type { CacheMemoryConfig, CacheMemoryResult } from '../workers/cache-memory.js'
 import type { ScaleLevel, StoreScaleConfig, StoreScaleResult } from '../workers/store-scale.js'
 
+/** Redis memory per stored key the store must stay within at the largest level (indexes and dict overhead included). */
+const REDIS_BYTES_PER_KEY_TARGET = 400
+
 /** How much the slowest level's median may exceed the smallest level's for a cost to count as flat. */
 const FLAT_FACTOR = 2
 
@@ -55,7 +58,7 @@ export async function memorySection(context: RunContext): Promise<SectionReport>
       columns: ['what', 'bytes'],
       rows: [
         [`MEMORY USAGE record hash (mean of ${usage.sample})`, bytes(usage.record)],
-        ['MEMORY USAGE credential string', bytes(usage.credential)],
+        ['MEMORY USAGE credential key (mean; only a key with a deadline has one)', bytes(usage.credential)],
         ['record + credential', bytes(usage.record + usage.credential)],
         ['used_memory growth per key (index and dict overhead included)', bytes(largestRedis.bytesPerKey)],
       ],
@@ -98,6 +101,16 @@ export async function memorySection(context: RunContext): Promise<SectionReport>
         },
       ]
     : []
+  if (largestRedis) {
+    const met = largestRedis.bytesPerKey <= REDIS_BYTES_PER_KEY_TARGET
+    checks.push({
+      name: `Redis used_memory growth per stored key at ${count(largestRedis.keys)} keys (record, credential, indexes)`,
+      target: `<= ${REDIS_BYTES_PER_KEY_TARGET} B per key (issue target: at 1,000,000 keys)`,
+      measured: bytes(largestRedis.bytesPerKey),
+      met,
+      ...(met ? {} : { explanation: 'see docs/redis.md#record-encoding: a record stays compact while every value is at most 64 bytes (long names or metadata make it a hashtable).' }),
+    })
+  }
   for (const result of scale) {
     if (result.levels.length < 2) continue
     const first = result.levels[0] as ScaleLevel

@@ -173,6 +173,7 @@ async function run(): Promise<StoreScaleResult> {
       let credential = 0
       for (const { id } of sample) {
         record += Number(await stats.call('MEMORY', 'USAGE', layout.record(id), 'SAMPLES', '0'))
+        // A key without a deadline has no credential key (record format 2): MEMORY USAGE answers nil, counted as 0.
         credential += Number(await stats.call('MEMORY', 'USAGE', layout.credential(id), 'SAMPLES', '0'))
       }
       result.memoryUsage = { record: Math.round(record / sample.length), credential: Math.round(credential / sample.length), sample: sample.length }

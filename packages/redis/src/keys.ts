@@ -6,13 +6,17 @@ import { familyOf } from '@keyrot/core'
  * share their first 10 characters, so a rotation's old and new key are in
  * one Redis Cluster hash slot.
  *
- * - `<p>:{<family>}:cred:<keyId>`: the credential verify relies on (the
- *   hash), with `PEXPIREAT` at the key's deadline; deleted on revocation.
+ * - `<p>:{<family>}:cred:<keyId>`: the credential verify relies on, for a
+ *   key with a deadline (`1`; the hash in record format 1), with
+ *   `PEXPIREAT` at the deadline; deleted on revocation.
  * - `<p>:{<family>}:rec:<keyId>`: the full record (why a key fails, usage,
- *   the hash too), kept `retention` past the deadline or revocation.
+ *   the hash; record-codec.ts), kept `retention` past the deadline or revocation.
  * - `<p>:{<family>}:rotm:<keyId>` / `rotc:<keyId>`: rotation telemetry (uses
  *   per minute; clients of uses in grace), TTL'd a day after the last use.
- * - `<p>:tenant:{<tenantId>}`: sorted set of a tenant's key ids by creation time.
+ * - `<p>:tenant:{<tenantId>}:ids`: hash of a tenant's key ids = creation
+ *   time (a hash costs about 40 B per key less than a sorted set).
+ * - `<p>:tenant:{<tenantId>}`: the same as a sorted set, as releases before
+ *   record format 2 wrote it; read, pruned, and emptied by `store migrate`.
  * - `<p>:tenants`: set of tenant ids (for listing every key).
  * - `<p>:import:<index>`: the key id of an imported key, by the keyed index
  *   of its token (no family tag: a legacy token carries no key id); dropped
@@ -62,7 +66,13 @@ export class KeyLayout {
     return `${this.prefix}:import:${index}`
   }
 
+  /** The index of earlier releases (sorted set by creation time). */
   tenant(tenantId: string): string {
     return `${this.prefix}:tenant:{${tenantId}}`
+  }
+
+  /** A tenant's key index: field `<keyId>` = creation time (epoch ms). Same slot as {@link tenant}. */
+  tenantIndex(tenantId: string): string {
+    return `${this.prefix}:tenant:{${tenantId}}:ids`
   }
 }

@@ -17,8 +17,9 @@ function byNewest(a: { createdAt: number; id: string }, b: { createdAt: number; 
 }
 
 /**
- * Lists keys from the tenant indexes (one sorted set per tenant, by creation
- * time; a set of tenant ids for listing everything). The indexes live outside
+ * Lists keys from the tenant indexes (one hash per tenant, key id = creation
+ * time, plus the sorted set of earlier releases until it is migrated; a set
+ * of tenant ids for listing everything). The indexes live outside
  * the key families' slots, so they work the same on a Cluster: each is one
  * key, read from whichever node holds it.
  *
@@ -34,10 +35,12 @@ export async function listRecords(query: ListQuery, context: ListContext): Promi
   const entries = await context.step('list keys', (redis) =>
     Promise.all(
       tenants.map(async (tenantId) => {
-        const flat = await redis.zrevrange(layout.tenant(tenantId), 0, -1, 'WITHSCORES')
-        const out: { id: string; createdAt: number; tenantId: string }[] = []
-        for (let i = 0; i + 1 < flat.length; i += 2) out.push({ id: flat[i] as string, createdAt: Number(flat[i + 1]), tenantId })
-        return out
+        // The index (a hash) and, until `store migrate` empties it, the sorted set of earlier releases.
+        const [index, flat] = await Promise.all([redis.hgetall(layout.tenantIndex(tenantId)), redis.zrange(layout.tenant(tenantId), 0, -1, 'WITHSCORES')])
+        const createdAt = new Map<string, number>()
+        for (let i = 0; i + 1 < flat.length; i += 2) createdAt.set(flat[i] as string, Number(flat[i + 1]))
+        for (const [id, at] of Object.entries(index)) createdAt.set(id, Number(at))
+        return [...createdAt].map(([id, at]) => ({ id, createdAt: at, tenantId }))
       }),
     ),
   )
@@ -57,7 +60,9 @@ export async function listRecords(query: ListQuery, context: ListContext): Promi
   }
   if (stale.length > 0) {
     await context
-      .step('prune the key index', (redis) => Promise.all(stale.map((entry) => redis.zrem(layout.tenant(entry.tenantId), entry.id))))
+      .step('prune the key index', (redis) =>
+        Promise.all(stale.flatMap((entry) => [redis.hdel(layout.tenantIndex(entry.tenantId), entry.id), redis.zrem(layout.tenant(entry.tenantId), entry.id)])),
+      )
       .catch(() => {
         // Pruning is housekeeping; the next list() tries again.
       })

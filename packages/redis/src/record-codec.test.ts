@@ -28,18 +28,64 @@ const record: fc.Arbitrary<KeyRecord> = fc.record({
   hash: fc.string(),
 })
 
-function asReply(pairs: string[]): string[] {
-  return pairs
+/** What Lua's `record()` replies for the stored pairs: the id appended. */
+function asReply(pairs: string[], id: string): string[] {
+  return [...pairs, 'id', id]
 }
 
 describe('record codec', () => {
   it('decodes exactly what it encoded', () => {
     fc.assert(
-      fc.property(record, (original) => {
-        expect(decodeRecord(asReply(encodeRecord(original)))).toEqual(original)
+      fc.property(record, (drawn) => {
+        const original = { ...drawn, familyId: drawn.id.slice(0, 10) }
+        expect(decodeRecord(asReply(encodeRecord(original), original.id))).toEqual(original)
       }),
       { numRuns: 200 },
     )
+  })
+
+  it('keeps a new key small: only set fields, one-letter names, the hash in 64 characters', () => {
+    const pairs = encodeRecord({
+      id: 'AbCdEfGhIj012345',
+      familyId: 'AbCdEfGhIj',
+      tenantId: 'acme',
+      name: 'ci',
+      prefix: 'sk_live',
+      scopes: [],
+      metadata: {},
+      createdAt: 1_764_800_000_000,
+      expiresAt: null,
+      revokedAt: null,
+      revokedReason: null,
+      incidentId: null,
+      rotatedFrom: null,
+      rotatedTo: null,
+      rotatedAt: null,
+      rateLimit: null,
+      usageCount: 0,
+      lastUsedAt: null,
+      lastUsedInGraceAt: null,
+      hash: '$argon2id$v=19$m=19456,t=2,p=1$8GtfX5EPWqNRB7fkKeSysw$eaWmIxZh8OAGJ8ocVGu9FZxDTZVjOY4X/rOhBKhrIiA',
+    })
+    const fields = pairs.filter((_, i) => i % 2 === 0)
+    expect(fields).toEqual(['v', 't', 'n', 'p', 'c', 'hv', 'h'])
+    expect(pairs.slice(-4)).toEqual(['hv', '1', 'h', expect.stringMatching(/^[A-Za-z0-9+/]{64}$/)])
+    // Every value fits Redis's listpack limit (hash-max-listpack-value 64).
+    for (const value of pairs) expect(value.length).toBeLessThanOrEqual(64)
+  })
+
+  it('reads a record of format 1 (the releases before), as Redis holds it', () => {
+    const stored = {
+      tenantId: 'acme', id: 'kuqzAb23ISpVWOd0', familyId: 'kuqzAb23IS', name: 'rich', prefix: 'sk_test', createdAt: '1796329601947',
+      hash: '$keyrot-test-sha256$jhxLbvyPp7HtvnZZPVztbw$wmG9qDCMWXVAn8jZjxP1hTX2vNsQbS4UER-2sqzrN_c', metadata: '{"team":"billing"}',
+      usageCount: '3', scopes: '["read","write"]', rateLimit: '{"limit":50,"windowMs":60000}', expiresAt: '2082758400000', proof: 'vfWL.x',
+    }
+    const record = decodeRecord(Object.entries(stored).flat())
+    expect(record).toMatchObject({ id: stored.id, familyId: 'kuqzAb23IS', scopes: ['read', 'write'], metadata: { team: 'billing' }, usageCount: 3, expiresAt: 2082758400000, revokedAt: null, rateLimit: { limit: 50, windowMs: 60000 }, hash: stored.hash, sharedProof: 'vfWL.x' })
+  })
+
+  it('refuses a record format newer than it reads', () => {
+    expect(() => decodeRecord(['v', '3', 'id', 'AbCdEfGhIj012345'])).toThrow(/newer/)
   })
 
   it('reads an empty hash as no record', () => {
@@ -49,7 +95,8 @@ describe('record codec', () => {
   it.each([
     ['not a list', 'OK'],
     ['an odd list', ['id']],
-    ['a missing hash', ['id', 'AbCdEfGhIj012345']],
+    ['a missing hash', ['id', 'AbCdEfGhIj012345', 'familyId', 'AbCdEfGhIj', 'tenantId', 'a', 'name', 'n', 'prefix', 'p', 'createdAt', '1']],
+    ['a stored hash it did not write', ['v', '2', 'id', 'AbCdEfGhIj012345', 't', 'a', 'n', 'n', 'p', 'p', 'c', '1', 'hv', '1', 'h', 'zz']],
     ['a non-integer time', ['createdAt', '1.5']],
     ['bad JSON', ['scopes', '[']],
     ['a non-string field', [1, 'x']],

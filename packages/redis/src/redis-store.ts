@@ -34,6 +34,8 @@ import * as compliance from './compliance/compliance-store.js'
 import { dropImportIndex, findImported, followImported, isImportIndex, putImportIndex, type ImportIndexContext } from './import-index.js'
 import { listRecords } from './list.js'
 import { resolveRedisStoreOptions, type DurableOperation, type RedisClient, type RedisStoreOptions, type ResolvedRedisStoreOptions } from './options.js'
+import { encodeHash } from './hash-codec.js'
+import { migrateRecords, type MigrationOptions, type MigrationReport } from './migrate.js'
 import { CorruptRecordError, decodeRecord, encodeRecord, optionalArg } from './record-codec.js'
 import { okPayload, requireRecord, tagged } from './replies.js'
 import { SCRIPTS, type LuaScript } from './scripts.js'
@@ -143,7 +145,7 @@ export class RedisStore implements KeyStore {
     // Taken before any await: a keyring calls get() synchronously after reading the same clock.
     const askedAt = this.options.clock.now()
     return this.#call('read a key', keyId, this.options.timeoutMs, async (redis) => {
-      const [recordReply, credentialExists] = okPayload(
+      const [recordReply, credentialLive] = okPayload(
         await runScript(redis, SCRIPTS.read, [this.layout.record(keyId), this.layout.credential(keyId)], []),
         keyId,
       )
@@ -153,7 +155,7 @@ export class RedisStore implements KeyStore {
         await this.#identity.confirm()
         return null
       }
-      if (credentialExists !== 1 && record.revokedAt === null) {
+      if (credentialLive !== 1 && record.revokedAt === null) {
         // Redis removed the credential at the deadline (by its own clock) or
         // lost it: the key no longer verifies, whatever this host's clock
         // says. A host whose clock lags Redis's is told the key expired just
@@ -280,7 +282,13 @@ export class RedisStore implements KeyStore {
   async updateHash(keyId: string, hash: string, replacing?: string): Promise<boolean> {
     if (!isKeyId(keyId)) throw new KeyNotFoundError(keyId)
     const keys = [this.layout.record(keyId), this.layout.credential(keyId)]
-    const rest = okPayload(await this.#write(null, 'update a key hash', keyId, SCRIPTS.updateHash, keys, replacing === undefined ? [hash] : [hash, replacing]), keyId)
+    const stored = encodeHash(hash)
+    const args = [hash, stored.version, stored.value]
+    if (replacing !== undefined) {
+      const expected = encodeHash(replacing)
+      args.push(replacing, expected.version, expected.value)
+    }
+    const rest = okPayload(await this.#write(null, 'update a key hash', keyId, SCRIPTS.updateHash, keys, args), keyId)
     // ['0']: the stored hash was no longer `replacing` (another verify upgraded it first).
     return rest[0] !== '0'
   }
@@ -297,6 +305,25 @@ export class RedisStore implements KeyStore {
     if (tag === 'ok') return true
     if (tag === 'refused') return false
     throw new CorruptRecordError(`putProof replied with the unknown tag ${JSON.stringify(tag.slice(0, 40))}`)
+  }
+
+  /**
+   * Converts records written by earlier releases (record format 1) to the
+   * compact format 2, in batches; idempotent (docs/redis.md#migrating-records).
+   * Not needed for correctness: both formats are read and updated.
+   */
+  migrateRecords(options: MigrationOptions = {}): Promise<MigrationReport> {
+    this.#assertOpen()
+    return migrateRecords(
+      {
+        layout: this.layout,
+        cluster: this.options.cluster,
+        retentionMs: this.options.retentionMs,
+        now: () => this.options.clock.now(),
+        step: (what, work) => this.#call(what, undefined, this.options.timeoutMs, work),
+      },
+      options,
+    )
   }
 
   // ---------------------------------------------------------------- usage
@@ -513,7 +540,7 @@ export class RedisStore implements KeyStore {
   }
 
   async #index(redis: RedisClient, record: KeyRecord): Promise<void> {
-    await Promise.all([redis.sadd(this.layout.tenants, record.tenantId), redis.zadd(this.layout.tenant(record.tenantId), 'NX', record.createdAt, record.id)])
+    await Promise.all([redis.sadd(this.layout.tenants, record.tenantId), redis.hsetnx(this.layout.tenantIndex(record.tenantId), record.id, String(record.createdAt))])
   }
 
   /** Runs `work` on the data connection once it is ready, within `budgetMs`. */

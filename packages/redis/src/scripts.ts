@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto'
+import { DERIVED_LEGACY_FIELDS, LEGACY_DEFAULTS, LEGACY_FIELD_NAMES, RECORD_FORMAT } from './record-codec.js'
 
 /**
  * Every Lua script of the store. Each write is one script, so it is atomic
@@ -17,49 +18,101 @@ import { createHash } from 'node:crypto'
  * `tostring` would switch to exponents).
  */
 
+/** Format 2 name = format 1 name, as a Lua table constructor (generated from record-codec.ts). */
+const LEGACY_TABLE = `{${Object.entries(LEGACY_FIELD_NAMES)
+  .map(([short, long]) => `${short}='${long}'`)
+  .join(', ')}}`
+
+/** Format 1 name = its default value, the values format 2 leaves out. */
+const LEGACY_DEFAULTS_TABLE = `{${Object.entries(LEGACY_DEFAULTS)
+  .map(([name, value]) => `${name}='${value}'`)
+  .join(', ')}}`
+
 const PRELUDE = `
 local function num(value)
   if value == false or value == nil or value == '' then return nil end
   return tonumber(value)
 end
 local function fmt(n) return string.format('%.0f', n) end
-local function field(key, name) return num(redis.call('HGET', key, name)) end
+-- A record written by an earlier release (format 1: long field names, the
+-- hash as text, no 'v') is read and updated in its own format until
+-- 'keyrot store migrate' converts it. F(rec, name) is a field's name in rec.
+local LEGACY = ${LEGACY_TABLE}
+local FORMATS = {}
+local function isLegacy(rec)
+  if FORMATS[rec] == nil then
+    FORMATS[rec] = redis.call('EXISTS', rec) == 1 and redis.call('HEXISTS', rec, 'v') == 0
+  end
+  return FORMATS[rec]
+end
+local function F(rec, name)
+  if isLegacy(rec) then return LEGACY[name] end
+  return name
+end
+local function hnum(key, name) return num(redis.call('HGET', key, name)) end
+local function field(rec, name) return hnum(rec, F(rec, name)) end
+local function has(key, name) return redis.call('HEXISTS', key, F(key, name)) == 1 end
 local function opt(arg)
   if arg == '' then return nil end
   return string.sub(arg, 2)
 end
 local function setOpt(key, name, arg)
   local value = opt(arg)
-  if value then redis.call('HSET', key, name, value) else redis.call('HDEL', key, name) end
+  if value then redis.call('HSET', key, F(key, name), value) else redis.call('HDEL', key, F(key, name)) end
+end
+-- A record as scripts reply it: format 2 with its id (from the key name)
+-- appended; format 1 as stored.
+local function record(rec)
+  local all = redis.call('HGETALL', rec)
+  if #all == 0 or isLegacy(rec) then return all end
+  all[#all + 1] = 'id'
+  all[#all + 1] = string.match(rec, ':rec:([^:]*)$')
+  return all
 end
 -- The record outlives its key by the retention period, counted from the
 -- later of its deadline and its revocation; without either it has no TTL.
 local function keepRecord(rec, retention)
-  local expiresAt = field(rec, 'expiresAt')
-  local revokedAt = field(rec, 'revokedAt')
+  local expiresAt = field(rec, 'e')
+  local revokedAt = field(rec, 'r')
   local untilAt = expiresAt
   if revokedAt and (not untilAt or revokedAt > untilAt) then untilAt = revokedAt end
   if untilAt then redis.call('PEXPIREAT', rec, fmt(untilAt + retention)) else redis.call('PERSIST', rec) end
 end
--- The credential verify reads: the hash, expiring at the key's deadline
--- (a deadline in the past deletes it), absent once revoked.
+-- The credential verify relies on: absent once revoked; with a deadline,
+-- a key expiring at it by Redis's clock (PEXPIREAT; a deadline in the past
+-- deletes it). Format 2 needs no credential key for a key without a
+-- deadline (its record says it is live); format 1 keeps the hash there.
 local function setCredential(rec, cred)
-  if field(rec, 'revokedAt') then
+  if field(rec, 'r') then
     redis.call('DEL', cred)
     return
   end
-  redis.call('SET', cred, redis.call('HGET', rec, 'hash'))
-  local expiresAt = field(rec, 'expiresAt')
+  local expiresAt = field(rec, 'e')
+  if isLegacy(rec) then
+    redis.call('SET', cred, redis.call('HGET', rec, 'hash'))
+  elseif expiresAt then
+    redis.call('SET', cred, '1')
+  else
+    redis.call('DEL', cred)
+    return
+  end
   if expiresAt then redis.call('PEXPIREAT', cred, fmt(expiresAt)) end
+end
+-- 1 while the key's credential holds: not revoked, and its credential key
+-- exists or (format 2) it has no deadline. 0 once Redis expired it.
+local function live(rec, cred)
+  if redis.call('EXISTS', cred) == 1 then return 1 end
+  if isLegacy(rec) or has(rec, 'e') or has(rec, 'r') then return 0 end
+  return 1
 end
 local function refuseRotation(rec, cred, now)
   if redis.call('EXISTS', rec) == 0 then return {'not_found'} end
-  if redis.call('HEXISTS', rec, 'revokedAt') == 1 then return {'revoked', redis.call('HGETALL', rec)} end
-  if redis.call('HEXISTS', rec, 'rotatedTo') == 1 then return {'rotated', redis.call('HGETALL', rec)} end
-  local expiresAt = field(rec, 'expiresAt')
+  if has(rec, 'r') then return {'revoked', record(rec)} end
+  if has(rec, 'o') then return {'rotated', record(rec)} end
+  local expiresAt = field(rec, 'e')
   -- A missing credential means Redis already expired the key by its own clock.
-  if (expiresAt and expiresAt <= now) or redis.call('EXISTS', cred) == 0 then
-    return {'expired', redis.call('HGETALL', rec)}
+  if (expiresAt and expiresAt <= now) or live(rec, cred) == 0 then
+    return {'expired', record(rec)}
   end
   return nil
 end
@@ -83,9 +136,9 @@ addKey(KEYS[1], KEYS[2], ARGV, 2, tonumber(ARGV[1]))
 return {'ok'}
 `
 
-/** KEYS: rec, cred. Reply: `{'ok', <record>, credentialExists}`. */
+/** KEYS: rec, cred. Reply: `{'ok', <record>, live}` (see `live`). */
 const READ = `
-return {'ok', redis.call('HGETALL', KEYS[1]), redis.call('EXISTS', KEYS[2])}
+return {'ok', record(KEYS[1]), live(KEYS[1], KEYS[2])}
 `
 
 /**
@@ -100,15 +153,15 @@ if refusal then return refusal end
 if redis.call('EXISTS', KEYS[3]) == 1 or redis.call('EXISTS', KEYS[4]) == 1 then return {'exists'} end
 local retention = tonumber(ARGV[3])
 local deadline = tonumber(ARGV[2])
-local expiresAt = field(KEYS[1], 'expiresAt')
+local expiresAt = field(KEYS[1], 'e')
 if expiresAt and expiresAt < deadline then deadline = expiresAt end
-redis.call('HSET', KEYS[1], 'rotatedTo', ARGV[6], 'rotatedAt', ARGV[1], 'expiresAt', fmt(deadline))
-redis.call('HDEL', KEYS[1], 'proof')
+redis.call('HSET', KEYS[1], F(KEYS[1], 'o'), ARGV[6], F(KEYS[1], 'a'), ARGV[1], F(KEYS[1], 'e'), fmt(deadline))
+redis.call('HDEL', KEYS[1], F(KEYS[1], 'x'))
 setCredential(KEYS[1], KEYS[2])
 keepRecord(KEYS[1], retention)
 addKey(KEYS[3], KEYS[4], ARGV, 7, retention)
 notify(ARGV[4], ARGV[5])
-return {'ok', redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[3])}
+return {'ok', record(KEYS[1]), record(KEYS[3])}
 `
 
 /**
@@ -117,15 +170,15 @@ return {'ok', redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[3])}
  */
 const REVOKE = `
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'not_found'} end
-if redis.call('HEXISTS', KEYS[1], 'revokedAt') == 1 then return {'ok', 0, redis.call('HGETALL', KEYS[1])} end
-redis.call('HSET', KEYS[1], 'revokedAt', ARGV[1])
-redis.call('HDEL', KEYS[1], 'proof')
-setOpt(KEYS[1], 'revokedReason', ARGV[2])
-setOpt(KEYS[1], 'incidentId', ARGV[3])
+if has(KEYS[1], 'r') then return {'ok', 0, record(KEYS[1])} end
+redis.call('HSET', KEYS[1], F(KEYS[1], 'r'), ARGV[1])
+redis.call('HDEL', KEYS[1], F(KEYS[1], 'x'))
+setOpt(KEYS[1], 'w', ARGV[2])
+setOpt(KEYS[1], 'i', ARGV[3])
 redis.call('DEL', KEYS[2])
 keepRecord(KEYS[1], tonumber(ARGV[4]))
 notify(ARGV[5], ARGV[6])
-return {'ok', 1, redis.call('HGETALL', KEYS[1])}
+return {'ok', 1, record(KEYS[1])}
 `
 
 /**
@@ -137,27 +190,28 @@ local refusal = refuseRotation(KEYS[1], KEYS[2], tonumber(ARGV[1]))
 if refusal then return refusal end
 if redis.call('EXISTS', KEYS[3]) == 1 or redis.call('EXISTS', KEYS[4]) == 1 then return {'exists'} end
 local retention = tonumber(ARGV[4])
-redis.call('HSET', KEYS[1], 'revokedAt', ARGV[1], 'revokedReason', ARGV[2], 'incidentId', ARGV[3], 'rotatedTo', ARGV[7], 'rotatedAt', ARGV[1])
-redis.call('HDEL', KEYS[1], 'proof')
+local old = KEYS[1]
+redis.call('HSET', old, F(old, 'r'), ARGV[1], F(old, 'w'), ARGV[2], F(old, 'i'), ARGV[3], F(old, 'o'), ARGV[7], F(old, 'a'), ARGV[1])
+redis.call('HDEL', old, F(old, 'x'))
 redis.call('DEL', KEYS[2])
-keepRecord(KEYS[1], retention)
+keepRecord(old, retention)
 addKey(KEYS[3], KEYS[4], ARGV, 8, retention)
 notify(ARGV[5], ARGV[6])
-return {'ok', redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[3])}
+return {'ok', record(old), record(KEYS[3])}
 `
 
 /**
  * KEYS: rec, cred. ARGV: expiresAt ('' for none), retention, channel, message.
- * Re-creates the credential from the record's hash, so extending an expired
- * key brings it back (a revoked key stays without one).
+ * Re-creates the credential from the record, so extending an expired key
+ * brings it back (a revoked key stays without one).
  */
 const SET_EXPIRY = `
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'not_found'} end
-if ARGV[1] == '' then redis.call('HDEL', KEYS[1], 'expiresAt') else redis.call('HSET', KEYS[1], 'expiresAt', ARGV[1]) end
+if ARGV[1] == '' then redis.call('HDEL', KEYS[1], F(KEYS[1], 'e')) else redis.call('HSET', KEYS[1], F(KEYS[1], 'e'), ARGV[1]) end
 setCredential(KEYS[1], KEYS[2])
 keepRecord(KEYS[1], tonumber(ARGV[2]))
 notify(ARGV[3], ARGV[4])
-return {'ok', redis.call('HGETALL', KEYS[1])}
+return {'ok', record(KEYS[1])}
 `
 
 /**
@@ -165,9 +219,9 @@ return {'ok', redis.call('HGETALL', KEYS[1])}
  */
 const SET_ALLOWED_IPS = `
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'not_found'} end
-if ARGV[1] == '' then redis.call('HDEL', KEYS[1], 'allowedIps') else redis.call('HSET', KEYS[1], 'allowedIps', ARGV[1]) end
+if ARGV[1] == '' then redis.call('HDEL', KEYS[1], F(KEYS[1], 'ip')) else redis.call('HSET', KEYS[1], F(KEYS[1], 'ip'), ARGV[1]) end
 notify(ARGV[2], ARGV[3])
-return {'ok', redis.call('HGETALL', KEYS[1])}
+return {'ok', record(KEYS[1])}
 `
 
 /**
@@ -189,12 +243,22 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 `
 
-/** KEYS: rec, cred. ARGV: hash, replacing (optional: only while the stored hash is still this one; {'ok', '0'} when not). Keeps the credential's TTL. */
+/**
+ * KEYS: rec, cred. ARGV: hash (PHC text, for format 1), then fields hv and h
+ * (format 2); optionally the hash it replaces, in the same three forms: the
+ * update happens only while that hash is still stored ({'ok', '0'} when not).
+ * Keeps the credential's TTL.
+ */
 const UPDATE_HASH = `
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'not_found'} end
-if ARGV[2] ~= nil and ARGV[2] ~= '' and redis.call('HGET', KEYS[1], 'hash') ~= ARGV[2] then return {'ok', '0'} end
-redis.call('HSET', KEYS[1], 'hash', ARGV[1])
-if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('SET', KEYS[2], ARGV[1], 'KEEPTTL') end
+if isLegacy(KEYS[1]) then
+  if ARGV[4] ~= nil and redis.call('HGET', KEYS[1], 'hash') ~= ARGV[4] then return {'ok', '0'} end
+  redis.call('HSET', KEYS[1], 'hash', ARGV[1])
+  if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('SET', KEYS[2], ARGV[1], 'KEEPTTL') end
+else
+  if ARGV[4] ~= nil and (redis.call('HGET', KEYS[1], 'hv') ~= ARGV[5] or redis.call('HGET', KEYS[1], 'h') ~= ARGV[6]) then return {'ok', '0'} end
+  redis.call('HSET', KEYS[1], 'hv', ARGV[2], 'h', ARGV[3])
+end
 return {'ok'}
 `
 
@@ -204,18 +268,18 @@ return {'ok'}
  */
 const RECORD_USAGE = `
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HINCRBY', KEYS[1], 'usageCount', ARGV[1])
-local last = field(KEYS[1], 'lastUsedAt')
-if not last or tonumber(ARGV[2]) > last then redis.call('HSET', KEYS[1], 'lastUsedAt', ARGV[2]) end
+redis.call('HINCRBY', KEYS[1], F(KEYS[1], 'u'), ARGV[1])
+local last = field(KEYS[1], 'l')
+if not last or tonumber(ARGV[2]) > last then redis.call('HSET', KEYS[1], F(KEYS[1], 'l'), ARGV[2]) end
 if ARGV[3] ~= '' then
-  local lastGrace = field(KEYS[1], 'lastUsedInGraceAt')
-  if not lastGrace or tonumber(ARGV[3]) > lastGrace then redis.call('HSET', KEYS[1], 'lastUsedInGraceAt', ARGV[3]) end
+  local lastGrace = field(KEYS[1], 'g')
+  if not lastGrace or tonumber(ARGV[3]) > lastGrace then redis.call('HSET', KEYS[1], F(KEYS[1], 'g'), ARGV[3]) end
 end
 return 1
 `
 
 /**
- * KEYS: rec, cred. ARGV: retention, channel, message, ...revoked record pairs.
+ * KEYS: rec, cred. ARGV: retention, channel, message, ...revoked record pairs (format 2).
  * Writes a revocation back after a store reset: a missing key is stored as
  * the revoked record, a stored key not yet revoked gets its revocation; a
  * revoked key is left alone. Only ever tightens. Reply: `{'ok', changed}`.
@@ -223,12 +287,12 @@ return 1
 const RESTORE_REVOCATION = `
 local wanted = {}
 for i = 4, #ARGV, 2 do wanted[ARGV[i]] = ARGV[i + 1] end
-if not wanted['revokedAt'] then return {'not_found'} end
+if not wanted['r'] then return {'not_found'} end
 if redis.call('EXISTS', KEYS[1]) == 1 then
-  if redis.call('HEXISTS', KEYS[1], 'revokedAt') == 1 then return {'ok', 0} end
-  redis.call('HSET', KEYS[1], 'revokedAt', wanted['revokedAt'])
-  if wanted['revokedReason'] then redis.call('HSET', KEYS[1], 'revokedReason', wanted['revokedReason']) end
-  if wanted['incidentId'] then redis.call('HSET', KEYS[1], 'incidentId', wanted['incidentId']) end
+  if has(KEYS[1], 'r') then return {'ok', 0} end
+  redis.call('HSET', KEYS[1], F(KEYS[1], 'r'), wanted['r'])
+  if wanted['w'] then redis.call('HSET', KEYS[1], F(KEYS[1], 'w'), wanted['w']) end
+  if wanted['i'] then redis.call('HSET', KEYS[1], F(KEYS[1], 'i'), wanted['i']) end
 else
   redis.call('HSET', KEYS[1], unpack(ARGV, 4))
 end
@@ -246,10 +310,82 @@ return {'ok', 1}
  * Reply: `{'ok'}` or `{'refused'}`.
  */
 const PUT_PROOF = `
-if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('EXISTS', KEYS[2]) == 0 then return {'refused'} end
-if redis.call('HEXISTS', KEYS[1], 'revokedAt') == 1 or redis.call('HEXISTS', KEYS[1], 'rotatedTo') == 1 then return {'refused'} end
-redis.call('HSET', KEYS[1], 'proof', ARGV[1])
+if redis.call('EXISTS', KEYS[1]) == 0 or live(KEYS[1], KEYS[2]) == 0 then return {'refused'} end
+if has(KEYS[1], 'r') or has(KEYS[1], 'o') then return {'refused'} end
+redis.call('HSET', KEYS[1], F(KEYS[1], 'x'), ARGV[1])
 return {'ok'}
+`
+
+/**
+ * KEYS: rec, cred. ARGV: the record's hash as format 1 stores it (PHC text),
+ * the same hash as format 2 stores it (fields hv and h), now, retention.
+ * Converts one format 1 record to format 2 in place (`keyrot store migrate`):
+ * one script, so no write interleaves, and the record keeps its TTL; a field
+ * this release does not know is kept under its own name. The
+ * hash argument must still match (else `'changed'`: read again). The
+ * credential becomes format 2's: `'1'` with the same TTL for a key with a
+ * deadline, none without one or once revoked. A key without a deadline whose
+ * credential Redis lost reads expired, as before: it gets `e` = now.
+ * Reply: `'converted'`, `'current'`, `'changed'` or `'gone'`.
+ */
+const MIGRATE_RECORD = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 'gone' end
+if redis.call('HEXISTS', KEYS[1], 'v') == 1 then return 'current' end
+if redis.call('HGET', KEYS[1], 'hash') ~= ARGV[1] then return 'changed' end
+local SHORT = {}
+for short, long in pairs(LEGACY) do SHORT[long] = short end
+local DEFAULTS = ${LEGACY_DEFAULTS_TABLE}
+local DERIVED = {${DERIVED_LEGACY_FIELDS.map((name) => `${name}=true`).join(', ')}}
+local all = redis.call('HGETALL', KEYS[1])
+local fresh = {'v', '${RECORD_FORMAT}', 'hv', ARGV[2], 'h', ARGV[3]}
+for i = 1, #all, 2 do
+  local name, value = all[i], all[i + 1]
+  if SHORT[name] and name ~= 'hash' and DEFAULTS[name] ~= value then
+    fresh[#fresh + 1] = SHORT[name]
+    fresh[#fresh + 1] = value
+  end
+end
+-- Rewritten rather than edited: Redis never turns a hashtable (the long
+-- hash made one) back into a listpack. Time stands still in a script, so
+-- the TTL read is the TTL restored.
+for i = 1, #all, 2 do
+  if not SHORT[all[i]] and not DERIVED[all[i]] then
+    fresh[#fresh + 1] = all[i]
+    fresh[#fresh + 1] = all[i + 1]
+  end
+end
+local ttl = redis.call('PTTL', KEYS[1])
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], unpack(fresh))
+if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
+if redis.call('HEXISTS', KEYS[1], 'r') == 1 then
+  redis.call('DEL', KEYS[2])
+elseif redis.call('HEXISTS', KEYS[1], 'e') == 1 then
+  if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('SET', KEYS[2], '1', 'KEEPTTL') end
+elseif redis.call('EXISTS', KEYS[2]) == 1 then
+  redis.call('DEL', KEYS[2])
+else
+  redis.call('HSET', KEYS[1], 'e', ARGV[4])
+  keepRecord(KEYS[1], tonumber(ARGV[5]))
+end
+return 'converted'
+`
+
+/**
+ * KEYS: the tenant's sorted set (earlier releases), its hash index (same
+ * slot). ARGV: count. Moves up to `count` entries (the oldest) from the
+ * sorted set to the hash, keeping an entry already in the hash.
+ * Reply: `{moved, left}`.
+ */
+const MIGRATE_INDEX = `
+local entries = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1, 'WITHSCORES')
+local ids = {}
+for i = 1, #entries, 2 do
+  redis.call('HSETNX', KEYS[2], entries[i], fmt(tonumber(entries[i + 1])))
+  ids[#ids + 1] = entries[i]
+end
+if #ids > 0 then redis.call('ZREM', KEYS[1], unpack(ids)) end
+return {#ids, redis.call('ZCARD', KEYS[1])}
 `
 
 /**
@@ -270,7 +406,7 @@ local omitted = tonumber(ARGV[4])
 local lastUsedAt = tonumber(ARGV[5])
 local minutes = tonumber(ARGV[6])
 local i = 7
-local last = field(KEYS[1], 'last')
+local last = hnum(KEYS[1], 'last')
 if not last or lastUsedAt > last then redis.call('HSET', KEYS[1], 'last', fmt(lastUsedAt)) end
 for _ = 1, minutes do
   local minute = tonumber(ARGV[i])
@@ -403,6 +539,8 @@ export const SCRIPTS = Object.freeze({
   setAllowedIps: defineLuaScript('setAllowedIps', PRELUDE + SET_ALLOWED_IPS, 1),
   putImportIndex: defineLuaScript('putImportIndex', PUT_IMPORT_INDEX, 1),
   dropImportIndex: defineLuaScript('dropImportIndex', DROP_IMPORT_INDEX, 1),
+  migrateRecord: defineLuaScript('migrateRecord', PRELUDE + MIGRATE_RECORD, 2),
+  migrateIndex: defineLuaScript('migrateIndex', PRELUDE + MIGRATE_INDEX, 2),
   recordRotationUsage: defineLuaScript('recordRotationUsage', PRELUDE + RECORD_ROTATION_USAGE, 2),
   storeLook: defineLuaScript('storeLook', STORE_LOOK, 3),
   storeFlagReset: defineLuaScript('storeFlagReset', STORE_FLAG_RESET, 3),

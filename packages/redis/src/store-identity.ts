@@ -164,6 +164,9 @@ export class StoreIdentity {
 
   async #compare(redis: RedisClient): Promise<void> {
     const first = this.#identity === null
+    // The sequence seen before the look is sent: Redis ran every increment counted in it before the look.
+    // An increment whose reply is handled while this look's reply waits for its turn may be newer than the look.
+    const seen = this.#sequence
     // A first look at a Redis with no identity creates one, in the same round trip (a fresh store is not a reset).
     const reply = await runScript(redis, SCRIPTS.storeLook, this.#keys, [newIdentity(), first ? '1' : '0'])
     const [identity, rawSequence, rawFlag] = (Array.isArray(reply) ? reply : []) as (string | null | undefined)[]
@@ -180,9 +183,9 @@ export class StoreIdentity {
     if ((identity ?? null) !== this.#identity) {
       cause = 'empty'
       detail = identity == null ? 'its identity key is gone (restarted without its data, or flushed)' : 'its identity changed (replaced by a store without this one\'s data)'
-    } else if (sequence < this.#sequence) {
+    } else if (sequence < seen) {
       cause = 'rollback'
-      detail = `its change sequence is ${sequence}, below the ${this.#sequence} this process saw (restored from an older copy)`
+      detail = `its change sequence is ${sequence}, below the ${seen} this process saw (restored from an older copy)`
     }
     if (cause === null) {
       this.#sequence = Math.max(this.#sequence, sequence)

@@ -3,6 +3,7 @@ import type { Command } from 'commander'
 import { confirm } from '../confirm.js'
 import type { CliIo } from '../io.js'
 import { printable } from '../output/table.js'
+import { registerStoreMigrate } from './store-migrate.js'
 import type { StoreFlags } from '../store.js'
 import { printJson, withJsonOption, withKeyring, withStoreOptions, type OutputFlags } from './shared.js'
 
@@ -14,6 +15,7 @@ import { printJson, withJsonOption, withKeyring, withStoreOptions, type OutputFl
  */
 export function registerStore(program: Command, io: CliIo): void {
   const store = program.command('store').description('the shared key store itself')
+  registerStoreMigrate(store, io)
   const command = store
     .command('accept-reset')
     .description('after Redis came back empty or rolled back: allow admin writes again (keys it lost stay lost: reissue them)')
