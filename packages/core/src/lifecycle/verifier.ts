@@ -1,4 +1,3 @@
-import { LRUCache } from 'lru-cache'
 import { VerificationCache } from '../cache/verification-cache.js'
 import {
   InsufficientScopeError,
@@ -10,14 +9,10 @@ import {
   KeyRevokedError,
   MalformedTokenError,
   OverloadedError,
-  RateLimitedError,
   StoreUnavailableError,
 } from '../errors.js'
 import type { RequestContext, TypedEmitter } from '../events.js'
-import { Argon2Queue } from '../hash/argon2-queue.js'
-import { errorFields } from '../logger.js'
 import type { ResolvedKeyringOptions } from '../options.js'
-import { noteProofsOff, SharedProofs, type SharedProofResult } from '../proof/shared-proofs.js'
 import type { FallbackRateLimiter } from '../rate-limit/fallback-limiter.js'
 import { AttemptGuard, isPromise, type Gate, type QuotaOutcome, type RateLimitStats, type Ticket } from '../rate-limit/guard.js'
 import type { RateLimitInfo } from '../rate-limit/headers.js'
@@ -35,15 +30,9 @@ import { spendCredits } from './credits.js'
 import { fallbackLimiter, openStoreCircuit } from './outage.js'
 import { RotationPolicyCheck } from './rotation-policy.js'
 import { ipAllowed } from './allowed-ips.js'
-import { checkHash, ImportedTokens, isLegacyHash } from './imported-keys.js'
-
-/** When a watched `verify()` started (`performance.now()`), carried on its copied options. */
-const STARTED_AT = Symbol('keyrot.verifyStartedAt')
-
-function elapsedMs(context: RequestContext): number | undefined {
-  const started = (context as { [STARTED_AT]?: number })[STARTED_AT]
-  return started === undefined ? undefined : performance.now() - started
-}
+import { ImportedTokens } from './imported-keys.js'
+import { Prover } from './prover.js'
+import { elapsedMs, timed, VerifyReporter } from './verify-reporter.js'
 
 export interface VerifierOptions {
   options: ResolvedKeyringOptions
@@ -67,11 +56,9 @@ export class Verifier {
   readonly #events: TypedEmitter
   readonly #read: (keyId: string) => Promise<KeyRecord | null>
   readonly #cache: VerificationCache | null
-  readonly #proving = new Map<string, Promise<boolean | OverloadedError>>()
-  readonly #proofs: SharedProofs | null
-  readonly #argon2: Argon2Queue
+  readonly #prover: Prover
+  readonly #report: VerifyReporter
   readonly #views = new WeakMap<KeyRecord, ApiKey>()
-  readonly #graceEventAt: LRUCache<string, number>
   readonly #guard: AttemptGuard | null
   /** Opens when key reads fail with an outage: verifies then answer from the cache at once. */
   readonly #storeCircuit: Circuit
@@ -99,11 +86,9 @@ export class Verifier {
             staleIfErrorMs: options.staleIfErrorMs,
             feedLive: () => this.#liveFeed(),
           })
-    this.#graceEventAt = new LRUCache({ max: 10_000 })
+    this.#report = new VerifyReporter(events, options.graceUsageEventIntervalMs)
     this.#storeCircuit = this.#openStoreCircuit()
-    this.#argon2 = new Argon2Queue(options.argon2)
-    this.#proofs = options.proofKey ? new SharedProofs(options.proofKey) : null
-    if (!this.#proofs) noteProofsOff(options.logger)
+    this.#prover = new Prover(options, this.#cache)
     const rateLimit = options.rateLimit
     this.#limiter = rateLimit && !(rateLimit.limiter instanceof MemoryRateLimiter) ? this.#fallbackLimiter(rateLimit.limiter) : null
     const guarded = rateLimit && this.#limiter ? { ...rateLimit, limiter: this.#limiter } : rateLimit
@@ -119,8 +104,8 @@ export class Verifier {
       cache: this.#cache,
       guard: this.#guard,
       admit: this.#admit.bind(this),
-      refuse: this.#refuse.bind(this),
-      fail: this.#fail.bind(this),
+      refuse: this.#report.refuse.bind(this.#report),
+      fail: this.#report.fail.bind(this.#report),
       verifyKeyId: this.#verifyParsed.bind(this),
     }
     return new ImportedTokens({ ...this.options.imports, store: this.store, port, maxEntries: Math.max(1_000, this.options.cacheMaxEntries) })
@@ -176,9 +161,7 @@ export class Verifier {
     // Timed only when someone listens; the start travels with the options to every emit below.
     // A child object (the caller's options as its prototype) costs a tenth of a spread.
     if (this.#events.has('verification.succeeded') || this.#events.has('verification.failed')) {
-      const timed = Object.create(options) as VerifyOptions & { [STARTED_AT]?: number }
-      timed[STARTED_AT] = performance.now()
-      options = timed
+      options = timed(options)
     }
     // A token of an imported key (not in keyrot format, with an imported prefix): `null` when no importedPrefixes are set.
     if (this.#imported?.claims(token)) return this.#imported.verify(token, options, now)
@@ -223,17 +206,17 @@ export class Verifier {
     if (guard) {
       let gate = this.#admit(guard, { ip: options.clientIp, keyId: undefined, digest: undefined, proven: false }, options, now)
       if (isPromise(gate)) gate = await gate
-      if (!gate.ok) return this.#refuse(gate.error, undefined, undefined, options, now)
+      if (!gate.ok) return this.#report.refuse(gate.error, undefined, undefined, options, now)
     }
-    return this.#fail(error, undefined, undefined, options, now)
+    return this.#report.fail(error, undefined, undefined, options, now)
   }
 
   /** After admission: refused, known bad, or on to the checks (settling the charge, if any, once the verdict is known). */
   #gated(guard: AttemptGuard, gate: Gate, token: string, keyId: string, prefix: string, digest: string, proven: boolean, options: VerifyOptions, now: number): VerifyResult | Promise<VerifyResult> {
-    if (!gate.ok) return this.#refuse(gate.error, keyId, undefined, options, now)
+    if (!gate.ok) return this.#report.refuse(gate.error, keyId, undefined, options, now)
     if (gate.known) {
       const error = gate.known.code === 'KEYROT_KEY_NOT_FOUND' ? new KeyNotFoundError(keyId) : new InvalidSecretError(keyId)
-      return this.#fail(error, keyId, gate.known.tenantId, options, now)
+      return this.#report.fail(error, keyId, gate.known.tenantId, options, now)
     }
     const ticket: Ticket | null = gate.ticket
     if (!ticket) return this.#checkParsed(token, keyId, prefix, digest, proven, options, now)
@@ -294,18 +277,18 @@ export class Verifier {
     }
     if (record === null) {
       this.#guard?.rememberFailure(digest, { code: 'KEYROT_KEY_NOT_FOUND', tenantId: undefined })
-      return this.#fail(new KeyNotFoundError(keyId), keyId, undefined, options, now)
+      return this.#report.fail(new KeyNotFoundError(keyId), keyId, undefined, options, now)
     }
 
     if (!cache || cache.proofOf(digest) !== keyId) {
       cached = false
       // An imported key's legacy prefix is the operator's word (a shorter listed prefix may start the token): the hash proves the rest.
       const prefixOk = record.prefix === prefix || (record.importIndex !== undefined && token.startsWith(record.prefix))
-      const proven = prefixOk && (await this.#prove(digest, token, record))
-      if (proven instanceof OverloadedError) return this.#fail(proven, keyId, record.tenantId, options, now)
+      const proven = prefixOk && (await this.#prover.prove(digest, token, record))
+      if (proven instanceof OverloadedError) return this.#report.fail(proven, keyId, record.tenantId, options, now)
       if (!proven) {
         this.#guard?.rememberFailure(digest, { code: 'KEYROT_INVALID_SECRET', tenantId: record.tenantId })
-        return this.#fail(new InvalidSecretError(keyId), keyId, record.tenantId, options, now)
+        return this.#report.fail(new InvalidSecretError(keyId), keyId, record.tenantId, options, now)
       }
     }
     return this.#accept(record, keyId, cached, options, now)
@@ -321,17 +304,17 @@ export class Verifier {
    */
   #accept(record: KeyRecord, keyId: string, cached: boolean, options: VerifyOptions, now: number): VerifyResult | Promise<VerifyResult> {
     if (record.revokedAt !== null) {
-      return this.#fail(new KeyRevokedError(keyId, record.revokedAt, record.revokedReason), keyId, record.tenantId, options, now)
+      return this.#report.fail(new KeyRevokedError(keyId, record.revokedAt, record.revokedReason), keyId, record.tenantId, options, now)
     }
     if (record.expiresAt !== null && record.expiresAt <= now) {
       if (this.#events.has('key.expired')) {
         this.#events.emit('key.expired', { keyId, tenantId: record.tenantId, expiredAt: record.expiresAt, at: now })
       }
-      return this.#fail(new KeyExpiredError(keyId, record.expiresAt), keyId, record.tenantId, options, now)
+      return this.#report.fail(new KeyExpiredError(keyId, record.expiresAt), keyId, record.tenantId, options, now)
     }
     // After the proof: only a caller holding the secret learns that the key is bound to networks.
     if (record.allowedIps !== undefined && !ipAllowed(record.allowedIps, options.clientIp)) {
-      return this.#fail(new IpNotAllowedError(keyId), keyId, record.tenantId, options, now)
+      return this.#report.fail(new IpNotAllowedError(keyId), keyId, record.tenantId, options, now)
     }
     const policy = this.rotationPolicy
     if (policy === null) return this.#checkScopes(record, keyId, cached, undefined, options, now)
@@ -343,13 +326,13 @@ export class Verifier {
   /** After the rotation policy (`rotation`: the key is due; enforced and overdue, it fails as expired): scopes, then the quota. */
   #checkScopes(record: KeyRecord, keyId: string, cached: boolean, rotation: RotationDue | undefined, options: VerifyOptions, now: number): VerifyResult | Promise<VerifyResult> {
     if (rotation !== undefined && rotation.overdue && rotation.enforced) {
-      return this.#fail(new KeyExpiredError(keyId, rotation.dueAt), keyId, record.tenantId, options, now)
+      return this.#report.fail(new KeyExpiredError(keyId, rotation.dueAt), keyId, record.tenantId, options, now)
     }
     const required = options.scopes
     if (required !== undefined && required.length > 0) {
       const missing = required.filter((scope) => !record.scopes.includes(scope))
       if (missing.length > 0) {
-        return this.#fail(new InsufficientScopeError(keyId, required, missing), keyId, record.tenantId, options, now)
+        return this.#report.fail(new InsufficientScopeError(keyId, required, missing), keyId, record.tenantId, options, now)
       }
     }
 
@@ -363,21 +346,21 @@ export class Verifier {
     try {
       quota = guard.consume(keyId, record.rateLimit, now)
     } catch (error) {
-      this.#emitFailure(error as KeyrotError, keyId, record.tenantId, options, now)
+      this.#report.emitFailure(error as KeyrotError, keyId, record.tenantId, options, now)
       throw error
     }
     if (!isPromise(quota)) return this.#spent(quota, record, keyId, cached, rotation, options, now)
     return quota.then(
       (spent) => this.#spent(spent, record, keyId, cached, rotation, options, now),
       (error: unknown) => {
-        this.#emitFailure(error as KeyrotError, keyId, record.tenantId, options, now)
+        this.#report.emitFailure(error as KeyrotError, keyId, record.tenantId, options, now)
         throw error
       },
     )
   }
 
   #spent(quota: QuotaOutcome, record: KeyRecord, keyId: string, cached: boolean, rotation: RotationDue | undefined, options: VerifyOptions, now: number): VerifyResult | Promise<VerifyResult> {
-    if (!quota.ok) return this.#refuse(quota.error, keyId, record.tenantId, options, now)
+    if (!quota.ok) return this.#report.refuse(quota.error, keyId, record.tenantId, options, now)
     if (record.credits) return this.#spendCredits(record, keyId, cached, quota.rateLimit, rotation, options, now)
     return this.#succeed(record, keyId, cached, quota.rateLimit, rotation, undefined, options, now)
   }
@@ -386,10 +369,10 @@ export class Verifier {
   async #spendCredits(record: KeyRecord, keyId: string, cached: boolean, rateLimit: RateLimitInfo | undefined, rotation: RotationDue | undefined, options: VerifyOptions, now: number): Promise<VerifyResult> {
     const spent = await spendCredits(this.store, record as KeyRecord & { credits: CreditsConfig }, options.cost, now).catch((error: unknown) => {
       // A store outage is reported like a failed read; a bad `cost` is the caller's TypeError.
-      if (error instanceof KeyrotError) this.#emitFailure(error, keyId, record.tenantId, options, now)
+      if (error instanceof KeyrotError) this.#report.emitFailure(error, keyId, record.tenantId, options, now)
       throw error
     })
-    if (!spent.ok) return this.#fail(spent.error, keyId, record.tenantId, options, now)
+    if (!spent.ok) return this.#report.fail(spent.error, keyId, record.tenantId, options, now)
     return this.#succeed(record, keyId, cached, rateLimit, rotation, spent.credits, options, now)
   }
 
@@ -399,7 +382,7 @@ export class Verifier {
     const rotationUse = rotationUseOf(record, now, options.clientIp, options.userAgent)
     if (rotationUse) this.store.recordUsage(keyId, now, inGrace, rotationUse)
     else this.store.recordUsage(keyId, now, inGrace)
-    if (inGrace) this.#noteGraceUse(record, options, now)
+    if (inGrace) this.#report.noteGraceUse(record, options, now)
     if (this.#events.has('verification.succeeded')) {
       this.#events.emit('verification.succeeded', {
         keyId,
@@ -421,7 +404,7 @@ export class Verifier {
   /** The abuse checks before any store read; a limiter outage is reported like a store outage. */
   #admit(guard: AttemptGuard, input: Parameters<AttemptGuard['admit']>[0], context: RequestContext, now: number): Gate | Promise<Gate> {
     const outage = (error: unknown): never => {
-      this.#emitFailure(error as KeyrotError, input.keyId, undefined, context, now)
+      this.#report.emitFailure(error as KeyrotError, input.keyId, undefined, context, now)
       throw error
     }
     try {
@@ -430,22 +413,6 @@ export class Verifier {
     } catch (error) {
       return outage(error)
     }
-  }
-
-  /** A refusal by a rate limit: `ratelimit.blocked` for alerting, then the usual failure report. */
-  #refuse(error: RateLimitedError, keyId: string | undefined, tenantId: string | undefined, context: RequestContext, now: number): VerifyResult {
-    if (this.#events.has('ratelimit.blocked')) {
-      this.#events.emit('ratelimit.blocked', {
-        code: error.code as 'KEYROT_RATE_LIMITED' | 'KEYROT_IP_BLOCKED',
-        policy: error.policy,
-        scope: error.scope,
-        keyId,
-        clientIp: context.clientIp,
-        retryAfterMs: error.retryAfterMs,
-        at: now,
-      })
-    }
-    return this.#fail(error, keyId, tenantId, context, now)
   }
 
   /** A frozen public view of a record, built once per cached state. */
@@ -458,109 +425,9 @@ export class Verifier {
     return view
   }
 
-  /**
-   * One proof per token at a time, shared by concurrent verifies of it: the
-   * fleet's shared proof on the record (one HMAC) when it matches, else Argon2
-   * through the bounded queue, whose proof is then shared. Returns (not throws)
-   * `OverloadedError` when the queue cannot start the run in time. Says only
-   * which key the token belongs to: the caller checks the record's state.
-   */
-  async #prove(digest: string, token: string, record: KeyRecord): Promise<boolean | OverloadedError> {
-    const cache = this.#cache
-    const hasher = this.options.hasher
-    if (!cache) {
-      const proving = this.#argon2.run(() => checkHash(hasher, record.hash, token))
-      return proving.then((ok) => (ok && isLegacyHash(record.hash) && this.#maybeRehash(record, token), ok)).catch(overloadedOnly)
-    }
-    let pending = this.#proving.get(digest)
-    if (!pending) {
-      pending = (async () => {
-        try {
-          const proofs = this.#proofs
-          if (proofs?.check(record, token) === 'hit') {
-            cache.rememberProof(digest, record.id)
-            // A legacy hash still stored means the replica that shared this proof did not upgrade it: try here (it lands once).
-            if (isLegacyHash(record.hash)) this.#maybeRehash(record, token)
-            return true
-          }
-          const ok = await this.#argon2.run(() => checkHash(hasher, record.hash, token))
-          if (ok) {
-            cache.rememberProof(digest, record.id)
-            this.#maybeRehash(record, token)
-            proofs?.share(this.store, record, token, this.options.logger)
-          }
-          return ok
-        } catch (error) {
-          return overloadedOnly(error)
-        } finally {
-          this.#proving.delete(digest)
-        }
-      })()
-      this.#proving.set(digest, pending)
-    }
-    return pending
-  }
-
   /** The Argon2 queue and the shared proofs' outcomes since start, for metrics (`sharedProofs` is `null` when no proof key is set). */
-  proofStats(): { argon2QueueLength: number; argon2Running: number; argon2Refused: number; sharedProofs: Record<SharedProofResult, number> | null } {
-    return {
-      argon2QueueLength: this.#argon2.length,
-      argon2Running: this.#argon2.running,
-      argon2Refused: this.#argon2.refused,
-      sharedProofs: this.#proofs?.stats() ?? null,
-    }
-  }
-
-  #maybeRehash(record: KeyRecord, token: string): void {
-    const hasher = this.options.hasher
-    // A legacy unsalted hash (an imported key) is replaced by Argon2id on its first successful verify.
-    if (!isLegacyHash(record.hash) && !hasher.needsRehash?.(record.hash)) return
-    // A legacy hash is replaced only while it is still stored: concurrent first verifies (here or on other replicas) upgrade it once.
-    const replacing = isLegacyHash(record.hash) ? record.hash : undefined
-    void (async () => {
-      try {
-        const landed = await this.store.updateHash(record.id, await hasher.hash(token), replacing)
-        this.#cache?.invalidate(record.id)
-        if (landed === false) return
-        this.options.logger.info({ event: 'key.rehashed', keyId: record.id }, 'keyrot re-hashed a key with the current parameters')
-      } catch (error) {
-        this.options.logger.warn({ event: 'key.rehash_failed', keyId: record.id, ...errorFields(error) }, 'keyrot could not re-hash a key')
-      }
-    })()
-  }
-
-  #noteGraceUse(record: KeyRecord, context: RequestContext, now: number): void {
-    if (!this.#events.has('key.used_in_grace')) return
-    const last = this.#graceEventAt.get(record.id)
-    if (last !== undefined && now - last < this.options.graceUsageEventIntervalMs) return
-    this.#graceEventAt.set(record.id, now)
-    this.#events.emit('key.used_in_grace', {
-      keyId: record.id,
-      tenantId: record.tenantId,
-      rotatedTo: record.rotatedTo,
-      expiresAt: record.expiresAt as number,
-      clientIp: context.clientIp,
-      userAgent: context.userAgent,
-      at: now,
-    })
-  }
-
-  #fail(error: KeyrotError, keyId: string | undefined, tenantId: string | undefined, context: RequestContext, now: number): VerifyResult {
-    this.#emitFailure(error, keyId, tenantId, context, now)
-    return { ok: false, error, keyId }
-  }
-
-  #emitFailure(error: KeyrotError, keyId: string | undefined, tenantId: string | undefined, context: RequestContext, now: number): void {
-    if (!this.#events.has('verification.failed')) return
-    this.#events.emit('verification.failed', {
-      code: error.code,
-      keyId,
-      tenantId,
-      clientIp: context.clientIp,
-      userAgent: context.userAgent,
-      durationMs: elapsedMs(context),
-      at: now,
-    })
+  proofStats(): ReturnType<Prover['stats']> {
+    return this.#prover.stats()
   }
 
   /**
@@ -568,7 +435,7 @@ export class Verifier {
    * listeners, so metrics and audit logs see every attempt.
    */
   noteRequestFailure(error: KeyrotError, context: RequestContext = {}): void {
-    this.#emitFailure(error, undefined, undefined, context, this.options.clock.now())
+    this.#report.emitFailure(error, undefined, undefined, context, this.options.clock.now())
   }
 
 
@@ -620,7 +487,7 @@ export class Verifier {
     const cache = this.#cache
     const stale = cache !== null && cache.proofOf(digest) === keyId ? cache.staleState(keyId) : undefined
     if (stale === undefined) {
-      this.#emitFailure(failure, keyId, undefined, options, now)
+      this.#report.emitFailure(failure, keyId, undefined, options, now)
       throw failure
     }
     this.#staleVerifications++
@@ -640,9 +507,4 @@ export class Verifier {
     const live = this.store.invalidationLive
     return live === undefined || live.call(this.store) !== false
   }
-}
-
-function overloadedOnly(error: unknown): OverloadedError {
-  if (error instanceof OverloadedError) return error
-  throw error
 }
