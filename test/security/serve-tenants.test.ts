@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import { createKeyring, FastTestHasher, type Keyring } from '@keyrot/core'
 import { RedisStore } from '@keyrot/redis'
 import { Redis } from 'ioredis'
@@ -43,6 +44,7 @@ const CASES: Record<string, (id: string, tenant: string) => Case> = {
   setTenantPolicy: (_id, tenant) => ({ method: 'POST', path: `/v1/tenants/${tenant}/policy`, body: { maxAge: '90d' } }),
   listKeysDueForRotation: (_id, tenant) => ({ method: 'GET', path: `/v1/keys/due?tenant=${tenant}` }),
   evidenceReport: (_id, tenant) => ({ method: 'GET', path: `/v1/report?tenant=${tenant}` }),
+  importKey: (_id, tenant) => ({ method: 'POST', path: '/v1/keys/import', body: { tenantId: tenant, name: 'imported', token: `old_${randomBytes(12).toString('hex')}` } }),
 }
 
 let redis: RedisServer
@@ -71,6 +73,8 @@ beforeAll(async () => {
     store: new RedisStore({ client }),
     hasher: new FastTestHasher(),
     rateLimit: false,
+    importKey: randomBytes(32),
+    importedPrefixes: ['old_'],
     signing: { masterKeys: [{ id: 'mk1', key: Buffer.alloc(32, 9) }] },
   })
   acmeAdmin = (await keyring.create({ tenantId: 'acme', name: 'acme-admin', scopes: ['admin'] })).token

@@ -5,6 +5,7 @@ import { defineRoute, type RouteSpec } from './route-spec.js'
 import { endGraceWarningFor } from './rotation-routes.js'
 import { assertSigningUsable, signingRoutes } from './signing-routes.js'
 import { allowlistRoutes } from './allowlist-routes.js'
+import { importRoutes } from './import-routes.js'
 import {
   createKeyBody,
   emergencyResponse,
@@ -214,4 +215,5 @@ export const adminRoutes: readonly RouteSpec[] = [
   }),
   ...signingRoutes({ ...errors, ...bodyErrors }),
   ...allowlistRoutes({ ...errors, ...bodyErrors }),
+  ...importRoutes({ ...errors, ...bodyErrors }),
 ]

@@ -28,10 +28,10 @@ export const timestampSchema = z.union([z.number().int().nonnegative().max(8.64e
 
 export const keyIdSchema = z.string().regex(/^[0-9A-Za-z]{16}$/, 'must be a 16-character key id')
 
-const tenantId = z.string().min(1).max(128)
-const text = z.string().min(1).max(200)
-const scopes = z.array(z.string().min(1).max(64)).max(64)
-const metadata = z.record(z.string(), z.unknown())
+export const tenantId = z.string().min(1).max(128)
+export const text = z.string().min(1).max(200)
+export const scopes = z.array(z.string().min(1).max(64)).max(64)
+export const metadata = z.record(z.string(), z.unknown())
 
 export const keyParams = z.strictObject({ id: keyIdSchema })
 /** A key's IP allowlist as sent; the keyring checks each entry (KEYROT_INVALID_INPUT names the bad one). */
