@@ -8,12 +8,9 @@ import { isPromise, type AttemptGuard, type Gate } from '../rate-limit/guard.js'
 import type { KeyStore } from '../store/store.js'
 import { CHECKSUM_LENGTH, KEY_ID_LENGTH, newKeyId, parseToken, SECRET_LENGTH } from '../token/format.js'
 import { toApiKey, type ApiKey, type KeyRecord } from '../types.js'
-import { checkCredits } from '../credits/credits.js'
-import { checkAllowedIps } from './allowed-ips.js'
-import { requireCreditStore } from './credits.js'
+import { checkKeyDraft } from './key-draft.js'
 import type { CreateKeyInput, VerifyOptions, VerifyResult } from './keyring-types.js'
 import { newRecord } from './succession.js'
-import { checkMetadata, checkName, checkRateLimit, checkScopes, checkTenantId, checkTimestamp } from './validate.js'
 
 /**
  * Keys brought in from another system (`keyring.import()`): tokens in their
@@ -256,21 +253,8 @@ export async function importKey(
   if (input === null || typeof input !== 'object') throw new InvalidInputError('input', 'must be an object')
   if (imports.key === null) throw new TypeError('importing keys needs an import key: createKeyring({ importKey }) or a proofKey (KEYROT_PROOF_KEY)')
   if (!store.findImported || !store.putImportIndex) throw new TypeError('this store cannot hold imported keys (no findImported/putImportIndex)')
-  const expiresAt = checkTimestamp(input.expiresAt, 'expiresAt')
-  if (expiresAt !== null && expiresAt <= now) throw new InvalidInputError('expiresAt', 'must be in the future')
-  // As at create: a key imported with credits spends them (left out, it would silently be unlimited).
-  const credits = checkCredits(input.credits)
-  if (credits) requireCreditStore(store)
-  const draft = {
-    ...(credits ? { credits: credits.config } : {}),
-    tenantId: checkTenantId(input.tenantId),
-    name: checkName(input.name),
-    scopes: checkScopes(input.scopes),
-    metadata: checkMetadata(input.metadata),
-    rateLimit: checkRateLimit(input.rateLimit),
-    allowedIps: checkAllowedIps(input.allowedIps) ?? undefined,
-    expiresAt,
-  }
+  // As at create: the same rules, and a key imported with credits spends them.
+  const { draft, credits } = checkKeyDraft(input, store, now)
   const { prefix, sha256, token } = importedSecret(input, imports.prefixes)
   const index = importIndexOf(imports.key, sha256)
   const existing = await existingKey(store, index, now)
@@ -278,7 +262,7 @@ export async function importKey(
   const id = newKeyId()
   const hash = token === undefined ? LEGACY_SHA256_PREFIX + sha256.toString('hex') : await hasher.hash(token)
   const record: KeyRecord = { ...newRecord({ ...draft, prefix }, id, null, now, hash), importIndex: index }
-  const holder = await store.putImportIndex(index, id, expiresAt)
+  const holder = await store.putImportIndex(index, id, draft.expiresAt)
   if (holder !== id) {
     const raced = await existingKey(store, index, now)
     if (raced) return { key: raced, created: false }

@@ -11,17 +11,17 @@ import type { SecretSealer } from '../signing/sealer.js'
 import type { InvalidationEvent, KeyStore } from '../store/store.js'
 import { assertValidPrefix, generateToken, newKeyId, familyOf, isKeyId } from '../token/format.js'
 import { stateOf, toApiKey, type ApiKey, type KeyRecord } from '../types.js'
-import { checkCredits } from '../credits/credits.js'
-import { adjustKeyCredits, readKeyCredits, requireCreditStore, type KeyCredits } from './credits.js'
+import { adjustKeyCredits, readKeyCredits, type KeyCredits } from './credits.js'
 import { InFlight } from './in-flight.js'
 import type { CreateKeyInput, IssuedKey, RotateOptions, VerifyOptions, VerifyResult } from './keyring-types.js'
 import { StoreResetGuard } from './store-reset.js'
 import { assertRotatable, newRecord, restamp, successorDraft, type RecordDraft } from './succession.js'
-import { checkDuration, checkGrace, checkMetadata, checkName, checkRateLimit, checkScopes, checkTenantId, checkTimestamp } from './validate.js'
+import { checkDuration, checkGrace, checkName, checkTenantId, checkTimestamp } from './validate.js'
 import { Verifier } from './verifier.js'
 import { readTenantPolicy, writeTenantPolicy, type TenantPolicyView } from '../policy/tenant-policy.js'
 import type { TenantPolicy } from '../policy/policy-options.js'
 import { checkAllowedIps } from './allowed-ips.js'
+import { checkKeyDraft } from './key-draft.js'
 import { importKey, type ImportedKeyResult, type ImportKeyInput } from './imported-keys.js'
 
 export type { CreateKeyInput, IssuedKey, RotateOptions, VerifyOptions, VerifyResult } from './keyring-types.js'
@@ -122,21 +122,9 @@ export class Keyring {
     if (!signing && prefix === SIGNING_PREFIX) {
       throw new InvalidInputError('prefix', `'${SIGNING_PREFIX}' is reserved for signing secrets: use createSigningSecret()`)
     }
-    const expiresAt = checkTimestamp(input.expiresAt, 'expiresAt')
-    if (expiresAt !== null && expiresAt <= now) throw new InvalidInputError('expiresAt', 'must be in the future')
-    const credits = checkCredits(input.credits)
-    if (credits) requireCreditStore(this.store)
-    const draft = {
-      ...(credits ? { credits: credits.config } : {}),
-      tenantId: checkTenantId(input.tenantId),
-      name: checkName(input.name),
-      scopes: checkScopes(input.scopes),
-      metadata: checkMetadata(input.metadata),
-      rateLimit: checkRateLimit(input.rateLimit),
-      prefix,
-      expiresAt,
-      allowedIps: checkAllowedIps(input.allowedIps) ?? undefined,
-    }
+    const checked = checkKeyDraft(input, this.store, now)
+    const credits = checked.credits
+    const draft = { ...checked.draft, prefix }
     for (let attempt = 0; ; attempt++) {
       const { token, record } = await this.#mint(draft, newKeyId(), null, now)
       try {
