@@ -3,7 +3,31 @@ import { runScript } from './connection.js'
 import { CorruptRecordError } from './record-codec.js'
 import type { KeyLayout } from './keys.js'
 import type { RedisClient } from './options.js'
-import { SCRIPTS } from './scripts.js'
+import { defineLuaScript } from './scripts.js'
+
+/**
+ * KEYS: import index entry. ARGV: keyId, pexpireat ('' for none).
+ * Claims the entry unless another key holds it; replies with the holder.
+ * The entry is outside the key family's slot: it is found by the token alone.
+ */
+const PUT_IMPORT_INDEX = `
+local held = redis.call('GET', KEYS[1])
+if held and held ~= ARGV[1] then return held end
+redis.call('SET', KEYS[1], ARGV[1])
+if ARGV[2] ~= '' then redis.call('PEXPIREAT', KEYS[1], ARGV[2]) else redis.call('PERSIST', KEYS[1]) end
+return ARGV[1]
+`
+
+/** KEYS: import index entry. ARGV: keyId. Deletes the entry only if that key holds it. */
+const DROP_IMPORT_INDEX = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`
+
+const IMPORT_SCRIPTS = Object.freeze({
+  putImportIndex: defineLuaScript('putImportIndex', PUT_IMPORT_INDEX, 1),
+  dropImportIndex: defineLuaScript('dropImportIndex', DROP_IMPORT_INDEX, 1),
+})
 
 /**
  * The index of imported keys in Redis: `<prefix>:import:<index>` holds the
@@ -38,13 +62,13 @@ export async function findImported(redis: RedisClient, context: ImportIndexConte
 }
 
 export async function putImportIndex(redis: RedisClient, context: ImportIndexContext, index: string, keyId: string, expiresAt: number | null): Promise<string> {
-  const reply = await runScript(redis, SCRIPTS.putImportIndex, [context.layout.importIndex(index)], [keyId, expiryArg(expiresAt, context.retentionMs)])
+  const reply = await runScript(redis, IMPORT_SCRIPTS.putImportIndex, [context.layout.importIndex(index)], [keyId, expiryArg(expiresAt, context.retentionMs)])
   if (typeof reply !== 'string') throw new CorruptRecordError('putImportIndex did not reply with a key id')
   return reply
 }
 
 export async function dropImportIndex(redis: RedisClient, context: ImportIndexContext, index: string, keyId: string): Promise<void> {
-  await runScript(redis, SCRIPTS.dropImportIndex, [context.layout.importIndex(index)], [keyId])
+  await runScript(redis, IMPORT_SCRIPTS.dropImportIndex, [context.layout.importIndex(index)], [keyId])
 }
 
 /**

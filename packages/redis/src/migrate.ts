@@ -4,7 +4,7 @@ import { runScript } from './connection.js'
 import { encodeHash } from './hash-codec.js'
 import type { KeyLayout } from './keys.js'
 import type { RedisClient } from './options.js'
-import { SCRIPTS } from './scripts.js'
+import { MIGRATE_SCRIPTS } from './migrate-scripts.js'
 
 /** What `keyrot store migrate` found and did. */
 export interface MigrationReport {
@@ -91,7 +91,7 @@ async function migrateIndexes(context: MigrationContext, batchSize: number, dryR
       continue
     }
     for (;;) {
-      const reply = await context.step('move index entries', (redis) => runScript(redis, SCRIPTS.migrateIndex, keys, [batchSize]))
+      const reply = await context.step('move index entries', (redis) => runScript(redis, MIGRATE_SCRIPTS.migrateIndex, keys, [batchSize]))
       const [moved, left] = (Array.isArray(reply) ? reply : [0, 0]) as [number, number]
       report.indexEntries += Number(moved)
       if (Number(left) === 0 || Number(moved) === 0) break
@@ -118,7 +118,7 @@ async function convertBatch(context: MigrationContext, keyIds: string[], dryRun:
   const outcomes = await context.step('convert records', (redis) =>
     Promise.all(
       legacy.map(({ keyId, hash }) =>
-        runScript(redis, SCRIPTS.migrateRecord, [layout.record(keyId), layout.credential(keyId)], [hash, ...storedHash(hash), context.now(), context.retentionMs]),
+        runScript(redis, MIGRATE_SCRIPTS.migrateRecord, [layout.record(keyId), layout.credential(keyId)], [hash, ...storedHash(hash), context.now(), context.retentionMs]),
       ),
     ),
   )
@@ -147,7 +147,7 @@ async function convertOnce(context: MigrationContext, keyIds: string[], report: 
     if (version !== null) report.current++
     else if (hash !== null) {
       const outcome = await context.step('convert a record', (redis) =>
-        runScript(redis, SCRIPTS.migrateRecord, [layout.record(keyId), layout.credential(keyId)], [hash, ...storedHash(hash), context.now(), context.retentionMs]),
+        runScript(redis, MIGRATE_SCRIPTS.migrateRecord, [layout.record(keyId), layout.credential(keyId)], [hash, ...storedHash(hash), context.now(), context.retentionMs]),
       )
       if (outcome === 'converted') report.converted++
       else if (outcome === 'current') report.current++
