@@ -63,8 +63,11 @@ export interface KeyRecord {
   importIndex?: string
 }
 
+/** A record without its secrets' traces (hash, shared proof, import index): what the checks after a proof read. */
+export type KeyFields = Omit<KeyRecord, 'hash' | 'sharedProof' | 'importIndex'>
+
 /** A key as the keyring returns it: no hash, and its state at the time of the call. */
-export type ApiKey = Omit<KeyRecord, 'hash' | 'sharedProof' | 'importIndex'> & { state: KeyState }
+export type ApiKey = KeyFields & { state: KeyState }
 
 export function stateOf(record: Pick<KeyRecord, 'revokedAt' | 'expiresAt' | 'rotatedTo'>, now: number): KeyState {
   if (record.revokedAt !== null) return 'revoked'

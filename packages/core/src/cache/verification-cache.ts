@@ -1,57 +1,82 @@
-import { StaleStates } from './stale-states.js'
+import { keyView } from './key-view.js'
+import { grown, SlotMap } from './slot-map.js'
 import { createTokenDigester } from './token-digest.js'
-import { LRUCache } from 'lru-cache'
 import type { Clock } from '../clock.js'
-import type { KeyRecord } from '../types.js'
+import type { ApiKey, KeyRecord } from '../types.js'
 
 export interface VerificationCacheOptions {
-  /** Most token proofs kept (digest → key id). */
-  maxProofs: number
-  /** Most key states kept. */
-  maxStates: number
+  /** Most keys kept (each with its token's proof, its state and its stale copy). */
+  maxEntries?: number
+  /** @deprecated one entry per key now holds proof and state: use `maxEntries` (the larger of the two is used). */
+  maxProofs?: number
+  /** @deprecated see `maxProofs`. */
+  maxStates?: number
   /** Longest a key's state is trusted before it is read from the store again (ms). */
   stateTtlMs: number
   clock: Clock
   /**
    * Longest a confirmed state may answer while the store cannot (ms); `0`
-   * keeps none. See {@link StaleStates}. Default 0.
+   * keeps none. See {@link VerificationCache.staleState}. Default 0.
    */
   staleIfErrorMs?: number
   /** Whether the invalidation feed is live: a cache hit then confirms its state again. Default: always. */
   feedLive?: () => boolean
 }
 
+/** A state read from the store: the record (with its hash, for a proof) and the view the cache keeps of it. */
+export interface LoadedKey {
+  record: KeyRecord
+  key: ApiKey
+}
+
 interface PendingLoad {
-  promise: Promise<KeyRecord | null>
+  promise: Promise<LoadedKey | null>
   /** Set when the key is invalidated while the load is in flight: its result must not be cached. */
   stale: boolean
 }
 
 /**
- * The verification cache keeps two things apart:
+ * One entry per key, holding three things with different lifetimes:
  *
- * - **proofs**: "the token with this digest belongs to key X". Argon2 proved
- *   it once and it never changes, since a key's secret never changes. Keyed
- *   by a digest of the token salted with a per-process random pepper, so the
- *   cache holds no plaintext and its keys are useless outside this process.
- * - **states**: a key's mutable record (expiry, revocation, scopes), trusted
- *   for at most `stateTtlMs` and never past the key's own `expiresAt`.
+ * - the **proof**: "the token with this digest belongs to this key". Argon2
+ *   proved it once and it never changes, since a key's secret never changes.
+ *   Kept as a digest of the token salted with a per-process random pepper,
+ *   so the cache holds no plaintext and its contents are useless outside
+ *   this process.
+ * - the **state**: the key's frozen public view (key-view.ts), which is
+ *   also what the verify path checks. Trusted for at most `stateTtlMs` and
+ *   never past the key's own `expiresAt`.
+ * - the **stale copy** (stale-if-error, RFC 5861's idea applied to key
+ *   state): the same view, kept to answer while the store cannot, for at
+ *   most `staleIfErrorMs` after this replica last confirmed it (read from
+ *   the store, or a cache hit while the invalidation feed is live: no change
+ *   arrived for it, and one would have).
  *
- * Invalidating a state (rotate, revoke, a message from another replica) never
- * drops a proof, so a flush costs store reads, not Argon2 runs.
+ * Invalidating a key (rotate, revoke, a message from another replica) drops
+ * its state and stale copy, never its proof, so a flush costs store reads,
+ * not Argon2 runs. A feed reset ("messages may have been lost") drops every
+ * state but keeps the stale copies: losing messages during an outage is the
+ * risk `staleIfErrorMs` bounds. A state load that was in flight when its key
+ * was invalidated does not put its (possibly pre-change) result back. The
+ * lifecycle code in `Keyring` is the only caller of `invalidate`.
  *
- * A state load that was in flight when its key was invalidated does not put
- * its (possibly pre-change) result back into the cache. The lifecycle code
- * in `Keyring` is the only caller of `invalidate`.
+ * Entries live in slots of parallel arrays ({@link SlotMap}, CLOCK
+ * eviction): a key costs one `Map` entry, the digest, its view and a few
+ * array cells. See docs/performance.md#verification-cache.
  */
 export class VerificationCache {
-  readonly #proofs: LRUCache<string, string>
-  readonly #states: LRUCache<string, KeyRecord>
+  readonly #slots: SlotMap
+  #digests: Array<string | undefined> = []
+  #views: Array<ApiKey | undefined> = []
+  /** Epoch ms until which each slot's state is trusted; 0 for none. */
+  #until = new Float64Array(0)
+  /** Epoch ms of each slot's last confirmation (its stale copy's age); 0 for none. */
+  #confirmed = new Float64Array(0)
   readonly #pending = new Map<string, PendingLoad>()
   readonly #digest = createTokenDigester()
   readonly #stateTtlMs: number
+  readonly #staleIfErrorMs: number
   readonly #clock: Clock
-  readonly #stale: StaleStates | null
   readonly #feedLive: () => boolean
   #hits = 0
   #misses = 0
@@ -59,69 +84,67 @@ export class VerificationCache {
   constructor(options: VerificationCacheOptions) {
     this.#clock = options.clock
     this.#stateTtlMs = options.stateTtlMs
-    this.#proofs = new LRUCache({ max: options.maxProofs })
-    const staleIfErrorMs = options.staleIfErrorMs ?? 0
-    this.#stale = staleIfErrorMs > 0 ? new StaleStates({ maxEntries: options.maxStates, maxAgeMs: staleIfErrorMs }) : null
+    this.#staleIfErrorMs = options.staleIfErrorMs ?? 0
     this.#feedLive = options.feedLive ?? (() => true)
-    this.#states = new LRUCache({
-      max: options.maxStates,
-      ttl: Math.max(1, options.stateTtlMs),
-      ttlResolution: 0,
-      perf: options.clock,
+    const max = options.maxEntries ?? Math.max(options.maxProofs ?? 0, options.maxStates ?? 0, 1)
+    this.#slots = new SlotMap({
+      max,
+      evict: (slot) => this.#empty(slot),
+      grow: (capacity) => {
+        this.#until = grown(this.#until, capacity)
+        this.#confirmed = grown(this.#confirmed, capacity)
+      },
     })
   }
 
-  /** A salted SHA-256 of the token: the cache key. Not reversible, not stable across processes. */
+  /** A salted SHA-256 of the token: the proof's form. Not reversible, not stable across processes. */
   digest(token: string): string {
     return this.#digest(token)
   }
 
-  proofOf(digest: string): string | undefined {
-    return this.#proofs.get(digest)
+  /** Whether the token with `digest` was proven to be `keyId`'s. */
+  proven(keyId: string, digest: string): boolean {
+    const slot = this.#slots.get(keyId)
+    return slot !== -1 && this.#digests[slot] === digest
   }
 
   rememberProof(digest: string, keyId: string): void {
-    this.#proofs.set(digest, keyId)
+    this.#digests[this.#slots.claim(keyId)] = digest
   }
 
-  /** Forgets a proof (the key is gone for good). */
-  forgetProof(digest: string): void {
-    this.#proofs.delete(digest)
-  }
-
-  /** The cached state of a key, if still trusted. `now`: the caller's clock reading, if it has one (saves a read). */
-  cachedState(keyId: string, now?: number): KeyRecord | undefined {
-    const state = this.#states.get(keyId)
-    if (state === undefined) this.#misses++
-    else {
-      this.#hits++
-      // Trusted and unchanged as far as a live feed can tell: confirmed as of now.
-      if (this.#stale !== null && this.#feedLive()) this.#stale.reconfirm(keyId, state, now ?? this.#clock.now())
+  /** The trusted state of a key, if any. `now`: the caller's clock reading, if it has one (saves a read). */
+  cachedState(keyId: string, now?: number): ApiKey | undefined {
+    const slot = this.#slots.get(keyId)
+    if (slot !== -1) {
+      const at = now ?? this.#clock.now()
+      if (this.#until[slot] as number > at) {
+        this.#hits++
+        // Trusted and unchanged as far as a live feed can tell: confirmed as of now.
+        if (this.#staleIfErrorMs > 0 && this.#feedLive()) this.#confirmed[slot] = at
+        return this.#views[slot]
+      }
     }
-    return state
+    this.#misses++
+    return undefined
   }
 
   /**
-   * The key's state from the cache, or from `load` (one load per key at a
-   * time, shared by concurrent callers). A loaded state is cached unless the
-   * key was invalidated meanwhile, or `keep` is false (the feed is down: the
-   * state is used once, and only confirmed for stale-if-error).
+   * Reads the key from the store with `load` (one read per key at a time,
+   * shared by concurrent callers). The state is kept unless the key was
+   * invalidated meanwhile, or `keep` is false (the feed is down: the state
+   * is used once, and only confirmed for stale-if-error).
    */
-  async state(keyId: string, load: (keyId: string) => Promise<KeyRecord | null>, keep = true): Promise<KeyRecord | null> {
-    // Callers count the hit or miss through cachedState() first; look again silently.
-    const cached = this.#states.get(keyId)
-    if (cached !== undefined) return cached
+  load(keyId: string, load: (keyId: string) => Promise<KeyRecord | null>, keep = true): Promise<LoadedKey | null> {
     const pending = this.#pending.get(keyId)
     if (pending) return pending.promise
     const entry: PendingLoad = { stale: false, promise: Promise.resolve(null) }
     entry.promise = (async () => {
       try {
         const record = await load(keyId)
-        if (record && !entry.stale) {
-          this.#stale?.confirm(record, this.#clock.now())
-          if (keep) this.#store(record)
-        }
-        return record
+        if (record === null) return null
+        const key = keyView(record)
+        if (!entry.stale) this.#keep(record.id, key, keep)
+        return { record, key }
       } finally {
         if (this.#pending.get(keyId) === entry) this.#pending.delete(keyId)
       }
@@ -130,37 +153,51 @@ export class VerificationCache {
     return entry.promise
   }
 
-  #store(record: KeyRecord): void {
-    let ttl = this.#stateTtlMs
-    if (record.expiresAt !== null) ttl = Math.min(ttl, record.expiresAt - this.#clock.now())
-    if (ttl <= 0) return
-    this.#states.set(record.id, record, { ttl })
-  }
-
-  /** Puts a state the caller just read or wrote (after a lifecycle change). */
-  put(record: KeyRecord): void {
-    const pending = this.#pending.get(record.id)
-    if (pending) {
-      pending.stale = true
-      this.#pending.delete(record.id)
+  #keep(keyId: string, key: ApiKey, trusted: boolean): void {
+    const now = this.#clock.now()
+    let until = 0
+    if (trusted) {
+      let ttl = this.#stateTtlMs
+      if (key.expiresAt !== null) ttl = Math.min(ttl, key.expiresAt - now)
+      if (ttl > 0) until = now + ttl
     }
-    this.#stale?.confirm(record, this.#clock.now())
-    this.#store(record)
+    // Nothing to keep: neither a trusted state nor a stale copy.
+    if (until === 0 && this.#staleIfErrorMs === 0) return
+    const slot = this.#slots.claim(keyId)
+    this.#views[slot] = key
+    this.#until[slot] = until
+    this.#confirmed[slot] = now
   }
 
   /**
    * The last confirmed state of a key, for answering while the store cannot:
-   * `undefined` when there is none younger than `staleIfErrorMs` (or the key
-   * was invalidated since). See {@link StaleStates}.
+   * `undefined` when there is none confirmed within `staleIfErrorMs` (or the
+   * key was invalidated since). The caller still checks revocation and
+   * expiry on it: a key past its `expiresAt` is refused as expired, so
+   * grace deadlines stay exact.
    */
-  staleState(keyId: string): KeyRecord | undefined {
-    return this.#stale?.get(keyId, this.#clock.now())
+  staleState(keyId: string): ApiKey | undefined {
+    if (this.#staleIfErrorMs === 0) return undefined
+    const slot = this.#slots.peek(keyId)
+    if (slot === -1) return undefined
+    const view = this.#views[slot]
+    if (view === undefined || this.#clock.now() - (this.#confirmed[slot] as number) > this.#staleIfErrorMs) return undefined
+    return view
   }
 
-  /** Drops a key's state (and its stale copy) and poisons any load of it in flight. */
+  /** Drops a key's state and stale copy (never its proof) and poisons any load of it in flight. */
   invalidate(keyId: string): void {
-    this.#states.delete(keyId)
-    this.#stale?.drop(keyId)
+    const slot = this.#slots.peek(keyId)
+    if (slot !== -1) {
+      if (this.#digests[slot] === undefined) {
+        this.#empty(slot)
+        this.#slots.delete(keyId)
+      } else {
+        this.#views[slot] = undefined
+        this.#until[slot] = 0
+        this.#confirmed[slot] = 0
+      }
+    }
     const pending = this.#pending.get(keyId)
     if (pending) {
       pending.stale = true
@@ -169,12 +206,12 @@ export class VerificationCache {
   }
 
   /**
-   * Drops every cached state (not the proofs, nor the stale copies: the feed
-   * may have lost messages, which is the risk `staleIfErrorMs` bounds) and
-   * poisons every load in flight.
+   * Drops every trusted state (not the proofs, nor the stale copies: the
+   * feed may have lost messages, which is the risk `staleIfErrorMs` bounds)
+   * and poisons every load in flight.
    */
   invalidateAll(): void {
-    this.#states.clear()
+    this.#until.fill(0)
     for (const pending of this.#pending.values()) pending.stale = true
     this.#pending.clear()
   }
@@ -182,11 +219,25 @@ export class VerificationCache {
   /** Drops everything, proofs included. */
   clear(): void {
     this.invalidateAll()
-    this.#stale?.clear()
-    this.#proofs.clear()
+    this.#digests = []
+    this.#views = []
+    this.#slots.clear()
   }
 
   stats(): { proofs: number; states: number; hits: number; misses: number } {
-    return { proofs: this.#proofs.size, states: this.#states.size, hits: this.#hits, misses: this.#misses }
+    let proofs = 0
+    let states = 0
+    for (const [, slot] of this.#slots.entries()) {
+      if (this.#digests[slot] !== undefined) proofs++
+      if (this.#until[slot] !== 0) states++
+    }
+    return { proofs, states, hits: this.#hits, misses: this.#misses }
+  }
+
+  #empty(slot: number): void {
+    this.#digests[slot] = undefined
+    this.#views[slot] = undefined
+    this.#until[slot] = 0
+    this.#confirmed[slot] = 0
   }
 }

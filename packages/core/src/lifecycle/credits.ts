@@ -1,7 +1,7 @@
 import { checkCost, isCreditCount, MAX_CREDITS, type CreditsChange, type CreditsRefill, type CreditsState } from '../credits/credits.js'
 import { CreditsExhaustedError, InvalidInputError, StoreUnavailableError } from '../errors.js'
 import type { KeyStore } from '../store/store.js'
-import type { KeyRecord } from '../types.js'
+import type { KeyFields, KeyRecord } from '../types.js'
 
 export type CreditsOutcome = { ok: true; credits: CreditsState } | { ok: false; error: CreditsExhaustedError }
 
@@ -15,7 +15,7 @@ export type CreditsOutcome = { ok: true; credits: CreditsState } | { ok: false; 
  * script on Redis). A store that cannot answer throws
  * `StoreUnavailableError` (503): credits fail closed, with no stale answer.
  */
-export async function spendCredits(store: KeyStore, record: KeyRecord & { credits: NonNullable<KeyRecord['credits']> }, cost: number | undefined, now: number): Promise<CreditsOutcome> {
+export async function spendCredits(store: KeyStore, record: KeyFields & { credits: NonNullable<KeyRecord['credits']> }, cost: number | undefined, now: number): Promise<CreditsOutcome> {
   const units = cost === undefined ? 1 : checkCost(cost)
   if (!store.spendCredits) throw new StoreUnavailableError('The key store cannot keep credits.', { keyId: record.id })
   const spent = await store.spendCredits({ familyId: record.familyId, cost: units, refill: record.credits.refill, now })

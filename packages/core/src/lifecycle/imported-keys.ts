@@ -147,9 +147,9 @@ export class ImportedTokens {
     const { cache, guard } = this.#port
     const prefix = prefixOf(this.#prefixes, token) as string
     const digest = cache ? cache.digest(token) : guard ? guard.digest(token) : ''
-    // A token proven here, or found before, needs no index read.
+    // A token found before needs no index read (the cache then tells whether it was proven).
     // (Without a cache or a guard there is no digest: every token is looked up.)
-    let keyId = cache?.proofOf(digest) ?? (digest === '' ? undefined : this.#found.get(digest))
+    let keyId = digest === '' ? undefined : this.#found.get(digest)
     if (keyId === undefined) {
       const found = await this.#lookup(token, digest, options, now)
       if (typeof found !== 'string') return found
@@ -157,7 +157,7 @@ export class ImportedTokens {
     }
     if (!guard) return this.#port.verifyKeyId(token, keyId, prefix, digest, options, now)
     // From here as for a keyrot token: the abuse checks with the key id, the verify, the verdict.
-    let gate = this.#port.admit(guard, { ip: options.clientIp, keyId, digest, proven: cache?.proofOf(digest) === keyId }, options, now)
+    let gate = this.#port.admit(guard, { ip: options.clientIp, keyId, digest, proven: cache?.proven(keyId, digest) === true }, options, now)
     if (isPromise(gate)) gate = await gate
     if (!gate.ok) return this.#port.refuse(gate.error, keyId, undefined, options, now)
     if (gate.known) {

@@ -10,7 +10,7 @@ import {
   type TenantPolicy,
 } from '../policy/policy-options.js'
 import type { KeyStore } from '../store/store.js'
-import type { KeyRecord } from '../types.js'
+import type { KeyFields } from '../types.js'
 
 /** Tenants whose policy a replica keeps; past it the oldest read is dropped (and read again when needed). */
 const MAX_TENANTS = 10_000
@@ -77,7 +77,7 @@ export class RotationPolicyCheck {
   /** The store keeps tenant policies: decided once, not per verify. */
   readonly #perTenant: boolean
   readonly #loading = new Map<string, Promise<RotationPolicy>>()
-  readonly #verdicts = new WeakMap<KeyRecord, RecordVerdict>()
+  readonly #verdicts = new WeakMap<KeyFields, RecordVerdict>()
   readonly #notified = new LRUCache<string, true>({ max: MAX_NOTIFIED })
   #failing = false
 
@@ -95,7 +95,7 @@ export class RotationPolicyCheck {
    * when no policy applies), else its `RotationDue`. Synchronous but for the
    * first sight of a tenant whose store holds tenant policies.
    */
-  check(record: KeyRecord, now: number): RotationDue | undefined | Promise<RotationDue | undefined> {
+  check(record: KeyFields, now: number): RotationDue | undefined | Promise<RotationDue | undefined> {
     if (record.revokedAt !== null || record.rotatedTo !== null) return undefined
     const policy = this.policyFor(record.tenantId, now)
     return isPromise(policy) ? policy.then((resolved) => this.#judge(record, resolved, now)) : this.#judge(record, policy, now)
@@ -156,7 +156,7 @@ export class RotationPolicyCheck {
     return pending
   }
 
-  #judge(record: KeyRecord, policy: RotationPolicy, now: number): RotationDue | undefined {
+  #judge(record: KeyFields, policy: RotationPolicy, now: number): RotationDue | undefined {
     // The common case, a key before its warning, is arithmetic only: no lookup, no allocation.
     const maxAgeMs = policy.maxAgeMs
     if (maxAgeMs === 0) return undefined
@@ -178,7 +178,7 @@ export class RotationPolicyCheck {
     return due
   }
 
-  #notify(record: KeyRecord, due: RotationDue, now: number): void {
+  #notify(record: KeyFields, due: RotationDue, now: number): void {
     this.#notified.set(record.id, true)
     const emit = () =>
       this.#events.emit('key.rotation-due', {

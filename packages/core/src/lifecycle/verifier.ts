@@ -1,4 +1,5 @@
-import { VerificationCache } from '../cache/verification-cache.js'
+import { keyView } from '../cache/key-view.js'
+import { VerificationCache, type LoadedKey } from '../cache/verification-cache.js'
 import {
   InsufficientScopeError,
   InvalidSecretError,
@@ -23,7 +24,7 @@ import type { Circuit } from '../store/circuit.js'
 import { rotationUseOf } from '../store/rotation-usage.js'
 import type { KeyStore } from '../store/store.js'
 import { hasValidChecksum, parseToken, tokenLayout } from '../token/format.js'
-import { toApiKey, type ApiKey, type KeyRecord } from '../types.js'
+import type { ApiKey, KeyRecord } from '../types.js'
 import type { RotationDue } from '../policy/policy-options.js'
 import type { VerifyOptions, VerifyResult } from './keyring-types.js'
 import { spendCredits } from './credits.js'
@@ -58,7 +59,6 @@ export class Verifier {
   readonly #cache: VerificationCache | null
   readonly #prover: Prover
   readonly #report: VerifyReporter
-  readonly #views = new WeakMap<KeyRecord, ApiKey>()
   readonly #guard: AttemptGuard | null
   /** Opens when key reads fail with an outage: verifies then answer from the cache at once. */
   readonly #storeCircuit: Circuit
@@ -79,8 +79,7 @@ export class Verifier {
       options.cacheMaxEntries === 0
         ? null
         : new VerificationCache({
-            maxProofs: options.cacheMaxEntries,
-            maxStates: options.cacheMaxEntries,
+            maxEntries: options.cacheMaxEntries,
             stateTtlMs: options.stateTtlMs,
             clock: options.clock,
             staleIfErrorMs: options.staleIfErrorMs,
@@ -187,7 +186,7 @@ export class Verifier {
     const cache = this.#cache
     const guard = this.#guard
     const digest = cache ? cache.digest(token) : guard ? guard.digest(token) : ''
-    const proven = cache !== null && cache.proofOf(digest) === keyId
+    const proven = cache !== null && cache.proven(keyId, digest)
     // A proven token is the very string whose checksum was checked when it was proven: only others need the CRC32.
     if (!proven && !checksummed && !hasValidChecksum(token)) return this.#malformed(new MalformedTokenError('checksum mismatch'), options, now)
     if (!guard) return this.#checkParsed(token, keyId, prefix, digest, proven, options, now)
@@ -195,7 +194,7 @@ export class Verifier {
     const gate = this.#admit(guard, { ip: options.clientIp, keyId, digest, proven }, options, now)
     if (isPromise(gate)) {
       // The cache may have changed while the limiter answered: look at the proof again.
-      return gate.then((decided) => this.#gated(guard, decided, token, keyId, prefix, digest, cache !== null && cache.proofOf(digest) === keyId, options, now))
+      return gate.then((decided) => this.#gated(guard, decided, token, keyId, prefix, digest, cache !== null && cache.proven(keyId, digest), options, now))
     }
     return this.#gated(guard, gate, token, keyId, prefix, digest, proven, options, now)
   }
@@ -247,41 +246,42 @@ export class Verifier {
     return this.#verifyParsed(token, keyId, prefix, digest, options, now)
   }
 
-  /** The store path: the key's state (cached, loaded, or stale on an outage), then the proof. `missed`: the cache was just asked for the state, and had none. */
+  /**
+   * The store path: the key's state (cached, read, or stale on an outage),
+   * then the proof. A token not proven here needs the record's hash, which
+   * the cache does not keep: its first verify always reads the store.
+   * `missed`: the cache was just asked for the state, and had none.
+   */
   async #verifyParsed(token: string, keyId: string, prefix: string, digest: string, options: VerifyOptions, now: number, missed = false): Promise<VerifyResult> {
     const cache = this.#cache
-    let record: KeyRecord | null
+    let key: ApiKey
+    let record: KeyRecord | null = null
     let cached = false
     try {
-      if (cache) {
-        const hit = missed ? undefined : cache.cachedState(keyId)
-        if (hit !== undefined) {
-          // Trusted for at most cache.stateTtl, even while the feed is down.
-          record = hit
-          cached = true
-        } else if (this.#liveFeed()) {
-          record = await cache.state(keyId, (id) => this.#readKey(id))
-        } else {
-          // The invalidation feed is down (subscriber reconnecting, heartbeats
-          // missed): a change published now would not reach us, so a state
-          // read now is used once and not cached.
-          record = await cache.state(keyId, (id) => this.#readKey(id), false)
-        }
+      const known = cache !== null && cache.proven(keyId, digest)
+      const hit = known && !missed ? cache.cachedState(keyId) : undefined
+      if (hit !== undefined) {
+        // Trusted for at most cache.stateTtl, even while the feed is down.
+        key = hit
+        cached = true
       } else {
-        record = await this.#readKey(keyId)
+        // With the invalidation feed down (subscriber reconnecting, heartbeats missed), a change
+        // published now would not reach us: a state read now is used once and not cached.
+        const loaded = cache ? await cache.load(keyId, (id) => this.#readKey(id), this.#liveFeed()) : await this.#uncached(keyId)
+        if (loaded === null) {
+          this.#guard?.rememberFailure(digest, { code: 'KEYROT_KEY_NOT_FOUND', tenantId: undefined })
+          return this.#report.fail(new KeyNotFoundError(keyId), keyId, undefined, options, now)
+        }
+        key = loaded.key
+        record = loaded.record
       }
     } catch (error) {
       const failure = error instanceof StoreUnavailableError ? error : new StoreUnavailableError(undefined, { cause: error, keyId })
-      record = this.#staleOrThrow(failure, keyId, digest, options, now)
+      key = this.#staleOrThrow(failure, keyId, digest, options, now)
       cached = true
     }
-    if (record === null) {
-      this.#guard?.rememberFailure(digest, { code: 'KEYROT_KEY_NOT_FOUND', tenantId: undefined })
-      return this.#report.fail(new KeyNotFoundError(keyId), keyId, undefined, options, now)
-    }
 
-    if (!cache || cache.proofOf(digest) !== keyId) {
-      cached = false
+    if (record !== null && !(cache !== null && cache.proven(keyId, digest))) {
       // An imported key's legacy prefix is the operator's word (a shorter listed prefix may start the token): the hash proves the rest.
       const prefixOk = record.prefix === prefix || (record.importIndex !== undefined && token.startsWith(record.prefix))
       const proven = prefixOk && (await this.#prover.prove(digest, token, record))
@@ -291,7 +291,13 @@ export class Verifier {
         return this.#report.fail(new InvalidSecretError(keyId), keyId, record.tenantId, options, now)
       }
     }
-    return this.#accept(record, keyId, cached, options, now)
+    return this.#accept(key, keyId, cached, options, now)
+  }
+
+  /** A key read without a cache: the record and a fresh view of it. */
+  async #uncached(keyId: string): Promise<LoadedKey | null> {
+    const record = await this.#readKey(keyId)
+    return record === null ? null : { record, key: keyView(record) }
   }
 
   /**
@@ -302,7 +308,7 @@ export class Verifier {
    * use tests its record field first, so other keys pay one comparison; one
    * that waits returns a promise, as the quota does with a shared limiter.
    */
-  #accept(record: KeyRecord, keyId: string, cached: boolean, options: VerifyOptions, now: number): VerifyResult | Promise<VerifyResult> {
+  #accept(record: ApiKey, keyId: string, cached: boolean, options: VerifyOptions, now: number): VerifyResult | Promise<VerifyResult> {
     if (record.revokedAt !== null) {
       return this.#report.fail(new KeyRevokedError(keyId, record.revokedAt, record.revokedReason), keyId, record.tenantId, options, now)
     }
@@ -324,7 +330,7 @@ export class Verifier {
   }
 
   /** After the rotation policy (`rotation`: the key is due; enforced and overdue, it fails as expired): scopes, then the quota. */
-  #checkScopes(record: KeyRecord, keyId: string, cached: boolean, rotation: RotationDue | undefined, options: VerifyOptions, now: number): VerifyResult | Promise<VerifyResult> {
+  #checkScopes(record: ApiKey, keyId: string, cached: boolean, rotation: RotationDue | undefined, options: VerifyOptions, now: number): VerifyResult | Promise<VerifyResult> {
     if (rotation !== undefined && rotation.overdue && rotation.enforced) {
       return this.#report.fail(new KeyExpiredError(keyId, rotation.dueAt), keyId, record.tenantId, options, now)
     }
@@ -343,8 +349,9 @@ export class Verifier {
       return this.#succeed(record, keyId, cached, undefined, rotation, undefined, options, now)
     }
     let quota: QuotaOutcome | Promise<QuotaOutcome>
+    // Counted under the record's own id: the parsed one is a slice of the token, and a map key would keep the token alive.
     try {
-      quota = guard.consume(keyId, record.rateLimit, now)
+      quota = guard.consume(record.id, record.rateLimit, now)
     } catch (error) {
       this.#report.emitFailure(error as KeyrotError, keyId, record.tenantId, options, now)
       throw error
@@ -359,15 +366,15 @@ export class Verifier {
     )
   }
 
-  #spent(quota: QuotaOutcome, record: KeyRecord, keyId: string, cached: boolean, rotation: RotationDue | undefined, options: VerifyOptions, now: number): VerifyResult | Promise<VerifyResult> {
+  #spent(quota: QuotaOutcome, record: ApiKey, keyId: string, cached: boolean, rotation: RotationDue | undefined, options: VerifyOptions, now: number): VerifyResult | Promise<VerifyResult> {
     if (!quota.ok) return this.#report.refuse(quota.error, keyId, record.tenantId, options, now)
     if (record.credits) return this.#spendCredits(record, keyId, cached, quota.rateLimit, rotation, options, now)
     return this.#succeed(record, keyId, cached, quota.rateLimit, rotation, undefined, options, now)
   }
 
   /** Credits after everything else: a refused request spends none. Keys without credits never come here. */
-  async #spendCredits(record: KeyRecord, keyId: string, cached: boolean, rateLimit: RateLimitInfo | undefined, rotation: RotationDue | undefined, options: VerifyOptions, now: number): Promise<VerifyResult> {
-    const spent = await spendCredits(this.store, record as KeyRecord & { credits: CreditsConfig }, options.cost, now).catch((error: unknown) => {
+  async #spendCredits(record: ApiKey, keyId: string, cached: boolean, rateLimit: RateLimitInfo | undefined, rotation: RotationDue | undefined, options: VerifyOptions, now: number): Promise<VerifyResult> {
+    const spent = await spendCredits(this.store, record as ApiKey & { credits: CreditsConfig }, options.cost, now).catch((error: unknown) => {
       // A store outage is reported like a failed read; a bad `cost` is the caller's TypeError.
       if (error instanceof KeyrotError) this.#report.emitFailure(error, keyId, record.tenantId, options, now)
       throw error
@@ -377,7 +384,7 @@ export class Verifier {
   }
 
   /** Counts the use, reports it, and answers with the key's public view. */
-  #succeed(record: KeyRecord, keyId: string, cached: boolean, rateLimit: RateLimitInfo | undefined, rotation: RotationDue | undefined, credits: CreditsState | undefined, options: VerifyOptions, now: number): VerifyResult {
+  #succeed(record: ApiKey, keyId: string, cached: boolean, rateLimit: RateLimitInfo | undefined, rotation: RotationDue | undefined, credits: CreditsState | undefined, options: VerifyOptions, now: number): VerifyResult {
     const inGrace = record.rotatedTo !== null
     const rotationUse = rotationUseOf(record, now, options.clientIp, options.userAgent)
     if (rotationUse) this.store.recordUsage(keyId, now, inGrace, rotationUse)
@@ -395,7 +402,7 @@ export class Verifier {
         at: now,
       })
     }
-    const result: Extract<VerifyResult, { ok: true }> = rateLimit ? { ok: true, key: this.#view(record), cached, rateLimit } : { ok: true, key: this.#view(record), cached }
+    const result: Extract<VerifyResult, { ok: true }> = rateLimit ? { ok: true, key: record, cached, rateLimit } : { ok: true, key: record, cached }
     if (credits) result.credits = credits
     if (rotation) result.rotation = rotation
     return result
@@ -413,16 +420,6 @@ export class Verifier {
     } catch (error) {
       return outage(error)
     }
-  }
-
-  /** A frozen public view of a record, built once per cached state. */
-  #view(record: KeyRecord): ApiKey {
-    let view = this.#views.get(record)
-    if (!view) {
-      view = Object.freeze(toApiKey(record, Number.NEGATIVE_INFINITY)) as ApiKey
-      this.#views.set(record, view)
-    }
-    return view
   }
 
   /** The Argon2 queue and the shared proofs' outcomes since start, for metrics (`sharedProofs` is `null` when no proof key is set). */
@@ -483,9 +480,9 @@ export class Verifier {
    * usual checks follow (revoked, `expiresAt`, scopes). Otherwise reports and
    * throws `failure` (503 with Retry-After).
    */
-  #staleOrThrow(failure: StoreUnavailableError, keyId: string, digest: string, options: VerifyOptions, now: number): KeyRecord {
+  #staleOrThrow(failure: StoreUnavailableError, keyId: string, digest: string, options: VerifyOptions, now: number): ApiKey {
     const cache = this.#cache
-    const stale = cache !== null && cache.proofOf(digest) === keyId ? cache.staleState(keyId) : undefined
+    const stale = cache !== null && cache.proven(keyId, digest) ? cache.staleState(keyId) : undefined
     if (stale === undefined) {
       this.#report.emitFailure(failure, keyId, undefined, options, now)
       throw failure

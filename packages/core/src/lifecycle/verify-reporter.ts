@@ -1,7 +1,7 @@
 import { LRUCache } from 'lru-cache'
 import type { KeyrotError, RateLimitedError } from '../errors.js'
 import type { RequestContext, TypedEmitter } from '../events.js'
-import type { KeyRecord } from '../types.js'
+import type { KeyFields } from '../types.js'
 import type { VerifyOptions, VerifyResult } from './keyring-types.js'
 
 /** When a watched `verify()` started (`performance.now()`), carried on its copied options. */
@@ -39,7 +39,7 @@ export class VerifyReporter {
     this.#graceIntervalMs = graceUsageEventIntervalMs
   }
 
-  noteGraceUse(record: KeyRecord, context: RequestContext, now: number): void {
+  noteGraceUse(record: KeyFields, context: RequestContext, now: number): void {
     if (!this.#events.has('key.used_in_grace')) return
     const last = this.#graceEventAt.get(record.id)
     if (last !== undefined && now - last < this.#graceIntervalMs) return

@@ -1,4 +1,5 @@
 import { LRUCache } from 'lru-cache'
+import { grown, SlotMap } from '../cache/slot-map.js'
 import { decideAdmission, decideQuota, decideRelease, type IpState, type WindowCount } from './decisions.js'
 import type { Admission, Attempt, Charge, FailureLimits, Quota, QuotaDecision, RateLimiter } from './limiter.js'
 
@@ -34,8 +35,13 @@ export class MemoryRateLimiter implements RateLimiter {
   readonly #ips: LRUCache<string, IpState>
   readonly #networks: LRUCache<string, WindowCount>
   readonly #keyFailures: LRUCache<string, WindowCount>
-  /** GCRA times by key id, in a box updated in place: a request then costs one lookup, not a lookup and a write. */
-  readonly #quotas: LRUCache<string, { tat: number }>
+  /**
+   * GCRA times by key id: a slot per key, the time in a typed array updated
+   * in place. A request costs one lookup and no allocation, and a key one
+   * `Map` entry and a few array cells (every key a replica serves has one).
+   */
+  readonly #quotas: SlotMap
+  #tats = new Float64Array(0)
 
   constructor(options: MemoryRateLimiterOptions = {}) {
     if (options === null || typeof options !== 'object') throw new TypeError('MemoryRateLimiter options must be an object')
@@ -44,7 +50,7 @@ export class MemoryRateLimiter implements RateLimiter {
     this.#ips = new LRUCache({ max: maxIps })
     this.#networks = new LRUCache({ max: maxIps })
     this.#keyFailures = new LRUCache({ max: maxKeys })
-    this.#quotas = new LRUCache({ max: maxKeys })
+    this.#quotas = new SlotMap({ max: maxKeys, evict: () => {}, grow: (capacity) => (this.#tats = grown(this.#tats, capacity)) })
   }
 
   admit(attempt: Attempt, limits: FailureLimits, now: number): Admission {
@@ -82,12 +88,9 @@ export class MemoryRateLimiter implements RateLimiter {
   }
 
   consume(keyId: string, quota: Quota, now: number): QuotaDecision {
-    const box = this.#quotas.get(keyId)
-    const { decision, tat } = decideQuota(box?.tat, quota, now)
-    if (decision.allowed && tat !== undefined) {
-      if (box === undefined) this.#quotas.set(keyId, { tat })
-      else box.tat = tat
-    }
+    const slot = this.#quotas.get(keyId)
+    const { decision, tat } = decideQuota(slot === -1 ? undefined : this.#tats[slot], quota, now)
+    if (decision.allowed && tat !== undefined) this.#tats[slot === -1 ? this.#quotas.claim(keyId) : slot] = tat
     return decision
   }
 
