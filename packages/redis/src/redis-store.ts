@@ -2,8 +2,6 @@ import {
   emptyRotationUsage,
   InvalidInputError,
   isKeyId,
-  KeyNotFoundError,
-  StoreResetError,
   StoreUnavailableError,
   type EmergencyRotateInput,
   type InvalidationListener,
@@ -24,8 +22,8 @@ import {
 } from '@keyrot/core'
 import type { Cluster, Redis } from 'ioredis'
 import { checkDurability, UnsafeRedisConfigError } from './durability-check.js'
-import { duplicateForData, duplicateForSubscriber, runScript, runScriptAndWait, whenReady, withDeadline } from './connection.js'
-import { ClusterTransport, InvalidationFeed, keyMessage, StandaloneTransport } from './invalidation.js'
+import { duplicateForData, duplicateForSubscriber, runScript, whenReady, withDeadline } from './connection.js'
+import { ClusterTransport, InvalidationFeed, StandaloneTransport } from './invalidation.js'
 import { startupError, trackLastError } from './startup.js'
 import { reportOutages } from './outage-log.js'
 import { adjustCredits, readCredits, spendCredits } from './credits.js'
@@ -33,15 +31,15 @@ import { KeyLayout } from './keys.js'
 import * as compliance from './compliance/compliance-store.js'
 import { dropImportIndex, findImported, followImported, isImportIndex, putImportIndex, type ImportIndexContext } from './import-index.js'
 import { listRecords } from './list.js'
-import { resolveRedisStoreOptions, type DurableOperation, type RedisClient, type RedisStoreOptions, type ResolvedRedisStoreOptions } from './options.js'
-import { encodeHash } from './hash-codec.js'
+import { resolveRedisStoreOptions, type RedisClient, type RedisStoreOptions, type ResolvedRedisStoreOptions } from './options.js'
 import { migrateRecords, type MigrationOptions, type MigrationReport } from './migrate.js'
-import { CorruptRecordError, decodeRecord, encodeRecord, optionalArg } from './record-codec.js'
-import { okPayload, requireRecord, tagged } from './replies.js'
-import { SCRIPTS, type LuaScript } from './scripts.js'
+import { decodeRecord } from './record-codec.js'
+import { okPayload } from './replies.js'
+import { SCRIPTS } from './scripts.js'
 import { StoreIdentity } from './store-identity.js'
-import { readRotationUsage, writeRotationUsage } from './rotation-usage.js'
-import { UsageBatcher, type UsageDelta } from './usage-batcher.js'
+import { readRotationUsage } from './rotation-usage.js'
+import { RecordWriter } from './store-writes.js'
+import { UsageBatcher } from './usage-batcher.js'
 
 /**
  * A `KeyStore` on Redis or Redis Cluster, shared by every replica.
@@ -70,6 +68,7 @@ export class RedisStore implements KeyStore {
   readonly #compliance: compliance.ComplianceKeys
   readonly #usage: UsageBatcher
   readonly #identity: StoreIdentity
+  readonly #writer: RecordWriter
   #feed: InvalidationFeed | null = null
   readonly #warned = new Set<string>()
   #closed = false
@@ -89,7 +88,7 @@ export class RedisStore implements KeyStore {
       flushIntervalMs: this.options.usageFlushIntervalMs,
       maxPendingKeys: this.options.usageMaxPendingKeys,
       logger: this.options.logger,
-      write: (batch) => this.#writeUsage(batch),
+      write: (batch) => this.#writer.writeUsage(batch),
     })
     this.#identity = new StoreIdentity({
       layout: this.layout,
@@ -98,6 +97,15 @@ export class RedisStore implements KeyStore {
       intervalMs: this.options.resetCheckIntervalMs,
       alwaysConfirm: this.options.cluster,
       run: (what, work) => this.#call(what, undefined, this.options.timeoutMs, work),
+    })
+    this.#writer = new RecordWriter({
+      options: this.options,
+      layout: this.layout,
+      compliance: this.#compliance,
+      identity: this.#identity,
+      call: (what, keyId, budgetMs, work) => this.#call(what, keyId, budgetMs, work),
+      warnOnce: (code, fields, message) => this.#warnOnce(code, fields, message),
+      followImported: (record) => this.#followImported(record),
     })
   }
 
@@ -175,83 +183,31 @@ export class RedisStore implements KeyStore {
     })
   }
 
-  // ---------------------------------------------------------------- writes
+  // ---------------------------------------------------------------- writes (see store-writes.ts)
 
-  async insert(record: KeyRecord): Promise<void> {
-    if (!isKeyId(record.id)) throw new InvalidInputError('id', 'must be a 16-character key id')
-    const keys = [this.layout.record(record.id), this.layout.credential(record.id)]
-    const reply = await this.#write('insert', 'insert a key', record.id, SCRIPTS.insert, keys, [this.options.retentionMs, ...encodeRecord(record)], record)
-    okPayload(reply, record.id)
+  insert(record: KeyRecord): Promise<void> {
+    return this.#writer.insert(record)
   }
 
-  async rotate(input: RotateInput): Promise<{ previous: KeyRecord; next: KeyRecord }> {
-    const { oldKeyId, newKey } = input
-    this.#assertSameFamily(oldKeyId, newKey)
-    const keys = [this.layout.record(oldKeyId), this.layout.credential(oldKeyId), this.layout.record(newKey.id), this.layout.credential(newKey.id)]
-    const args = [input.now, input.graceDeadline, this.options.retentionMs, this.#channelArg, keyMessage(oldKeyId, this.options.clock.now()), newKey.id, ...encodeRecord(newKey)]
-    const reply = await this.#write('rotate', 'rotate a key', oldKeyId, SCRIPTS.rotate, keys, args, newKey)
-    const [previous, next] = okPayload(reply, oldKeyId, newKey.id, input.now)
-    await this.#publishAfter(oldKeyId)
-    const result = { previous: requireRecord(previous), next: requireRecord(next) }
-    await this.#followImported(result.previous)
-    return result
+  rotate(input: RotateInput): Promise<{ previous: KeyRecord; next: KeyRecord }> {
+    return this.#writer.rotate(input)
   }
 
-  async revoke(input: RevokeInput): Promise<KeyRecord> {
-    const { keyId } = input
-    if (!isKeyId(keyId)) throw new KeyNotFoundError(keyId)
-    const keys = [this.layout.record(keyId), this.layout.credential(keyId)]
-    const args = [input.at, optionalArg(input.reason), optionalArg(input.incidentId), this.options.retentionMs, this.#channelArg, keyMessage(keyId, this.options.clock.now())]
-    const reply = await this.#write('revoke', 'revoke a key', keyId, SCRIPTS.revoke, keys, args)
-    const [changed, record] = okPayload(reply, keyId)
-    if (changed === 1) await this.#publishAfter(keyId)
-    const revoked = requireRecord(record)
-    await this.#followImported(revoked)
-    return revoked
+  revoke(input: RevokeInput): Promise<KeyRecord> {
+    return this.#writer.revoke(input)
   }
 
-  async emergencyRotate(input: EmergencyRotateInput): Promise<{ revoked: KeyRecord; next: KeyRecord }> {
-    const { oldKeyId, newKey } = input
-    this.#assertSameFamily(oldKeyId, newKey)
-    const keys = [this.layout.record(oldKeyId), this.layout.credential(oldKeyId), this.layout.record(newKey.id), this.layout.credential(newKey.id)]
-    const args = [
-      input.at,
-      input.reason,
-      input.incidentId,
-      this.options.retentionMs,
-      this.#channelArg,
-      keyMessage(oldKeyId, this.options.clock.now()),
-      newKey.id,
-      ...encodeRecord(newKey),
-    ]
-    const reply = await this.#write('emergencyRotate', 'rotate a key in an emergency', oldKeyId, SCRIPTS.emergencyRotate, keys, args, newKey)
-    const [revoked, next] = okPayload(reply, oldKeyId, newKey.id, input.at)
-    await this.#publishAfter(oldKeyId)
-    const result = { revoked: requireRecord(revoked), next: requireRecord(next) }
-    await this.#followImported(result.revoked)
-    return result
+  emergencyRotate(input: EmergencyRotateInput): Promise<{ revoked: KeyRecord; next: KeyRecord }> {
+    return this.#writer.emergencyRotate(input)
   }
 
-  async setExpiry(keyId: string, expiresAt: number | null): Promise<KeyRecord> {
-    if (!isKeyId(keyId)) throw new KeyNotFoundError(keyId)
-    const keys = [this.layout.record(keyId), this.layout.credential(keyId)]
-    const args = [expiresAt === null ? '' : String(expiresAt), this.options.retentionMs, this.#channelArg, keyMessage(keyId, this.options.clock.now())]
-    const reply = await this.#write('setExpiry', 'change a key expiry', keyId, SCRIPTS.setExpiry, keys, args)
-    const [record] = okPayload(reply, keyId)
-    await this.#publishAfter(keyId)
-    const changed = requireRecord(record)
-    await this.#followImported(changed)
-    return changed
+  setExpiry(keyId: string, expiresAt: number | null): Promise<KeyRecord> {
+    return this.#writer.setExpiry(keyId, expiresAt)
   }
 
   /** Sets or lifts (`null`) a key's `allowedIps`; published like `setExpiry` (and made durable as it is). */
-  async setAllowedIps(keyId: string, allowedIps: string[] | null): Promise<KeyRecord> {
-    if (!isKeyId(keyId)) throw new KeyNotFoundError(keyId)
-    const args = [allowedIps === null ? '' : JSON.stringify(allowedIps), this.#channelArg, keyMessage(keyId, this.options.clock.now())]
-    const reply = await this.#write('setExpiry', 'change a key allowlist', keyId, SCRIPTS.setAllowedIps, [this.layout.record(keyId)], args)
-    const [record] = okPayload(reply, keyId)
-    await this.#publishAfter(keyId)
-    return requireRecord(record)
+  setAllowedIps(keyId: string, allowedIps: string[] | null): Promise<KeyRecord> {
+    return this.#writer.setAllowedIps(keyId, allowedIps)
   }
 
   // ---------------------------------------------------------------- imported keys (see import-index.ts)
@@ -279,18 +235,8 @@ export class RedisStore implements KeyStore {
     await this.#call('update an imported key index entry', record.id, this.options.timeoutMs, (redis) => followImported(redis, this.#importContext, record)).catch(() => undefined)
   }
 
-  async updateHash(keyId: string, hash: string, replacing?: string): Promise<boolean> {
-    if (!isKeyId(keyId)) throw new KeyNotFoundError(keyId)
-    const keys = [this.layout.record(keyId), this.layout.credential(keyId)]
-    const stored = encodeHash(hash)
-    const args = [hash, stored.version, stored.value]
-    if (replacing !== undefined) {
-      const expected = encodeHash(replacing)
-      args.push(replacing, expected.version, expected.value)
-    }
-    const rest = okPayload(await this.#write(null, 'update a key hash', keyId, SCRIPTS.updateHash, keys, args), keyId)
-    // ['0']: the stored hash was no longer `replacing` (another verify upgraded it first).
-    return rest[0] !== '0'
+  updateHash(keyId: string, hash: string, replacing?: string): Promise<boolean> {
+    return this.#writer.updateHash(keyId, hash, replacing)
   }
 
   /**
@@ -298,13 +244,8 @@ export class RedisStore implements KeyStore {
    * key is gone, revoked, rotated or past its deadline. One script, so a
    * revocation (which drops the field) and a late proof never interleave.
    */
-  async putProof(keyId: string, proof: string): Promise<boolean> {
-    if (!isKeyId(keyId) || typeof proof !== 'string' || proof.length === 0 || proof.length > 128) return false
-    const keys = [this.layout.record(keyId), this.layout.credential(keyId)]
-    const { tag } = tagged(await this.#write(null, 'share a proof', keyId, SCRIPTS.putProof, keys, [proof]))
-    if (tag === 'ok') return true
-    if (tag === 'refused') return false
-    throw new CorruptRecordError(`putProof replied with the unknown tag ${JSON.stringify(tag.slice(0, 40))}`)
+  putProof(keyId: string, proof: string): Promise<boolean> {
+    return this.#writer.putProof(keyId, proof)
   }
 
   /**
@@ -346,24 +287,6 @@ export class RedisStore implements KeyStore {
   /** Writes the usage counts gathered so far (also done every `usage.flushInterval` and on `close()`). */
   flushUsage(): Promise<void> {
     return this.#usage.flush()
-  }
-
-  async #writeUsage(batch: UsageDelta[]): Promise<void> {
-    await this.#call('record usage', undefined, this.options.timeoutMs, async (redis) => {
-      // Sent back to back without waiting for replies (Redis pipelining; on a
-      // Cluster ioredis sends each to its node); one script per key and batch.
-      await Promise.all([
-        ...batch.map((delta) =>
-          runScript(redis, SCRIPTS.recordUsage, [this.layout.record(delta.keyId)], [
-            delta.count,
-            delta.lastUsedAt,
-            delta.lastUsedInGraceAt === null ? '' : delta.lastUsedInGraceAt,
-          ]),
-        ),
-        ...batch.flatMap((delta) => (delta.rotation ? [writeRotationUsage(redis, this.layout, delta.keyId, delta.rotation)] : [])),
-        ...batch.map((delta) => compliance.writeDailyUsage(redis, this.#compliance, delta)),
-      ])
-    })
   }
 
   // ---------------------------------------------------------------- credits (see credits.ts)
@@ -432,18 +355,8 @@ export class RedisStore implements KeyStore {
   }
 
   /** Writes a revocation back to a reset store (allowed while other writes are refused); see `KeyStore.restoreRevocation`. */
-  async restoreRevocation(record: KeyRecord): Promise<boolean> {
-    if (!isKeyId(record.id) || record.revokedAt === null) throw new InvalidInputError('record', 'a restored revocation must be a revoked key record')
-    const keys = [this.layout.record(record.id), this.layout.credential(record.id)]
-    const args = [this.options.retentionMs, this.#channelArg, keyMessage(record.id, this.options.clock.now()), ...encodeRecord(record)]
-    const [changed] = await this.#call('write a revocation back', record.id, this.options.timeoutMs, async (redis) => {
-      await this.#index(redis, record)
-      const reply = okPayload(await runScript(redis, SCRIPTS.restoreRevocation, keys, args), record.id)
-      if (reply[0] === 1) await this.#identity.advance(redis)
-      return reply
-    })
-    if (changed === 1) await this.#publishAfter(record.id)
-    return changed === 1
+  restoreRevocation(record: KeyRecord): Promise<boolean> {
+    return this.#writer.restoreRevocation(record)
   }
 
   /**
@@ -476,72 +389,7 @@ export class RedisStore implements KeyStore {
     return this.#feed
   }
 
-  /** Standalone scripts publish from inside Lua; a Cluster needs SPUBLISH to the channel's own slot. */
-  get #channelArg(): string {
-    return this.options.cluster ? '' : this.layout.channel
-  }
-
-  async #publishAfter(keyId: string): Promise<void> {
-    if (!this.options.cluster) return
-    try {
-      await this.#call('publish an invalidation', keyId, this.options.timeoutMs, (redis) =>
-        (redis as Cluster).spublish(this.layout.channel, keyMessage(keyId, this.options.clock.now())),
-      )
-    } catch (error) {
-      // The change is stored; replicas see it after their cache.stateTtl.
-      this.options.logger.warn({ event: 'invalidation.publish_failed', keyId, err: { message: (error as Error).message } }, 'keyrot could not publish an invalidation')
-    }
-  }
-
   // ---------------------------------------------------------------- plumbing
-
-  async #write(
-    operation: DurableOperation | null,
-    what: string,
-    keyId: string,
-    script: LuaScript,
-    keys: string[],
-    args: (string | number)[],
-    indexed?: KeyRecord,
-  ): Promise<unknown> {
-    const { durability, timeoutMs } = this.options
-    const durable = operation !== null && durability.operations.has(operation)
-    if (operation !== null) {
-      // Nobody builds on a store that lost its data by accident: an operator accepts the reset first.
-      await this.#identity.confirm()
-      if (this.#identity.resetPending) throw new StoreResetError(`The Redis store was reset; ${what} waits for \`keyrot store accept-reset\`.`, { keyId })
-    }
-    return this.#call(what, keyId, timeoutMs + (durable ? durability.timeoutMs : 0), async (redis) => {
-      // Index first: an entry whose record never got written is pruned by list().
-      if (indexed) await this.#index(redis, indexed)
-      // The change sequence moves after the write (see store-identity.ts); usage and re-hashes do not move it.
-      if (!durable) {
-        if (operation === null) return runScript(redis, script, keys, args)
-        // Sent back to back on one connection, so Redis runs the increment after the write (but for a
-        // NOSCRIPT retry, whose EVAL comes after it); one round trip instead of two.
-        const [reply] = await Promise.all([runScript(redis, script, keys, args), this.#identity.advance(redis)])
-        return reply
-      }
-      // The increment is queued behind the script (and before any WAIT, which then covers it too).
-      const [{ reply, acknowledged, attached }] = await Promise.all([
-        runScriptAndWait(redis, script, keys, args, durability.replicas, durability.timeoutMs),
-        this.#identity.advance(redis),
-      ])
-      if (attached === 0) {
-        this.#warnOnce('durability.no_replica', {}, 'keyrot durability: the primary has no replica attached; WAIT has nothing to wait for')
-      } else if (acknowledged < durability.replicas) {
-        const message = `${what}: written on the primary but acknowledged by ${acknowledged} of ${durability.replicas} replica(s) within ${durability.timeoutMs} ms`
-        // Revoke and setExpiry are safe to retry; an operation that minted a token must return it.
-        if (operation === 'revoke' || operation === 'setExpiry') throw new StoreUnavailableError(`The Redis store could not ${message}.`, { keyId })
-        this.options.logger.error({ event: 'durability.shortfall', keyId, operation, acknowledged }, `keyrot ${message}`)
-      }
-      return reply
-    })
-  }
-
-  async #index(redis: RedisClient, record: KeyRecord): Promise<void> {
-    await Promise.all([redis.sadd(this.layout.tenants, record.tenantId), redis.hsetnx(this.layout.tenantIndex(record.tenantId), record.id, String(record.createdAt))])
-  }
 
   /** Runs `work` on the data connection once it is ready, within `budgetMs`. */
   #call<T>(what: string, keyId: string | undefined, budgetMs: number, work: (redis: RedisClient) => Promise<T>): Promise<T> {
@@ -555,14 +403,6 @@ export class RedisStore implements KeyStore {
 
   #assertOpen(): void {
     if (this.#closed) throw new StoreUnavailableError('The Redis store is closed.')
-  }
-
-  #assertSameFamily(oldKeyId: string, newKey: KeyRecord): void {
-    if (!isKeyId(oldKeyId)) throw new KeyNotFoundError(oldKeyId)
-    if (!isKeyId(newKey.id) || newKey.familyId !== oldKeyId.slice(0, 10) || !newKey.id.startsWith(newKey.familyId)) {
-      // One hash slot per rotation: the successor must be in the old key's family.
-      throw new InvalidInputError('id', `the successor of ${oldKeyId} must be a key id of the same family`)
-    }
   }
 
   #warnOnce(code: string, fields: object, message: string): void {
