@@ -1,28 +1,27 @@
 import type { HistoryEntry, HistoryVerification } from '../audit/history.js'
 import { HistoryRecorder } from '../audit/history-recorder.js'
 import type { Duration } from '../duration.js'
-import { InvalidInputError, KeyNotFoundError, KeyrotError, KeyRevokedError } from '../errors.js'
+import { InvalidInputError, KeyNotFoundError, KeyrotError } from '../errors.js'
 import { TypedEmitter, type KeyringEventName, type KeyringListener, type RequestContext } from '../events.js'
 import { errorFields } from '../logger.js'
 import { resolveKeyringOptions, type KeyringOptions, type ResolvedKeyringOptions } from '../options.js'
 import type { AttemptGuard, RateLimitStats } from '../rate-limit/guard.js'
-import { generateSigningSecret, SIGNING_PREFIX, type CreateSigningSecretInput, type IssuedSigningSecret } from '../signing/secret.js'
-import type { SecretSealer } from '../signing/sealer.js'
+import type { CreateSigningSecretInput, IssuedSigningSecret } from '../signing/secret.js'
 import type { InvalidationEvent, KeyStore } from '../store/store.js'
-import { assertValidPrefix, generateToken, newKeyId, familyOf, isKeyId } from '../token/format.js'
 import { stateOf, toApiKey, type ApiKey, type KeyRecord } from '../types.js'
-import { adjustKeyCredits, readKeyCredits, type KeyCredits } from './credits.js'
+import { readKeyCredits, type KeyCredits } from './credits.js'
 import { InFlight } from './in-flight.js'
 import type { CreateKeyInput, IssuedKey, RotateOptions, VerifyOptions, VerifyResult } from './keyring-types.js'
 import { StoreResetGuard } from './store-reset.js'
-import { assertRotatable, newRecord, restamp, successorDraft, type RecordDraft } from './succession.js'
-import { checkDuration, checkGrace, checkName, checkTenantId, checkTimestamp } from './validate.js'
+import { checkDuration, checkGrace, checkTenantId } from './validate.js'
 import { Verifier } from './verifier.js'
-import { readTenantPolicy, writeTenantPolicy, type TenantPolicyView } from '../policy/tenant-policy.js'
+import { readTenantPolicy, type TenantPolicyView } from '../policy/tenant-policy.js'
 import type { TenantPolicy } from '../policy/policy-options.js'
-import { checkAllowedIps } from './allowed-ips.js'
-import { checkKeyDraft } from './key-draft.js'
 import { importKey, type ImportedKeyResult, type ImportKeyInput } from './imported-keys.js'
+import type { KeyringContext } from './keyring-context.js'
+import { emergencyRotateKey, issueKey, issueSigningSecret, rotateKey } from './key-issuance.js'
+import { addKeyCredits, revokeKey, setKeyAllowedIps, setKeyCredits, setKeyExpiry, setTenantPolicyOverride } from './key-admin.js'
+import { familyHistory, keysExpiringWithin, keysUnusedSince, listKeys, verifyAdminHistory } from './key-queries.js'
 
 export type { CreateKeyInput, IssuedKey, RotateOptions, VerifyOptions, VerifyResult } from './keyring-types.js'
 
@@ -30,6 +29,9 @@ export type { CreateKeyInput, IssuedKey, RotateOptions, VerifyOptions, VerifyRes
  * The key lifecycle: create, rotate with grace, revoke, emergency rotation,
  * expiry. `verify()` runs in the `Verifier` (verifier.ts); the keyring is
  * the only one that tells it a key changed (cache invalidation has one owner).
+ * The operations that mint a token are in key-issuance.ts, the admin writes
+ * in key-admin.ts, the listing queries in key-queries.ts: they reach the
+ * keyring's own parts through the `KeyringContext` it hands them.
  */
 export class Keyring {
   readonly options: ResolvedKeyringOptions
@@ -41,6 +43,8 @@ export class Keyring {
   readonly #history: HistoryRecorder | null
   readonly #reset: StoreResetGuard
   readonly #inFlight = new InFlight()
+  /** What the operations in key-issuance.ts and key-admin.ts use of this keyring. */
+  readonly #context: KeyringContext
   #closed = false
 
   constructor(options: KeyringOptions = {}) {
@@ -51,6 +55,19 @@ export class Keyring {
     )
     this.#reset = new StoreResetGuard({ store: this.store, clock: this.options.clock, logger: this.options.logger, emit: (event, payload) => this.#events.emit(event, payload) })
     this.#verifier = new Verifier({ options: this.options, events: this.#events, read: (keyId) => this.#reset.read(keyId) })
+    this.#context = {
+      options: this.options,
+      store: this.store,
+      clock: this.options.clock,
+      events: this.#events,
+      reset: this.#reset,
+      assertOpen: () => this.#assertOpen(),
+      mustGet: (keyId) => this.#mustGet(keyId),
+      invalidate: (keyId) => this.#verifier.invalidate(keyId),
+      noteTenantPolicy: (tenantId, override) => this.#verifier.rotationPolicy?.noteTenantPolicy(tenantId, override),
+      audit: (event, fields) => this.#audit(event, fields),
+      historySettled: () => this.#history?.settled(),
+    }
     // close() lets admin writes already started land before it releases the store.
     this.#inFlight.trackMethods(this as Keyring, ['create', 'createSigningSecret', 'rotate', 'emergencyRotate', 'revoke', 'setExpiry', 'setCredits', 'addCredits', 'setAllowedIps', 'import'])
     this.#unsubscribe = this.store.subscribe?.((event) => this.#onInvalidation(event))
@@ -85,7 +102,7 @@ export class Keyring {
 
   /** Creates a key. The returned `token` is the only copy of the secret. */
   create(input: CreateKeyInput): Promise<IssuedKey> {
-    return this.#create(input, false)
+    return issueKey(this.#context, input, false)
   }
 
   /**
@@ -99,71 +116,8 @@ export class Keyring {
    * const { secret, key } = await keyring.createSigningSecret({ tenantId: 'acme', name: 'webhooks' })
    * // give `secret` to the receiver once; sign with signWebhook(keyring, { secretId: key.id, ... })
    */
-  async createSigningSecret(input: CreateSigningSecretInput): Promise<IssuedSigningSecret> {
-    this.#sealer()
-    if (input === null || typeof input !== 'object') throw new InvalidInputError('input', 'must be an object')
-    const { token, key } = await this.#create(
-      { tenantId: input.tenantId, name: input.name, expiresAt: input.expiresAt, metadata: input.metadata, prefix: SIGNING_PREFIX },
-      true,
-    )
-    return { secret: token, key }
-  }
-
-  async #create(input: CreateKeyInput, signing: boolean): Promise<IssuedKey> {
-    this.#assertOpen()
-    if (input === null || typeof input !== 'object') throw new InvalidInputError('input', 'must be an object')
-    const now = this.clock.now()
-    const prefix = input.prefix ?? this.options.prefix
-    try {
-      assertValidPrefix(prefix)
-    } catch (error) {
-      throw new InvalidInputError('prefix', (error as Error).message)
-    }
-    if (!signing && prefix === SIGNING_PREFIX) {
-      throw new InvalidInputError('prefix', `'${SIGNING_PREFIX}' is reserved for signing secrets: use createSigningSecret()`)
-    }
-    const checked = checkKeyDraft(input, this.store, now)
-    const credits = checked.credits
-    const draft = { ...checked.draft, prefix }
-    for (let attempt = 0; ; attempt++) {
-      const { token, record } = await this.#mint(draft, newKeyId(), null, now)
-      try {
-        await this.store.insert(record)
-        this.#reset.noteKnown(record.id)
-        // The family's balance, before the token leaves: no verify can come first.
-        if (credits) await this.store.adjustCredits?.({ familyId: record.familyId, change: { set: credits.remaining }, refill: credits.config.refill, now })
-      } catch (error) {
-        // A key id collision (2^-59 per pair) is retried with a new id.
-        if (error instanceof InvalidInputError && error.field === 'id' && attempt < 3) continue
-        throw error
-      }
-      const key = toApiKey(record, now)
-      this.#events.emit('key.created', { key, at: now })
-      this.#audit('key.created', { keyId: key.id, tenantId: key.tenantId })
-      // Returns once the action is in the shared history (or its failed append was logged): a
-      // later action, on any replica, is recorded after it.
-      await this.#history?.settled()
-      return { token, key }
-    }
-  }
-
-  async #mint(
-    draft: RecordDraft,
-    id: string,
-    rotatedFrom: string | null,
-    now: number,
-  ): Promise<{ token: string; record: KeyRecord }> {
-    // A signing secret is kept encrypted, not hashed: HMAC needs the secret itself.
-    const signing = draft.prefix === SIGNING_PREFIX
-    const token = signing ? generateSigningSecret() : generateToken(draft.prefix, id)
-    const hash = signing ? this.#sealer().seal(token, id) : await this.options.hasher.hash(token)
-    return { token, record: newRecord(draft, id, rotatedFrom, now, hash) }
-  }
-
-  #sealer(): SecretSealer {
-    const sealer = this.options.signing
-    if (!sealer) throw new TypeError('signing secrets need master keys: createKeyring({ signing: { masterKeys: [{ id, key }] } })')
-    return sealer
+  createSigningSecret(input: CreateSigningSecretInput): Promise<IssuedSigningSecret> {
+    return issueSigningSecret(this.#context, input)
   }
 
   // ---------------------------------------------------------------- verify
@@ -219,97 +173,34 @@ export class Keyring {
    * of concurrent rotations of one key exactly one succeeds, the others throw
    * `AlreadyRotatedError`.
    */
-  async rotate(keyId: string, options: RotateOptions = {}): Promise<IssuedKey & { previous: ApiKey }> {
-    this.#assertOpen()
-    const now = this.clock.now()
-    const gracePeriodMs = options.gracePeriod === undefined ? this.options.gracePeriodMs : checkGrace(options.gracePeriod, 'gracePeriod')
-    const old = await this.#mustGet(keyId)
-    assertRotatable(old, now)
-    const { token, record } = await this.#mint(successorDraft(old, options, now, this.options.prefix), newKeyId(old.familyId), old.id, now)
-    // The grace period starts when the rotation is written, not before the
-    // (slow, Argon2) hashing of the new token: clients get all of it.
-    const at = Math.max(now, this.clock.now())
-    restamp(record, now, at, options.expiresAt === undefined)
-    const { previous, next } = await this.store.rotate({ oldKeyId: old.id, newKey: record, graceDeadline: at + gracePeriodMs, now: at })
-    this.#reset.observe(previous, true)
-    this.#reset.noteKnown(next.id)
-    this.#verifier.invalidate(old.id)
-    const result = { token, key: toApiKey(next, at), previous: toApiKey(previous, at) }
-    this.#events.emit('key.rotated', { previous: result.previous, next: result.key, gracePeriodMs, at })
-    this.#audit('key.rotated', { keyId: old.id, newKeyId: next.id, tenantId: old.tenantId, gracePeriodMs, graceEndsAt: previous.expiresAt })
-    await this.#history?.settled()
-    return result
+  rotate(keyId: string, options: RotateOptions = {}): Promise<IssuedKey & { previous: ApiKey }> {
+    return rotateKey(this.#context, keyId, options)
   }
 
   /**
    * Revokes a leaked key now and issues its successor in one atomic step:
    * no grace period. Returns the new key; `revoked` is the old one.
    */
-  async emergencyRotate(
+  emergencyRotate(
     keyId: string,
     options: { incidentId: string; reason?: string } & Omit<RotateOptions, 'gracePeriod'>,
   ): Promise<IssuedKey & { revoked: ApiKey }> {
-    this.#assertOpen()
-    const now = this.clock.now()
-    const incidentId = checkName(options?.incidentId, 'incidentId')
-    const reason = options.reason === undefined ? `emergency rotation (${incidentId})` : checkName(options.reason, 'reason')
-    const old = await this.#mustGet(keyId)
-    assertRotatable(old, now, '; to stop a key that is in its grace period, revoke it')
-    const { token, record } = await this.#mint(successorDraft(old, options, now, this.options.prefix), newKeyId(old.familyId), old.id, now)
-    const at = Math.max(now, this.clock.now())
-    restamp(record, now, at, options.expiresAt === undefined)
-    const { revoked, next } = await this.store.emergencyRotate({ oldKeyId: old.id, newKey: record, at, reason, incidentId })
-    this.#reset.observe(revoked, true)
-    this.#reset.noteKnown(next.id)
-    this.#verifier.invalidate(old.id)
-    const result = { token, key: toApiKey(next, at), revoked: toApiKey(revoked, at) }
-    this.#events.emit('key.emergency_rotated', { revoked: result.revoked, next: result.key, incidentId, at })
-    this.#audit('key.emergency_rotated', { keyId: old.id, newKeyId: next.id, tenantId: old.tenantId, incidentId, reason })
-    await this.#history?.settled()
-    return result
+    return emergencyRotateKey(this.#context, keyId, options)
   }
 
   // ---------------------------------------------------------------- revoke & expiry
 
   /** Revokes a key at once, on every replica. Idempotent: a second call keeps the first reason. */
-  async revoke(keyId: string, options: { reason?: string; incidentId?: string } = {}): Promise<ApiKey> {
-    this.#assertOpen()
-    const now = this.clock.now()
-    const reason = options.reason === undefined ? null : checkName(options.reason, 'reason')
-    // An incident id ties the revocation to an incident (a leak report: 'leak:github').
-    const incidentId = options.incidentId === undefined ? null : checkName(options.incidentId, 'incidentId')
-    await this.#mustGet(keyId)
-    const record = await this.store.revoke({ keyId, at: now, reason, ...(incidentId === null ? {} : { incidentId }) })
-    this.#reset.observe(record, true)
-    this.#verifier.invalidate(keyId)
-    const key = toApiKey(record, now)
-    this.#events.emit('key.revoked', { key, reason: record.revokedReason, at: now })
-    this.#audit('key.revoked', { keyId, tenantId: key.tenantId, reason: record.revokedReason })
-    await this.#history?.settled()
-    return key
+  revoke(keyId: string, options: { reason?: string; incidentId?: string } = {}): Promise<ApiKey> {
+    return revokeKey(this.#context, keyId, options)
   }
 
   /**
    * Sets when a key stops working: end a grace period early (`now`) or extend
    * it. `null` removes the expiry. Takes effect on every replica like revoke.
    */
-  async setExpiry(keyId: string, expiresAt: number | Date | string | null): Promise<ApiKey> {
-    this.#assertOpen()
-    const now = this.clock.now()
-    const at = checkTimestamp(expiresAt, 'expiresAt')
-    const old = await this.#mustGet(keyId)
-    if (old.revokedAt !== null) throw new KeyRevokedError(keyId, old.revokedAt, old.revokedReason)
-    if (at === null && old.rotatedTo !== null) {
-      throw new InvalidInputError('expiresAt', `key ${keyId} was rotated; its grace period needs an end`)
-    }
-    const record = await this.store.setExpiry(keyId, at)
-    this.#reset.observe(record, true)
-    this.#verifier.invalidate(keyId)
-    const key = toApiKey(record, now)
-    this.#events.emit('key.expiry_changed', { key, previousExpiresAt: old.expiresAt, at: now })
-    this.#audit('key.expiry_changed', { keyId, tenantId: key.tenantId, expiresAt: at, previousExpiresAt: old.expiresAt })
-    await this.#history?.settled()
-    return key
+  setExpiry(keyId: string, expiresAt: number | Date | string | null): Promise<ApiKey> {
+    return setKeyExpiry(this.#context, keyId, expiresAt)
   }
 
   /**
@@ -319,16 +210,8 @@ export class Keyring {
    * @example
    * await keyring.setAllowedIps(key.id, ['203.0.113.0/24', '2001:db8::/32'])
    */
-  async setAllowedIps(keyId: string, allowedIps: readonly string[] | null): Promise<ApiKey> {
-    this.#assertOpen()
-    const ranges = checkAllowedIps(allowedIps)
-    if (!this.store.setAllowedIps) throw new TypeError('this store cannot change allowedIps (no setAllowedIps)')
-    await this.#mustGet(keyId)
-    const record = await this.store.setAllowedIps(keyId, ranges)
-    this.#verifier.invalidate(keyId)
-    const key = toApiKey(record, this.clock.now())
-    this.#audit('key.allowed_ips_changed', { keyId, tenantId: key.tenantId, allowedIps: ranges })
-    return key
+  setAllowedIps(keyId: string, allowedIps: readonly string[] | null): Promise<ApiKey> {
+    return setKeyAllowedIps(this.#context, keyId, allowedIps)
   }
 
   /**
@@ -378,19 +261,13 @@ export class Keyring {
   }
 
   /** Sets the credits of `keyId`'s family to `remaining`. Throws `InvalidInputError` for a key without credits. */
-  async setCredits(keyId: string, remaining: number): Promise<KeyCredits> {
-    this.#assertOpen()
-    const credits = await adjustKeyCredits(this.store, await this.#mustGet(keyId), { set: remaining }, this.clock.now())
-    this.#audit('key.credits_set', { keyId, remaining: credits.remaining })
-    return credits
+  setCredits(keyId: string, remaining: number): Promise<KeyCredits> {
+    return setKeyCredits(this.#context, keyId, remaining)
   }
 
   /** Adds `amount` credits (negative takes away, never below 0) to `keyId`'s family. */
-  async addCredits(keyId: string, amount: number): Promise<KeyCredits> {
-    this.#assertOpen()
-    const credits = await adjustKeyCredits(this.store, await this.#mustGet(keyId), { add: amount }, this.clock.now())
-    this.#audit('key.credits_added', { keyId, amount, remaining: credits.remaining })
-    return credits
+  addCredits(keyId: string, amount: number): Promise<KeyCredits> {
+    return addKeyCredits(this.#context, keyId, amount)
   }
 
   // ---------------------------------------------------------------- read
@@ -402,35 +279,18 @@ export class Keyring {
   }
 
   /** Keys of a tenant (or all), newest first, optionally of one state. */
-  async list(query: { tenantId?: string; state?: ApiKey['state']; limit?: number } = {}): Promise<ApiKey[]> {
-    if (query.tenantId !== undefined) checkTenantId(query.tenantId)
-    if (query.state !== undefined && !['active', 'grace', 'expired', 'revoked'].includes(query.state)) {
-      throw new InvalidInputError('state', 'must be one of active, grace, expired, revoked')
-    }
-    if (query.limit !== undefined && (!Number.isInteger(query.limit) || query.limit < 0)) {
-      throw new InvalidInputError('limit', 'must be a non-negative integer')
-    }
-    const now = this.clock.now()
-    const records = await this.store.list({ tenantId: query.tenantId })
-    const keys = records.map((record) => toApiKey(record, now)).filter((key) => query.state === undefined || key.state === query.state)
-    return query.limit === undefined ? keys : keys.slice(0, query.limit)
+  list(query: { tenantId?: string; state?: ApiKey['state']; limit?: number } = {}): Promise<ApiKey[]> {
+    return listKeys(this, query)
   }
 
   /** Keys still working that stop within `window` (grace periods and planned expiries). */
-  async expiringWithin(window: Duration, query: { tenantId?: string } = {}): Promise<ApiKey[]> {
-    const ms = checkDuration(window, 'window')
-    const now = this.clock.now()
-    const keys = await this.list(query)
-    return keys
-      .filter((key) => (key.state === 'active' || key.state === 'grace') && key.expiresAt !== null && key.expiresAt - now <= ms)
-      .sort((a, b) => (a.expiresAt as number) - (b.expiresAt as number))
+  expiringWithin(window: Duration, query: { tenantId?: string } = {}): Promise<ApiKey[]> {
+    return keysExpiringWithin(this, window, query)
   }
 
   /** Working keys not used since `since` (never-used keys count when created before it). */
-  async unusedSince(since: number | Date | string, query: { tenantId?: string } = {}): Promise<ApiKey[]> {
-    const at = checkTimestamp(since, 'since') as number
-    const keys = await this.list(query)
-    return keys.filter((key) => (key.state === 'active' || key.state === 'grace') && (key.lastUsedAt ?? key.createdAt) < at)
+  unusedSince(since: number | Date | string, query: { tenantId?: string } = {}): Promise<ApiKey[]> {
+    return keysUnusedSince(this, since, query)
   }
 
   /** State of the verification cache, for metrics. */
@@ -458,26 +318,13 @@ export class Keyring {
    * const entries = await keyring.history(key.id)
    * // [{ action: 'key.created', ... }, { action: 'key.rotated', newKeyId, gracePeriodMs, ... }]
    */
-  async history(keyId: string, options: { limit?: number } = {}): Promise<HistoryEntry[]> {
-    const recorder = this.#historyRecorder()
-    if (!isKeyId(keyId)) throw new InvalidInputError('keyId', 'must be a key id string')
-    if (options.limit !== undefined && (!Number.isSafeInteger(options.limit) || options.limit < 0)) {
-      throw new InvalidInputError('limit', 'must be a non-negative integer')
-    }
-    await recorder.settled()
-    return recorder.log.read({ familyId: familyOf(keyId), limit: options.limit })
+  history(keyId: string, options: { limit?: number } = {}): Promise<HistoryEntry[]> {
+    return familyHistory(this.#history, keyId, options)
   }
 
   /** Checks every hash and link of the shared admin history (see `HistoryLog.verify`). Needs the `history` option. */
-  async verifyHistory(): Promise<HistoryVerification> {
-    const recorder = this.#historyRecorder()
-    await recorder.settled()
-    return recorder.log.verify()
-  }
-
-  #historyRecorder(): HistoryRecorder {
-    if (!this.#history) throw new TypeError('the admin history needs a history log: createKeyring({ history: new MemoryHistoryLog() })')
-    return this.#history
+  verifyHistory(): Promise<HistoryVerification> {
+    return verifyAdminHistory(this.#history)
   }
 
   /**
@@ -493,12 +340,8 @@ export class Keyring {
    * Sets (or with `null`, removes) a tenant's rotation policy override. In
    * force on this replica at once, on others within `policy.tenantRefresh`.
    */
-  async setTenantPolicy(tenantId: string, override: TenantPolicy | null): Promise<TenantPolicyView> {
-    this.#assertOpen()
-    const view = await writeTenantPolicy(this.options, checkTenantId(tenantId), override)
-    this.#verifier.rotationPolicy?.noteTenantPolicy(view.tenantId, view.override)
-    this.options.logger.info({ event: 'policy.tenant_changed', tenantId: view.tenantId, override: view.override }, 'keyrot tenant rotation policy changed')
-    return view
+  setTenantPolicy(tenantId: string, override: TenantPolicy | null): Promise<TenantPolicyView> {
+    return setTenantPolicyOverride(this.#context, tenantId, override)
   }
 
   /**
