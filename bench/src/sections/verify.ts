@@ -39,7 +39,7 @@ export async function verifySection(context: RunContext): Promise<SectionReport>
     return (
       `median ${duration(s.latencyMs.p50)}; parts alone: parseToken (layout and CRC32, which a hit skips: a proven token's checksum was checked when it was proven) ${duration(parse.latencyMs.p50)}, peppered SHA-256 ${duration(digest.latencyMs.p50)}` +
       `, abuse protection and per-key quota ${duration(Math.max(0, protection))}` +
-      `, the rest of the keyring (await, two LRU lookups, usage count, result object) ${duration(Math.max(0, rest))};` +
+      `, the rest of the keyring (await, the cache slot lookups, usage count, result object) ${duration(Math.max(0, rest))};` +
       ` the floor is ${duration(floor.latencyMs.p50)}, ${duration(floorAwait.latencyMs.p50)} behind an await`
     )
   }

@@ -62,7 +62,7 @@ interface PendingLoad {
  *
  * Entries live in slots of parallel arrays ({@link SlotMap}, CLOCK
  * eviction): a key costs one `Map` entry, the digest, its view and a few
- * array cells. See docs/performance.md#verification-cache.
+ * array cells. See the README's "Hashing and the verification cache".
  */
 export class VerificationCache {
   readonly #slots: SlotMap

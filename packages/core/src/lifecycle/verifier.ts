@@ -387,8 +387,9 @@ export class Verifier {
   #succeed(record: ApiKey, keyId: string, cached: boolean, rateLimit: RateLimitInfo | undefined, rotation: RotationDue | undefined, credits: CreditsState | undefined, options: VerifyOptions, now: number): VerifyResult {
     const inGrace = record.rotatedTo !== null
     const rotationUse = rotationUseOf(record, now, options.clientIp, options.userAgent)
-    if (rotationUse) this.store.recordUsage(keyId, now, inGrace, rotationUse)
-    else this.store.recordUsage(keyId, now, inGrace)
+    // The record's id, not the parsed one: that is a slice of the token, which the store's pending counts would keep alive.
+    if (rotationUse) this.store.recordUsage(record.id, now, inGrace, rotationUse)
+    else this.store.recordUsage(record.id, now, inGrace)
     if (inGrace) this.#report.noteGraceUse(record, options, now)
     if (this.#events.has('verification.succeeded')) {
       this.#events.emit('verification.succeeded', {

@@ -96,6 +96,7 @@ describe('token format', () => {
     expect(sibling).not.toBe(first)
     expect(isKeyId('short')).toBe(false)
     expect(isKeyId('abcdefghijklmno!')).toBe(false)
+    expect(isKeyId('abcdefghijklmno\u00e1')).toBe(false) // above ASCII: not base62, whatever its low bits
     expect(isKeyId(42)).toBe(false)
   })
 
