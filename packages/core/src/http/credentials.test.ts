@@ -65,6 +65,26 @@ describe('extractCredential', () => {
     expect(message).not.toContain(token)
   })
 
+  it('answers a lone Authorization header the same on its one-scan path as on the full path', () => {
+    // An empty X-API-Key list is no credential, and sends the request down the full path.
+    const outcome = (result: CredentialResult) => (result.ok ? result : refusal(result))
+    const header = fc.oneof(
+      fc.constant(`Bearer ${token}`),
+      fc.string({ unit: fc.constantFrom('a', 'Z', '0', '-', '.', '_', '~', '+', '/', '=', ' ', '\t', ',', '\u00e9'), maxLength: 40 }).map((value) => `Bearer ${value}`),
+      fc.string({ unit: fc.constantFrom('B', 'b', 'e', 'a', 'r', ' ', 'x', '='), maxLength: 12 }).map((value) => `${value}${token}`),
+      fc.string({ maxLength: 60 }),
+    )
+    fc.assert(
+      fc.property(header, (authorization) => {
+        expect(outcome(extractCredential({ authorization }))).toEqual(outcome(extractCredential({ authorization, apiKey: [] })))
+      }),
+      { numRuns: 2_000 },
+    )
+    expect(extractCredential({ authorization: `Bearer ${token}` })).toEqual({ ok: true, token, source: 'authorization' })
+    expect(refusal(extractCredential({ authorization: 'Bearer ab=c' })).code).toBe('KEYROT_INVALID_REQUEST')
+    expect(refusal(extractCredential({ authorization: 'Bearer ===' })).code).toBe('KEYROT_INVALID_REQUEST')
+  })
+
   it('never throws, and any key it finds was sent in a header', () => {
     const header = fc.oneof(
       fc.constant(undefined),

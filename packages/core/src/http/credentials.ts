@@ -51,6 +51,33 @@ const MAX_HEADER_LENGTH = 4 * MAX_TOKEN_LENGTH
 const PRINTABLE_ASCII = /^[\x20-\x7e]*$/
 const TOKEN68 = /^[A-Za-z0-9\-._~+/]+=*$/
 
+/** Bits of the token68 characters of RFC 7235 (`A-Z a-z 0-9 - . _ ~ + /`), by ASCII code. */
+const TOKEN68_CHARS = (() => {
+  const table = new Uint8Array(128)
+  for (const c of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/') table[c.charCodeAt(0)] = 1
+  return table
+})()
+const EQUALS = 61
+
+/**
+ * The token of `Bearer <token68>` exactly as written (one space, no padding
+ * around it), or `undefined` for anything else. What the full path accepts
+ * of such a header, without its three regular expressions: a fifth of the
+ * adapters' cost of a cache hit.
+ */
+function plainBearer(value: string): string | undefined {
+  if (value.length <= 7 || value.length > MAX_HEADER_LENGTH || !value.startsWith('Bearer ')) return undefined
+  let end = 7
+  while (end < value.length) {
+    const c = value.charCodeAt(end)
+    if (c >= 128 || TOKEN68_CHARS[c] === 0) break
+    end++
+  }
+  if (end === 7) return undefined
+  for (let i = end; i < value.length; i++) if (value.charCodeAt(i) !== EQUALS) return undefined
+  return value.slice(7)
+}
+
 function single(value: HeaderValue, name: string): string | undefined | KeyrotError {
   if (value === undefined) return undefined
   if (Array.isArray(value)) {
@@ -71,6 +98,12 @@ function single(value: HeaderValue, name: string): string | undefined | KeyrotEr
  * Does not check the token itself (that is `verify`'s job).
  */
 export function extractCredential(headers: CredentialHeaders): CredentialResult {
+  // The usual request: one `Authorization: Bearer <token68>` and no X-API-Key. Checked in one scan;
+  // anything else (spaces, case, a second header, bad characters) takes the full path below.
+  if (headers.apiKey === undefined && typeof headers.authorization === 'string') {
+    const token = plainBearer(headers.authorization)
+    if (token !== undefined) return { ok: true, token, source: 'authorization' }
+  }
   const authorization = single(headers.authorization, 'Authorization')
   if (authorization instanceof Error) return { ok: false, error: authorization }
   const apiKey = single(headers.apiKey, 'X-API-Key')

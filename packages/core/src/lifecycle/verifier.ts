@@ -411,16 +411,18 @@ export class Verifier {
 
   /** The abuse checks before any store read; a limiter outage is reported like a store outage. */
   #admit(guard: AttemptGuard, input: Parameters<AttemptGuard['admit']>[0], context: RequestContext, now: number): Gate | Promise<Gate> {
-    const outage = (error: unknown): never => {
-      this.#report.emitFailure(error as KeyrotError, input.keyId, undefined, context, now)
-      throw error
-    }
+    let gate: Gate | Promise<Gate>
     try {
-      const gate = guard.admit(input, now)
-      return isPromise(gate) ? gate.catch(outage) : gate
+      gate = guard.admit(input, now)
     } catch (error) {
-      return outage(error)
+      return this.#limiterOutage(error, input.keyId, context, now)
     }
+    return isPromise(gate) ? gate.catch((error: unknown) => this.#limiterOutage(error, input.keyId, context, now)) : gate
+  }
+
+  #limiterOutage(error: unknown, keyId: string | undefined, context: RequestContext, now: number): never {
+    this.#report.emitFailure(error as KeyrotError, keyId, undefined, context, now)
+    throw error
   }
 
   /** The Argon2 queue and the shared proofs' outcomes since start, for metrics (`sharedProofs` is `null` when no proof key is set). */

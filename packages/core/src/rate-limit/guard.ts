@@ -37,6 +37,10 @@ const PASS: Gate = RIDE
 /** Client IPs whose counter names are remembered; past it the memo starts afresh (bounded whatever the traffic). */
 const MAX_REMEMBERED_CLIENTS = 4_096
 
+function limiterUnavailable(error: unknown, keyId: string | undefined): never {
+  throw new StoreUnavailableError('The rate limiter is unavailable.', { cause: error, ...(keyId ? { keyId } : {}) })
+}
+
 export function isPromise<T>(value: MaybePromise<T>): value is Promise<T> {
   return typeof (value as { then?: unknown } | null | undefined)?.then === 'function'
 }
@@ -172,26 +176,29 @@ export class AttemptGuard {
 
   /** Asks the limiter; when only the key id's failure budget refuses, a paced proof still goes ahead (charged to the IP). */
   #ask(attempt: Attempt, input: { keyId: string | undefined; digest: string | undefined }, known: KnownBadToken | undefined, paced: Ticket['paced'], now: number): MaybePromise<Gate> {
-    const decide = (admission: Admission): MaybePromise<Gate> => {
-      if (admission.allowed) return this.#gate(attempt, input, known, paced, now)
-      if (paced && admission.policy === 'key-failures') {
-        const pacer = this.#pacer as ProofPacer
-        pacer.pressure(paced.keyId, now)
-        if (attempt.ip === undefined) return this.#gate({ ...attempt, keyId: undefined, chargeKey: false }, input, known, paced, now)
-        return this.#ask({ ...attempt, keyId: undefined, chargeKey: false }, input, known, paced, now)
-      }
-      return this.#refusal(admission, input)
-    }
-    const unavailable = (error: unknown): never => {
-      throw new StoreUnavailableError('The rate limiter is unavailable.', { cause: error, ...(input.keyId ? { keyId: input.keyId } : {}) })
-    }
     let admission: MaybePromise<Admission>
     try {
       admission = this.#config.limiter.admit(attempt, this.#config.failures, now)
     } catch (error) {
-      return unavailable(error)
+      return limiterUnavailable(error, input.keyId)
     }
-    return isPromise(admission) ? admission.then(decide, unavailable) : decide(admission)
+    // No closures on the synchronous path: a proven token's admission runs on every request.
+    if (!isPromise(admission)) return this.#decide(admission, attempt, input, known, paced, now)
+    return admission.then(
+      (decided) => this.#decide(decided, attempt, input, known, paced, now),
+      (error: unknown) => limiterUnavailable(error, input.keyId),
+    )
+  }
+
+  #decide(admission: Admission, attempt: Attempt, input: { keyId: string | undefined; digest: string | undefined }, known: KnownBadToken | undefined, paced: Ticket['paced'], now: number): MaybePromise<Gate> {
+    if (admission.allowed) return this.#gate(attempt, input, known, paced, now)
+    if (paced && admission.policy === 'key-failures') {
+      const pacer = this.#pacer as ProofPacer
+      pacer.pressure(paced.keyId, now)
+      if (attempt.ip === undefined) return this.#gate({ ...attempt, keyId: undefined, chargeKey: false }, input, known, paced, now)
+      return this.#ask({ ...attempt, keyId: undefined, chargeKey: false }, input, known, paced, now)
+    }
+    return this.#refusal(admission, input)
   }
 
   #refusal(admission: Admission & { allowed: false }, input: { keyId: string | undefined }): Gate {
@@ -274,17 +281,17 @@ export class AttemptGuard {
   consume(keyId: string, own: Quota | null, now: number): MaybePromise<QuotaOutcome> {
     const quota = own ?? this.#config.perKey
     if (quota === null) return { ok: true, rateLimit: undefined }
-    const unavailable = (error: unknown): never => {
-      throw new StoreUnavailableError('The rate limiter is unavailable.', { cause: error, keyId })
-    }
     let decision: MaybePromise<QuotaDecision>
     try {
       decision = this.#config.limiter.consume(keyId, quota, now)
     } catch (error) {
-      return unavailable(error)
+      return limiterUnavailable(error, keyId)
     }
-    const outcome = (decided: QuotaDecision) => this.#quotaOutcome(keyId, decided)
-    return isPromise(decision) ? decision.then(outcome, unavailable) : outcome(decision)
+    if (!isPromise(decision)) return this.#quotaOutcome(keyId, decision)
+    return decision.then(
+      (decided) => this.#quotaOutcome(keyId, decided),
+      (error: unknown) => limiterUnavailable(error, keyId),
+    )
   }
 
   #quotaOutcome(keyId: string, decision: QuotaDecision): QuotaOutcome {

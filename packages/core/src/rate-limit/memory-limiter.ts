@@ -14,6 +14,8 @@ export interface MemoryRateLimiterOptions {
   maxKeys?: number
 }
 
+const ADMITTED: Admission = Object.freeze({ allowed: true })
+
 function positiveInteger(value: number | undefined, fallback: number, name: string): number {
   if (value === undefined) return fallback
   if (!Number.isInteger(value) || value < 1) throw new TypeError(`${name} must be a positive integer; got ${String(value)}`)
@@ -54,6 +56,8 @@ export class MemoryRateLimiter implements RateLimiter {
   }
 
   admit(attempt: Attempt, limits: FailureLimits, now: number): Admission {
+    // A proven token's admission charges nothing: a client with no failure on record (nearly every one) passes with no decision to build.
+    if (!attempt.chargeIp && !attempt.chargeKey && this.#clean(attempt)) return ADMITTED
     const before = {
       ip: attempt.ip === undefined ? undefined : this.#ips.get(attempt.ip),
       network: attempt.network === undefined ? undefined : this.#networks.get(attempt.network),
@@ -65,6 +69,15 @@ export class MemoryRateLimiter implements RateLimiter {
     if (attempt.network !== undefined && network !== undefined && network !== before.network) this.#networks.set(attempt.network, network)
     if (attempt.keyId !== undefined && key !== undefined && key !== before.key) this.#keyFailures.set(attempt.keyId, key)
     return admission
+  }
+
+  /** Whether none of the attempt's counters holds anything (no failure, no block). */
+  #clean(attempt: Attempt): boolean {
+    return (
+      (attempt.ip === undefined || !this.#ips.has(attempt.ip)) &&
+      (attempt.network === undefined || !this.#networks.has(attempt.network)) &&
+      (attempt.keyId === undefined || !this.#keyFailures.has(attempt.keyId))
+    )
   }
 
   release(charge: Charge, limits: FailureLimits, now: number): void {
