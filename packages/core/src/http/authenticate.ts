@@ -3,7 +3,7 @@ import { creditsHeaders } from '../credits/headers.js'
 import type { VerifyOptions, VerifyResult } from '../lifecycle/keyring-types.js'
 import { rateLimitHeaders } from '../rate-limit/headers.js'
 import type { ApiKey } from '../types.js'
-import { credentialHeadersOf, extractCredential, type CredentialHeaders, type NodeRequestHeaders } from './credentials.js'
+import { extractCredential, requestHeadersOf, type CredentialHeaders, type NodeRequestHeaders } from './credentials.js'
 import { asKeyrotError, errorResponse, type ErrorResponse } from './respond.js'
 import { rotationHeaders } from './rotation-headers.js'
 
@@ -90,16 +90,11 @@ function outcomeOf(result: VerifyResult, realm: string, keyring: Keyring): Authe
 
 /**
  * The request as `authenticate()` reads it, from a Node request: its
- * credential headers (every copy, see {@link credentialHeadersOf}), the
- * client IP the adapter found and the `User-Agent`. One object, no spreads.
+ * credential headers (every copy, see {@link requestHeadersOf}), the
+ * client IP the adapter found and the `User-Agent`.
  */
 export function authenticateRequestOf(request: NodeRequestHeaders, clientIp: string | undefined): AuthenticateRequest {
-  const credentials = credentialHeadersOf(request)
-  const userAgent = request.headers['user-agent']
-  return {
-    authorization: credentials.authorization,
-    apiKey: credentials.apiKey,
-    clientIp,
-    userAgent: typeof userAgent === 'string' ? userAgent : undefined,
-  }
+  const headers = requestHeadersOf(request) as AuthenticateRequest
+  headers.clientIp = clientIp
+  return headers
 }
