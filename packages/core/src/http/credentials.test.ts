@@ -1,7 +1,7 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { generateToken, MAX_TOKEN_LENGTH, newKeyId } from '../token/format.js'
-import { extractCredential, type CredentialHeaders, type CredentialResult } from './credentials.js'
+import { extractCredential, requestHeadersOf, type CredentialHeaders, type CredentialResult } from './credentials.js'
 
 const token = generateToken('sk_live', newKeyId())
 
@@ -83,6 +83,30 @@ describe('extractCredential', () => {
     expect(extractCredential({ authorization: `Bearer ${token}` })).toEqual({ ok: true, token, source: 'authorization' })
     expect(refusal(extractCredential({ authorization: 'Bearer ab=c' })).code).toBe('KEYROT_INVALID_REQUEST')
     expect(refusal(extractCredential({ authorization: 'Bearer ===' })).code).toBe('KEYROT_INVALID_REQUEST')
+  })
+
+  it('reads the same credentials and User-Agent from rawHeaders as from Node’s headers and headersDistinct', () => {
+    const name = fc.constantFrom('Authorization', 'authorization', 'AUTHORIZATION', 'X-API-Key', 'x-api-key', 'User-Agent', 'user-agent', 'Host', 'X-Other')
+    const value = fc.oneof(fc.constant(`Bearer ${token}`), fc.constant(token), fc.string({ maxLength: 20 }))
+    const outcome = (result: CredentialResult) => (result.ok ? result : refusal(result))
+    fc.assert(
+      fc.property(fc.array(fc.tuple(name, value), { maxLength: 6 }), (pairs) => {
+        // As Node builds them: the first Authorization and User-Agent win, X-API-Key copies are joined.
+        const headers: Record<string, string> = {}
+        const headersDistinct: Record<string, string[]> = {}
+        for (const [field, text] of pairs) {
+          const lower = field.toLowerCase()
+          ;(headersDistinct[lower] ??= []).push(text)
+          if (headers[lower] === undefined) headers[lower] = text
+          else if (lower === 'x-api-key') headers[lower] += `, ${text}`
+        }
+        const fromRaw = requestHeadersOf({ rawHeaders: pairs.flat(), headers, headersDistinct })
+        const fromObjects = requestHeadersOf({ headers, headersDistinct })
+        expect(outcome(extractCredential(fromRaw))).toEqual(outcome(extractCredential(fromObjects)))
+        expect(fromRaw.userAgent).toBe(fromObjects.userAgent)
+      }),
+      { numRuns: 1_000 },
+    )
   })
 
   it('never throws, and any key it finds was sent in a header', () => {
