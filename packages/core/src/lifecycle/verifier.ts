@@ -17,7 +17,6 @@ import type { ResolvedKeyringOptions } from '../options.js'
 import type { FallbackRateLimiter } from '../rate-limit/fallback-limiter.js'
 import { AttemptGuard, isPromise, type Gate, type QuotaOutcome, type RateLimitStats, type Ticket } from '../rate-limit/guard.js'
 import type { RateLimitInfo } from '../rate-limit/headers.js'
-import type { RateLimiter } from '../rate-limit/limiter.js'
 import { MemoryRateLimiter } from '../rate-limit/memory-limiter.js'
 import type { CreditsConfig, CreditsState } from '../credits/credits.js'
 import type { Circuit } from '../store/circuit.js'
@@ -86,10 +85,11 @@ export class Verifier {
             feedLive: () => this.#liveFeed(),
           })
     this.#report = new VerifyReporter(events, options.graceUsageEventIntervalMs)
-    this.#storeCircuit = this.#openStoreCircuit()
+    // The limiter usually shares the store's Redis: once the store is down, its requests need not each wait a timeout to find out.
+    this.#storeCircuit = openStoreCircuit(options, events, () => this.#limiter?.trip())
     this.#prover = new Prover(options, this.#cache)
     const rateLimit = options.rateLimit
-    this.#limiter = rateLimit && !(rateLimit.limiter instanceof MemoryRateLimiter) ? this.#fallbackLimiter(rateLimit.limiter) : null
+    this.#limiter = rateLimit && !(rateLimit.limiter instanceof MemoryRateLimiter) ? fallbackLimiter(rateLimit.limiter, options, events) : null
     const guarded = rateLimit && this.#limiter ? { ...rateLimit, limiter: this.#limiter } : rateLimit
     this.#guard = guarded ? new AttemptGuard(guarded, options.clock, options.logger, this.#cache !== null) : null
     this.rotationPolicy = options.policy
@@ -438,7 +438,6 @@ export class Verifier {
     this.#report.emitFailure(error, undefined, undefined, context, this.options.clock.now())
   }
 
-
   /** State of the verification cache, for metrics. */
   cacheStats(): { proofs: number; states: number; hits: number; misses: number } {
     return this.#cache?.stats() ?? { proofs: 0, states: 0, hits: 0, misses: 0 }
@@ -492,15 +491,6 @@ export class Verifier {
     }
     this.#staleVerifications++
     return stale
-  }
-
-  #openStoreCircuit(): Circuit {
-    // The limiter usually shares the store's Redis: once the store is down, its requests need not each wait a timeout to find out.
-    return openStoreCircuit(this.options, this.#events, () => this.#limiter?.trip())
-  }
-
-  #fallbackLimiter(shared: RateLimiter): FallbackRateLimiter {
-    return fallbackLimiter(shared, this.options, this.#events)
   }
 
   #liveFeed(): boolean {
