@@ -3,8 +3,13 @@ import { stateOf, type ApiKey, type KeyRecord } from '../types.js'
 const NO_SCOPES: readonly string[] = Object.freeze([])
 const NO_METADATA: Readonly<Record<string, unknown>> = Object.freeze({})
 
-function frozen<T extends object>(value: T): T {
-  return Object.isFrozen(value) ? value : Object.freeze(value)
+/** A frozen copy: the record's own arrays and objects stay the store's to change (a store may hand out what it keeps). */
+function frozenArray<T>(value: readonly T[]): T[] {
+  return Object.freeze(value.slice()) as T[]
+}
+
+function frozenObject<T extends object>(value: T): T {
+  return Object.freeze({ ...value })
 }
 
 /**
@@ -16,9 +21,9 @@ function frozen<T extends object>(value: T): T {
  *
  * Frozen all the way down to its scopes, metadata (top level), rate limit,
  * credits and networks: one request's middleware cannot change what the
- * next request of the same key sees. Those members are the record's own
- * (frozen in place: the record comes from a store read and is not used
- * again once its view exists), and empty ones are shared constants.
+ * next request of the same key sees. Those members are copies (the
+ * record's stay the store's), made once per store read; empty ones are
+ * shared constants.
  *
  * Built as one object literal, so V8 gives every field a slot inside the
  * object (no separate property array); only keys with credits or networks
@@ -31,8 +36,8 @@ export function keyView(record: KeyRecord): ApiKey {
     tenantId: record.tenantId,
     name: record.name,
     prefix: record.prefix,
-    scopes: record.scopes.length === 0 ? (NO_SCOPES as string[]) : frozen(record.scopes),
-    metadata: isEmpty(record.metadata) ? (NO_METADATA as Record<string, unknown>) : frozen(record.metadata),
+    scopes: record.scopes.length === 0 ? (NO_SCOPES as string[]) : frozenArray(record.scopes),
+    metadata: isEmpty(record.metadata) ? (NO_METADATA as Record<string, unknown>) : frozenObject(record.metadata),
     createdAt: record.createdAt,
     expiresAt: record.expiresAt,
     revokedAt: record.revokedAt,
@@ -41,18 +46,15 @@ export function keyView(record: KeyRecord): ApiKey {
     rotatedFrom: record.rotatedFrom,
     rotatedTo: record.rotatedTo,
     rotatedAt: record.rotatedAt,
-    rateLimit: record.rateLimit === null ? null : frozen(record.rateLimit),
+    rateLimit: record.rateLimit === null ? null : frozenObject(record.rateLimit),
     usageCount: record.usageCount,
     lastUsedAt: record.lastUsedAt,
     lastUsedInGraceAt: record.lastUsedInGraceAt,
     // The state apart from expiry, which the verify path checks against its own clock on every request.
     state: stateOf(record, Number.NEGATIVE_INFINITY),
   }
-  if (record.credits !== undefined) {
-    if (record.credits.refill) frozen(record.credits.refill)
-    view.credits = frozen(record.credits)
-  }
-  if (record.allowedIps !== undefined) view.allowedIps = frozen(record.allowedIps)
+  if (record.credits !== undefined) view.credits = Object.freeze({ refill: record.credits.refill ? frozenObject(record.credits.refill) : null })
+  if (record.allowedIps !== undefined) view.allowedIps = frozenArray(record.allowedIps)
   return Object.freeze(view)
 }
 

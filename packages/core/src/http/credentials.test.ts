@@ -85,7 +85,16 @@ describe('extractCredential', () => {
     expect(refusal(extractCredential({ authorization: 'Bearer ===' })).code).toBe('KEYROT_INVALID_REQUEST')
   })
 
-  it('reads the same credentials and User-Agent from rawHeaders as from Node’s headers and headersDistinct', () => {
+  it('reads credential values as middleware left them in headers; rawHeaders only counts copies', () => {
+    const request = { rawHeaders: ['Host', 'x', 'Authorization', 'Bearer old'], headers: { host: 'x', authorization: `Bearer ${token}` } as Record<string, string | undefined> }
+    expect(requestHeadersOf(request).authorization).toBe(`Bearer ${token}`)
+    request.headers['authorization'] = undefined
+    expect(requestHeadersOf(request).authorization).toBeUndefined()
+    const twice = { rawHeaders: ['Authorization', 'Bearer a', 'authorization', 'Bearer b'], headers: { authorization: 'Bearer a' }, headersDistinct: { authorization: ['Bearer a', 'Bearer b'] } }
+    expect(refusal(extractCredential(requestHeadersOf(twice))).code).toBe('KEYROT_INVALID_REQUEST')
+  })
+
+  it('finds the same credentials and User-Agent with rawHeaders (copies counted) as from headers and headersDistinct alone', () => {
     const name = fc.constantFrom('Authorization', 'authorization', 'AUTHORIZATION', 'X-API-Key', 'x-api-key', 'User-Agent', 'user-agent', 'Host', 'X-Other')
     const value = fc.oneof(fc.constant(`Bearer ${token}`), fc.constant(token), fc.string({ maxLength: 20 }))
     const outcome = (result: CredentialResult) => (result.ok ? result : refusal(result))

@@ -29,43 +29,33 @@ export function credentialHeadersOf(request: NodeRequestHeaders): CredentialHead
 }
 
 /**
- * The credential headers and the `User-Agent` of a Node request, in one pass
- * over `rawHeaders` (names and values as received): the usual request, with
- * at most one copy of each credential header, is answered from there, and
- * Node's `headers` object (built on first read) is not needed at all. When a
- * credential header comes more than once, `headersDistinct` (an array for
- * every header) gives every copy, so the request is refused rather than
- * judged by its first copy.
+ * The credential headers and the `User-Agent` of a Node request. The values
+ * are read from `headers` (what middleware before us may have set or
+ * removed); `rawHeaders` (as received) only tells how many copies of each
+ * credential header came. When one came more than once, `headersDistinct`
+ * (an array for every header) gives every copy, so the request is refused
+ * rather than judged by its first copy.
  */
 export function requestHeadersOf(request: NodeRequestHeaders): CredentialHeaders & { userAgent: string | undefined } {
+  const headers = request.headers
+  const agent = headers['user-agent']
+  const userAgent = typeof agent === 'string' ? agent : undefined
   const raw = request.rawHeaders
   if (raw !== undefined) {
     let authorizations = 0
     let apiKeys = 0
-    let authorization: string | undefined
-    let apiKey: string | undefined
-    let userAgent: string | undefined
     for (let i = 0; i < raw.length; i += 2) {
       const name = raw[i] as string
-      if (name.length === 13 && (name === 'authorization' || name === 'Authorization' || name.toLowerCase() === 'authorization')) {
-        authorizations++
-        authorization = raw[i + 1]
-      } else if (name.length === 9 && (name === 'x-api-key' || name === 'X-API-Key' || name.toLowerCase() === 'x-api-key')) {
-        apiKeys++
-        apiKey = raw[i + 1]
-      } else if (userAgent === undefined && name.length === 10 && (name === 'user-agent' || name === 'User-Agent' || name.toLowerCase() === 'user-agent')) {
-        // Node keeps the first User-Agent too.
-        userAgent = raw[i + 1]
-      }
+      if (name.length === 13 && (name === 'authorization' || name === 'Authorization' || name.toLowerCase() === 'authorization')) authorizations++
+      else if (name.length === 9 && (name === 'x-api-key' || name === 'X-API-Key' || name.toLowerCase() === 'x-api-key')) apiKeys++
     }
-    if (authorizations <= 1 && apiKeys <= 1) return { authorization, apiKey, userAgent }
+    if (authorizations <= 1 && apiKeys <= 1) return { authorization: headers['authorization'], apiKey: headers['x-api-key'], userAgent }
   }
   const distinct = request.headersDistinct
-  const userAgent = request.headers['user-agent']
   return {
-    authorization: distinct ? distinct['authorization'] : request.headers['authorization'],
-    apiKey: distinct ? distinct['x-api-key'] : request.headers['x-api-key'],
-    userAgent: typeof userAgent === 'string' ? userAgent : undefined,
+    authorization: distinct ? distinct['authorization'] : headers['authorization'],
+    apiKey: distinct ? distinct['x-api-key'] : headers['x-api-key'],
+    userAgent,
   }
 }
 

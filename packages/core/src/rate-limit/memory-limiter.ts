@@ -103,7 +103,11 @@ export class MemoryRateLimiter implements RateLimiter {
   consume(keyId: string, quota: Quota, now: number): QuotaDecision {
     const slot = this.#quotas.get(keyId)
     const { decision, tat } = decideQuota(slot === -1 ? undefined : this.#tats[slot], quota, now)
-    if (decision.allowed && tat !== undefined) this.#tats[slot === -1 ? this.#quotas.claim(keyId) : slot] = tat
+    if (decision.allowed && tat !== undefined) {
+      // Claimed before the array is read: a claim may grow it (the callback replaces #tats).
+      const held = slot === -1 ? this.#quotas.claim(keyId) : slot
+      this.#tats[held] = tat
+    }
     return decision
   }
 
