@@ -63,7 +63,7 @@ export class RecordWriter {
     const { layout, options } = this.#context
     const { oldKeyId, newKey } = input
     assertSameFamily(oldKeyId, newKey)
-    const keys = [layout.record(oldKeyId), layout.credential(oldKeyId), layout.record(newKey.id), layout.credential(newKey.id)]
+    const keys = successionKeys(layout, oldKeyId, newKey.id)
     const args = [input.now, input.graceDeadline, options.retentionMs, this.#channelArg, keyMessage(oldKeyId, options.clock.now()), newKey.id, ...encodeRecord(newKey)]
     const reply = await this.#write('rotate', 'rotate a key', oldKeyId, SCRIPTS.rotate, keys, args, newKey)
     const [previous, next] = okPayload(reply, oldKeyId, newKey.id, input.now)
@@ -91,7 +91,7 @@ export class RecordWriter {
     const { layout, options } = this.#context
     const { oldKeyId, newKey } = input
     assertSameFamily(oldKeyId, newKey)
-    const keys = [layout.record(oldKeyId), layout.credential(oldKeyId), layout.record(newKey.id), layout.credential(newKey.id)]
+    const keys = successionKeys(layout, oldKeyId, newKey.id)
     const args = [
       input.at,
       input.reason,
@@ -269,4 +269,9 @@ function assertSameFamily(oldKeyId: string, newKey: KeyRecord): void {
     // One hash slot per rotation: the successor must be in the old key's family.
     throw new InvalidInputError('id', `the successor of ${oldKeyId} must be a key id of the same family`)
   }
+}
+
+/** The keys a rotation's script touches: the old and the new key's record and credential. */
+function successionKeys(layout: KeyLayout, oldKeyId: string, newKeyId: string): string[] {
+  return [layout.record(oldKeyId), layout.credential(oldKeyId), layout.record(newKeyId), layout.credential(newKeyId)]
 }

@@ -1,34 +1,15 @@
 import { describe, expect, it } from 'vitest'
 import { ManualClock } from '../clock.js'
 import type { KeyRecord } from '../types.js'
+import { newRecord } from '../lifecycle/succession.js'
 import { keyView } from './key-view.js'
 import { SlotMap } from './slot-map.js'
 import { VerificationCache } from './verification-cache.js'
 
+/** A new key's record (as the keyring makes one), with `fields` over it. */
 function record(id: string, fields: Partial<KeyRecord> = {}): KeyRecord {
-  return {
-    id,
-    familyId: id.slice(0, 10),
-    tenantId: 't',
-    name: id,
-    prefix: 'sk',
-    scopes: [],
-    metadata: {},
-    createdAt: 0,
-    expiresAt: null,
-    revokedAt: null,
-    revokedReason: null,
-    incidentId: null,
-    rotatedFrom: null,
-    rotatedTo: null,
-    rotatedAt: null,
-    rateLimit: null,
-    usageCount: 0,
-    lastUsedAt: null,
-    lastUsedInGraceAt: null,
-    hash: 'h',
-    ...fields,
-  }
+  const draft = { tenantId: 't', name: id, prefix: 'sk', scopes: [], metadata: {}, rateLimit: null, expiresAt: null }
+  return { ...newRecord(draft, id, null, 0, 'h'), ...fields }
 }
 
 const read = async (id: string) => record(id)
