@@ -106,7 +106,7 @@ async function run(): Promise<VerifyResult> {
     const parse = (i: number) => parseToken(tokens[i % k])
     throughputSync(config.warmupOps, 2_000, parse)
     out.push(series('part: parseToken (format + CRC32)', null, 'part', timeEachSync(config.latencySamples, parse), throughputSync(config.throughputOps, config.throughputMaxMs, parse)))
-    const cache = new VerificationCache({ maxProofs: k, maxStates: k, stateTtlMs: 5_000, clock: systemClock })
+    const cache = new VerificationCache({ maxEntries: k, stateTtlMs: 5_000, clock: systemClock })
     const digest = (i: number) => cache.digest(tokens[i % k] as string)
     throughputSync(config.warmupOps, 2_000, digest)
     out.push(series('part: peppered SHA-256 digest', null, 'part', timeEachSync(config.latencySamples, digest), throughputSync(config.throughputOps, config.throughputMaxMs, digest)))

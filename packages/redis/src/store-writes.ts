@@ -60,17 +60,11 @@ export class RecordWriter {
   }
 
   async rotate(input: RotateInput): Promise<{ previous: KeyRecord; next: KeyRecord }> {
-    const { layout, options } = this.#context
     const { oldKeyId, newKey } = input
     assertSameFamily(oldKeyId, newKey)
-    const keys = successionKeys(layout, oldKeyId, newKey.id)
-    const args = [input.now, input.graceDeadline, options.retentionMs, this.#channelArg, keyMessage(oldKeyId, options.clock.now()), newKey.id, ...encodeRecord(newKey)]
-    const reply = await this.#write('rotate', 'rotate a key', oldKeyId, SCRIPTS.rotate, keys, args, newKey)
-    const [previous, next] = okPayload(reply, oldKeyId, newKey.id, input.now)
-    await this.#publishAfter(oldKeyId)
-    const result = { previous: requireRecord(previous), next: requireRecord(next) }
-    await this.#context.followImported(result.previous)
-    return result
+    const args = [input.now, input.graceDeadline, this.#context.options.retentionMs, this.#channelArg, this.#keyMessage(oldKeyId), newKey.id, ...encodeRecord(newKey)]
+    const [previous, next] = await this.#succession('rotate', 'rotate a key', SCRIPTS.rotate, oldKeyId, newKey, args, input.now)
+    return { previous, next }
   }
 
   async revoke(input: RevokeInput): Promise<KeyRecord> {
@@ -88,26 +82,37 @@ export class RecordWriter {
   }
 
   async emergencyRotate(input: EmergencyRotateInput): Promise<{ revoked: KeyRecord; next: KeyRecord }> {
-    const { layout, options } = this.#context
     const { oldKeyId, newKey } = input
     assertSameFamily(oldKeyId, newKey)
-    const keys = successionKeys(layout, oldKeyId, newKey.id)
-    const args = [
-      input.at,
-      input.reason,
-      input.incidentId,
-      options.retentionMs,
-      this.#channelArg,
-      keyMessage(oldKeyId, options.clock.now()),
-      newKey.id,
-      ...encodeRecord(newKey),
-    ]
-    const reply = await this.#write('emergencyRotate', 'rotate a key in an emergency', oldKeyId, SCRIPTS.emergencyRotate, keys, args, newKey)
-    const [revoked, next] = okPayload(reply, oldKeyId, newKey.id, input.at)
+    const args = [input.at, input.reason, input.incidentId, this.#context.options.retentionMs, this.#channelArg, this.#keyMessage(oldKeyId), newKey.id, ...encodeRecord(newKey)]
+    const [revoked, next] = await this.#succession('emergencyRotate', 'rotate a key in an emergency', SCRIPTS.emergencyRotate, oldKeyId, newKey, args, input.at)
+    return { revoked, next }
+  }
+
+  /**
+   * A rotation's write, shared by `rotate` and `emergencyRotate`: the script
+   * on the old and the new key, the change published for the old one, and
+   * the old key's import index followed. Answers the old and the new record.
+   */
+  async #succession(
+    operation: 'rotate' | 'emergencyRotate',
+    what: string,
+    script: LuaScript,
+    oldKeyId: string,
+    newKey: KeyRecord,
+    args: (string | number)[],
+    at: number,
+  ): Promise<[KeyRecord, KeyRecord]> {
+    const reply = await this.#write(operation, what, oldKeyId, script, successionKeys(this.#context.layout, oldKeyId, newKey.id), args, newKey)
+    const [old, next] = okPayload(reply, oldKeyId, newKey.id, at)
     await this.#publishAfter(oldKeyId)
-    const result = { revoked: requireRecord(revoked), next: requireRecord(next) }
-    await this.#context.followImported(result.revoked)
-    return result
+    const pair: [KeyRecord, KeyRecord] = [requireRecord(old), requireRecord(next)]
+    await this.#context.followImported(pair[0])
+    return pair
+  }
+
+  #keyMessage(keyId: string): string {
+    return keyMessage(keyId, this.#context.options.clock.now())
   }
 
   async setExpiry(keyId: string, expiresAt: number | null): Promise<KeyRecord> {
