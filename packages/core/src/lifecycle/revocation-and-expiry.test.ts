@@ -3,6 +3,7 @@ import { ManualClock } from '../clock.js'
 import { InvalidInputError, KeyNotFoundError, KeyRevokedError, type KeyrotError } from '../errors.js'
 import type { KeyringEvents } from '../events.js'
 import { FastTestHasher } from '../hash/hasher.js'
+import { MemoryStore } from '../store/memory-store.js'
 import { createKeyring, type VerifyResult } from './keyring.js'
 
 const HOUR = 3_600_000
@@ -161,5 +162,27 @@ describe('setExpiry, endGrace and extendGrace', () => {
     const error = await rejectionOf(keyring.extendGrace(key.id, 'longer'))
     expect(error).toBeInstanceOf(InvalidInputError)
     expect((error as InvalidInputError).field).toBe('by')
+  })
+})
+
+describe('a store that reports a key expired', () => {
+  it('is believed even when the answer arrives later than the verify began', async () => {
+    // As the Redis store does when Redis dropped the credential: expiresAt is
+    // "just before the store was asked", which a slow admission or event loop
+    // can put after the verify read its clock.
+    const clock = new ManualClock()
+    const store = new MemoryStore()
+    const keyring = createKeyring({ clock, store, hasher: new FastTestHasher(), cache: { stateTtl: 0 } })
+    const { token, key } = await keyring.create({ tenantId: 'acme', name: 'short-lived', expiresAt: clock.now() + HOUR })
+    expect(codeOf(await keyring.verify(token))).toBe('ok')
+    const read = store.get.bind(store)
+    store.get = async (keyId) => {
+      clock.advance(5)
+      const record = await read(keyId)
+      return record && { ...record, expiresAt: clock.now() - 1 }
+    }
+    const result = await keyring.verify(token)
+    expect(codeOf(result)).toBe('KEYROT_KEY_EXPIRED')
+    expect(key.expiresAt).toBeGreaterThan(clock.now())
   })
 })

@@ -274,6 +274,8 @@ export class Verifier {
         }
         key = loaded.key
         record = loaded.record
+        // Judged when the answer arrived: a store dates "expired" just before it was asked, maybe after this verify began.
+        now = Math.max(now, this.options.clock.now())
       }
     } catch (error) {
       const failure = error instanceof StoreUnavailableError ? error : new StoreUnavailableError(undefined, { cause: error, keyId })
