@@ -23,13 +23,12 @@ describe('parseRateLimitArg', () => {
 })
 
 describe('parseExpiresArg', () => {
-  const now = Date.UTC(2030, 0, 1)
-  it('takes a lifetime from now or an ISO date', () => {
-    expect(parseExpiresArg('90d')(now)).toBe(now + 90 * 86_400_000)
-    expect(parseExpiresArg('2031-06-01T00:00:00Z')(now)).toBe(Date.UTC(2031, 5, 1))
+  it('takes a lifetime (counted by the keyring from createdAt) or an ISO date', () => {
+    expect(parseExpiresArg('90d')).toEqual({ expiresIn: 90 * 86_400_000 })
+    expect(parseExpiresArg('2031-06-01T00:00:00Z')).toEqual({ expiresAt: Date.UTC(2031, 5, 1) })
   })
 
-  it.each(['soon', '2031-13-45', '-5d', ''])('refuses %j', (value) => {
+  it.each(['soon', '2031-13-45', '-5d', '', '0d'])('refuses %j', (value) => {
     expect(() => parseExpiresArg(value)).toThrow(InvalidArgumentError)
   })
 })

@@ -11,20 +11,20 @@ export function parseDurationArg(value: string): number {
 }
 
 /**
- * `--expires 90d` (from now) or `--expires 2030-01-01T00:00:00Z`: an
- * absolute time. Returns a function of "now" so the time is fixed when the
- * command runs, not when its arguments are parsed.
+ * `--expires 90d` or `--expires 2030-01-01T00:00:00Z`. A lifetime stays
+ * relative (`expiresIn`): the keyring counts it from the key's `createdAt`,
+ * so a 90-day key lives exactly 90 days, whatever the command's own clock.
  */
-export function parseExpiresArg(value: string): (now: number) => number {
+export function parseExpiresArg(value: string): { expiresIn: number } | { expiresAt: number } {
   try {
     const ms = parseDuration(value, 'value')
-    return (now) => now + ms
+    if (ms > 0) return { expiresIn: ms }
   } catch {
     // not a duration: try a date below
   }
   if (/^\d{4}-\d{2}-\d{2}/.test(value)) {
     const at = Date.parse(value)
-    if (Number.isFinite(at)) return () => at
+    if (Number.isFinite(at)) return { expiresAt: at }
   }
   throw new InvalidArgumentError("expected a duration from now ('90d', '12h') or an ISO 8601 date ('2030-01-01T00:00:00Z').")
 }

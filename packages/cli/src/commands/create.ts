@@ -10,7 +10,7 @@ interface CreateFlags extends StoreFlags, OutputFlags {
   tenant: string
   name: string
   scopes?: string[]
-  expires?: (now: number) => number
+  expires?: ReturnType<typeof parseExpiresArg>
   rateLimit?: { limit: number; window: number }
   prefix?: string
   metadata?: Record<string, unknown>
@@ -55,7 +55,7 @@ Examples:
         tenantId: flags.tenant,
         name: flags.name,
         ...(flags.scopes ? { scopes: flags.scopes } : {}),
-        ...(flags.expires ? { expiresAt: flags.expires(now) } : {}),
+        ...flags.expires,
         ...(flags.rateLimit ? { rateLimit: flags.rateLimit } : {}),
         ...(flags.prefix ? { prefix: flags.prefix } : {}),
         ...(flags.metadata ? { metadata: flags.metadata } : {}),

@@ -73,10 +73,7 @@ export const adminRoutes: readonly RouteSpec[] = [
     responses: { 201: { description: 'The key and its token.', schema: issuedResponse }, ...errors, ...bodyErrors },
     async handler({ keyring, body, res }) {
       assertTenant(adminAccessOf(res), body.tenantId)
-      const { expiresIn, ...input } = body
-      const now = keyring.clock.now()
-      const expiresAt = expiresIn === undefined ? input.expiresAt : now + parseDuration(expiresIn, 'expiresIn')
-      const issued = await keyring.create({ ...input, ...(expiresAt === undefined ? {} : { expiresAt }) })
+      const issued = await keyring.create(body)
       return { status: 201, body: { token: issued.token, key: issued.key } }
     },
   }),

@@ -1,4 +1,4 @@
-import { KeyrotError, parseDuration, SIGNING_PREFIX, type ApiKey, type Keyring } from '@keyrot/core'
+import { KeyrotError, SIGNING_PREFIX, type ApiKey, type Keyring } from '@keyrot/core'
 import { z } from 'zod'
 import { adminAccessOf, assertTenant } from './admin-access.js'
 import { defineRoute, type RouteSpec } from './route-spec.js'
@@ -60,9 +60,7 @@ export function signingRoutes(errors: RouteSpec['responses']): RouteSpec[] {
       async handler({ keyring, body, res }) {
         assertTenant(adminAccessOf(res), body.tenantId)
         if (keyring.options.signing === null) throw new SigningNotConfiguredError()
-        const { expiresIn, ...input } = body
-        const expiresAt = expiresIn === undefined ? input.expiresAt : keyring.clock.now() + parseDuration(expiresIn, 'expiresIn')
-        const issued = await keyring.createSigningSecret({ ...input, ...(expiresAt === undefined ? {} : { expiresAt }) })
+        const issued = await keyring.createSigningSecret(body)
         return { status: 201, body: { secret: issued.secret, key: issued.key } }
       },
     }),

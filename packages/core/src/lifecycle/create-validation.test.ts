@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
 import { ManualClock } from '../clock.js'
 import { InvalidInputError } from '../errors.js'
@@ -42,6 +43,11 @@ const invalid: [string, string, Partial<Record<keyof CreateKeyInput, unknown>>][
   ['expiresAt', 'infinite', { expiresAt: Number.POSITIVE_INFINITY }],
   ['expiresAt', 'an object', { expiresAt: {} }],
   ['expiresAt', 'an invalid Date', { expiresAt: new Date('nope') }],
+  ['expiresIn', 'zero', { expiresIn: 0 }],
+  ['expiresIn', 'negative', { expiresIn: -1 }],
+  ['expiresIn', 'not a duration', { expiresIn: 'a while' }],
+  ['expiresIn', 'beyond any date', { expiresIn: 9e15 }],
+  ['expiresIn', 'given with expiresAt', { expiresIn: '1d', expiresAt: now + 1_000 }],
   ['prefix', 'uppercase', { prefix: 'SK_LIVE' }],
   ['prefix', 'with a dash', { prefix: 'sk-live' }],
   ['rateLimit.limit', 'zero', { rateLimit: { limit: 0, window: '1m' } }],
@@ -84,6 +90,18 @@ describe('create input validation', () => {
     expect(key.scopes).toHaveLength(64)
     expect(key.expiresAt).toBe(now + 1)
     expect(key.rateLimit).toEqual({ limit: 1, windowMs: 1_000 })
+  })
+
+  it('counts expiresIn from the key\'s createdAt, for keys and signing secrets alike', async () => {
+    const keyring = createKeyring({ clock, hasher: new FastTestHasher(), signing: { masterKeys: [{ id: 'm1', key: randomBytes(32) }] } })
+    const { key } = await keyring.create({ ...valid, expiresIn: '30d' })
+    expect(key.expiresAt! - key.createdAt).toBe(30 * 86_400_000)
+    expect((await keyring.get(key.id))?.expiresAt).toBe(key.expiresAt)
+    const { key: secret } = await keyring.createSigningSecret({ ...valid, expiresIn: 60_000 })
+    expect(secret.expiresAt! - secret.createdAt).toBe(60_000)
+    // null expiresAt is "never", so it may come along with a lifetime.
+    const { key: both } = await keyring.create({ ...valid, expiresAt: null, expiresIn: '1h' })
+    expect(both.expiresAt! - both.createdAt).toBe(3_600_000)
   })
 
   it('folds duplicate scopes', async () => {

@@ -5,7 +5,20 @@ import { checkAllowedIps } from './allowed-ips.js'
 import { requireCreditStore } from './credits.js'
 import type { CreateKeyInput } from './keyring-types.js'
 import type { RecordDraft } from './succession.js'
-import { checkMetadata, checkName, checkRateLimit, checkScopes, checkTenantId, checkTimestamp } from './validate.js'
+import { checkDuration, checkMetadata, checkName, checkRateLimit, checkScopes, checkTenantId, checkTimestamp } from './validate.js'
+
+/** `expiresAt`, or `expiresIn` counted from `now` (the key's `createdAt`): one of them, in the future. */
+function expiryOf(input: Pick<CreateKeyInput, 'expiresAt' | 'expiresIn'>, now: number): number | null {
+  if (input.expiresIn !== undefined) {
+    if (input.expiresAt !== undefined && input.expiresAt !== null) throw new InvalidInputError('expiresIn', 'give expiresAt or expiresIn, not both')
+    const lifetime = checkDuration(input.expiresIn, 'expiresIn')
+    if (lifetime === 0) throw new InvalidInputError('expiresIn', 'must be longer than 0')
+    return checkTimestamp(now + lifetime, 'expiresIn')
+  }
+  const expiresAt = checkTimestamp(input.expiresAt, 'expiresAt')
+  if (expiresAt !== null && expiresAt <= now) throw new InvalidInputError('expiresAt', 'must be in the future')
+  return expiresAt
+}
 
 /**
  * Checks what a new key is made of (everything but its prefix and secret),
@@ -18,8 +31,7 @@ export function checkKeyDraft(
   store: KeyStore,
   now: number,
 ): { draft: Omit<RecordDraft, 'prefix'>; credits: ReturnType<typeof checkCredits> } {
-  const expiresAt = checkTimestamp(input.expiresAt, 'expiresAt')
-  if (expiresAt !== null && expiresAt <= now) throw new InvalidInputError('expiresAt', 'must be in the future')
+  const expiresAt = expiryOf(input, now)
   // A key with credits needs a store that keeps balances (left out, it would silently be unlimited).
   const credits = checkCredits(input.credits)
   if (credits) requireCreditStore(store)

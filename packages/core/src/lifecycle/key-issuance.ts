@@ -59,7 +59,7 @@ export async function issueSigningSecret(context: KeyringContext, input: CreateS
   if (input === null || typeof input !== 'object') throw new InvalidInputError('input', 'must be an object')
   const { token, key } = await issueKey(
     context,
-    { tenantId: input.tenantId, name: input.name, expiresAt: input.expiresAt, metadata: input.metadata, prefix: SIGNING_PREFIX },
+    { tenantId: input.tenantId, name: input.name, expiresAt: input.expiresAt, expiresIn: input.expiresIn, metadata: input.metadata, prefix: SIGNING_PREFIX },
     true,
   )
   return { secret: token, key }

@@ -13,6 +13,12 @@ export interface CreateKeyInput {
   scopes?: string[]
   /** When the key stops working: epoch ms, Date or ISO string. Default: never. */
   expiresAt?: number | Date | string | null
+  /**
+   * The key's lifetime instead of `expiresAt`: `'90d'` or milliseconds,
+   * counted from the moment the key is created (its `createdAt`), so that
+   * `expiresAt - createdAt` is exactly this. Not with `expiresAt`.
+   */
+  expiresIn?: Duration
   metadata?: KeyMetadata
   /** Token prefix, e.g. `'sk_test'`. Default: the keyring's. */
   prefix?: string

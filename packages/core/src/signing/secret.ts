@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import type { Duration } from '../duration.js'
 import type { ApiKey } from '../types.js'
 
 /** Prefix of signing secrets, as the Standard Webhooks specification writes them. Also the `prefix` of their key records. */
@@ -40,6 +41,8 @@ export interface CreateSigningSecretInput {
   name: string
   /** When the secret stops working: epoch ms, Date or ISO string. Default: never. */
   expiresAt?: number | Date | string | null
+  /** Its lifetime instead of `expiresAt`, from the moment it is created: `'365d'` or milliseconds. */
+  expiresIn?: Duration
   metadata?: Record<string, unknown>
 }
 
