@@ -22,7 +22,7 @@ import type { CreditsConfig, CreditsState } from '../credits/credits.js'
 import type { Circuit } from '../store/circuit.js'
 import { rotationUseOf } from '../store/rotation-usage.js'
 import type { KeyStore } from '../store/store.js'
-import { hasValidChecksum, parseToken, tokenLayout } from '../token/format.js'
+import { hasValidChecksum, KEY_ID_LENGTH, keyIdOffset, parseToken, tokenLayout } from '../token/format.js'
 import type { ApiKey, KeyRecord } from '../types.js'
 import type { RotationDue } from '../policy/policy-options.js'
 import type { VerifyOptions, VerifyResult } from './keyring-types.js'
@@ -164,6 +164,15 @@ export class Verifier {
     }
     // A token of an imported key (not in keyrot format, with an imported prefix): `null` when no importedPrefixes are set.
     if (this.#imported?.claims(token)) return this.#imported.verify(token, options, now)
+    const cache = this.#cache
+    let digest: string | undefined
+    // The cache hit scans nothing: a token whose digest matches the one proven for the key id at its place is that very token.
+    const at = cache !== null && typeof token === 'string' ? keyIdOffset(token) : -1
+    if (at !== -1) {
+      const keyId = token.slice(at, at + KEY_ID_LENGTH)
+      digest = (cache as VerificationCache).digest(token)
+      if ((cache as VerificationCache).proven(keyId, digest)) return this.#parsed(token, keyId, token.slice(0, at - 1), digest, true, options, now)
+    }
     let keyId: string
     let prefix: string
     let checksummed = false
@@ -182,17 +191,20 @@ export class Verifier {
         return this.#malformed(error as KeyrotError, options, now)
       }
     }
+    // Not proven here (a well-formed token's key id is where the hit path looked): it needs its CRC32.
+    if (!checksummed && !hasValidChecksum(token)) return this.#malformed(new MalformedTokenError('checksum mismatch'), options, now)
+    digest ??= cache ? cache.digest(token) : this.#guard ? this.#guard.digest(token) : ''
+    return this.#parsed(token, keyId, prefix, digest, false, options, now)
+  }
 
-    const cache = this.#cache
+  /** A well-formed token (`proven`: here before): the abuse checks, then its key's state. */
+  #parsed(token: string, keyId: string, prefix: string, digest: string, proven: boolean, options: VerifyOptions, now: number): VerifyResult | Promise<VerifyResult> {
     const guard = this.#guard
-    const digest = cache ? cache.digest(token) : guard ? guard.digest(token) : ''
-    const proven = cache !== null && cache.proven(keyId, digest)
-    // A proven token is the very string whose checksum was checked when it was proven: only others need the CRC32.
-    if (!proven && !checksummed && !hasValidChecksum(token)) return this.#malformed(new MalformedTokenError('checksum mismatch'), options, now)
     if (!guard) return this.#checkParsed(token, keyId, prefix, digest, proven, options, now)
     // The memory limiter answers synchronously: no tick is spent before the store read.
     const gate = this.#admit(guard, { ip: options.clientIp, keyId, digest, proven }, options, now)
     if (isPromise(gate)) {
+      const cache = this.#cache
       // The cache may have changed while the limiter answered: look at the proof again.
       return gate.then((decided) => this.#gated(guard, decided, token, keyId, prefix, digest, cache !== null && cache.proven(keyId, digest), options, now))
     }

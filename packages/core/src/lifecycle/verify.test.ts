@@ -90,6 +90,24 @@ describe('verify', () => {
     )
   })
 
+  it('accepts, once a token is proven and cached, that exact token and no edit of it', async () => {
+    const { keyring } = setup()
+    const { token } = await keyring.create({ tenantId: 'acme', name: 'ci' })
+    expect(codeOf(await keyring.verify(token))).toBe('ok')
+    const edit = fc.oneof(
+      fc.tuple(fc.nat(token.length - 1), fc.integer({ min: 0x20, max: 0x7e })).map(([at, code]) => token.slice(0, at) + String.fromCharCode(code) + token.slice(at + 1)),
+      fc.tuple(fc.nat(token.length), fc.integer({ min: 0x20, max: 0x7e })).map(([at, code]) => token.slice(0, at) + String.fromCharCode(code) + token.slice(at)),
+      fc.nat(token.length - 1).map((at) => token.slice(0, at) + token.slice(at + 1)),
+    )
+    await fc.assert(
+      fc.asyncProperty(edit.filter((edited) => edited !== token), async (edited) => {
+        expect(codeOf(await keyring.verify(edited))).not.toBe('ok')
+      }),
+      { numRuns: 500 },
+    )
+    expect(await keyring.verify(token)).toMatchObject({ ok: true, cached: true })
+  })
+
   it('reports each failure to verification.failed listeners with the precise code and no token', async () => {
     const { keyring } = setup()
     const failures: KeyringEvents['verification.failed'][] = []

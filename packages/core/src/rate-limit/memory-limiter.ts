@@ -73,10 +73,11 @@ export class MemoryRateLimiter implements RateLimiter {
 
   /** Whether none of the attempt's counters holds anything (no failure, no block). */
   #clean(attempt: Attempt): boolean {
+    // Sizes first: with no failure on record anywhere (the usual state) no map is read.
     return (
-      (attempt.ip === undefined || !this.#ips.has(attempt.ip)) &&
-      (attempt.network === undefined || !this.#networks.has(attempt.network)) &&
-      (attempt.keyId === undefined || !this.#keyFailures.has(attempt.keyId))
+      (attempt.ip === undefined || this.#ips.size === 0 || !this.#ips.has(attempt.ip)) &&
+      (attempt.network === undefined || this.#networks.size === 0 || !this.#networks.has(attempt.network)) &&
+      (attempt.keyId === undefined || this.#keyFailures.size === 0 || !this.#keyFailures.has(attempt.keyId))
     )
   }
 

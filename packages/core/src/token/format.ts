@@ -151,6 +151,17 @@ export function tokenLayout(token: unknown): { prefix: string; keyId: string } |
   return { prefix: token.slice(0, prefixLength), keyId: token.slice(keyIdAt, keyIdAt + KEY_ID_LENGTH) }
 }
 
+/**
+ * Where a token's key id starts if the token is well-formed (its place is
+ * fixed from the end), or -1 when its length rules that out. Nothing else is
+ * checked: for the verify path's cache hit, where a token whose digest matches
+ * a proven one is that very token, so its layout and checksum hold.
+ */
+export function keyIdOffset(token: string): number {
+  const at = token.length - (KEY_ID_LENGTH + 1 + SECRET_LENGTH + CHECKSUM_LENGTH)
+  return at >= 2 && token.length <= MAX_TOKEN_LENGTH ? at : -1
+}
+
 const UNDERSCORE = 95
 const BASE62 = 1
 const LOWER = 2
