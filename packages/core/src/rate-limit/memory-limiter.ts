@@ -71,6 +71,15 @@ export class MemoryRateLimiter implements RateLimiter {
     return admission
   }
 
+  /**
+   * No client IP or network has a failure or a block on record: an attempt
+   * that charges nothing (a proven token's) is admitted without a lookup.
+   * For the abuse guard's hit path.
+   */
+  clientsClean(): boolean {
+    return this.#ips.size === 0 && this.#networks.size === 0
+  }
+
   /** Whether none of the attempt's counters holds anything (no failure, no block). */
   #clean(attempt: Attempt): boolean {
     // Sizes first: with no failure on record anywhere (the usual state) no map is read.

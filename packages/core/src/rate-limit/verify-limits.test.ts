@@ -142,6 +142,18 @@ describe('failures per client IP', () => {
 })
 
 describe('IP block', () => {
+  it('refuses a locked-out IP a token it proved before (a cache hit), and serves it again once the lockout ends', async () => {
+    const { keyring, clock } = setup()
+    const { token, key } = await keyring.create({ tenantId: 'acme', name: 'ci' })
+    expect(await keyring.verify(token, { clientIp: IP })).toMatchObject({ ok: true })
+    expect(await keyring.verify(token, { clientIp: IP })).toMatchObject({ ok: true, cached: true })
+    for (let i = 0; i < 5; i++) await keyring.verify(wrongSecretFor(key.id), { clientIp: IP })
+    expect(codeOf(await keyring.verify(token, { clientIp: IP }))).toBe('KEYROT_RATE_LIMITED')
+    expect(await keyring.verify(token, { clientIp: '127.0.0.11' })).toMatchObject({ ok: true, cached: true })
+    clock.advance(60_000)
+    expect(await keyring.verify(token, { clientIp: IP })).toMatchObject({ ok: true })
+  })
+
   it('blocks an IP at its 20th failure for exactly one hour', async () => {
     const { keyring, clock, blocked } = setup()
     const { token, key } = await keyring.create({ tenantId: 'acme', name: 'ci' })
