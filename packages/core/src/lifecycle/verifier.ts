@@ -168,10 +168,10 @@ export class Verifier {
     let digest: string | undefined
     // The cache hit scans nothing: a token whose digest matches the one proven for the key id at its place is that very token.
     const at = cache !== null && typeof token === 'string' ? keyIdOffset(token) : -1
-    if (at !== -1) {
+    if (cache !== null && at !== -1) {
       const keyId = token.slice(at, at + KEY_ID_LENGTH)
-      digest = (cache as VerificationCache).digest(token)
-      if ((cache as VerificationCache).proven(keyId, digest)) return this.#parsed(token, keyId, token.slice(0, at - 1), digest, true, options, now)
+      digest = cache.digest(token)
+      if (cache.proven(keyId, digest)) return this.#parsed(token, keyId, token.slice(0, at - 1), digest, true, options, now)
     }
     let keyId: string
     let prefix: string

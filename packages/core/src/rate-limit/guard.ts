@@ -5,7 +5,6 @@ import { errorFields, type Logger } from '../logger.js'
 import type { RateLimitInfo } from './headers.js'
 import type { Admission, Attempt, Charge, MaybePromise, Quota, QuotaDecision, RateLimitPolicy, WindowLimit } from './limiter.js'
 import { clientCounters, type ClientCounters } from './client-network.js'
-import { MemoryRateLimiter } from './memory-limiter.js'
 import { NegativeCache, type KnownBadToken } from './negative-cache.js'
 import type { ResolvedRateLimitOptions } from './options.js'
 import { ProofPacer } from './proof-pacer.js'
@@ -90,14 +89,11 @@ export class AttemptGuard {
   readonly #clients = new Map<string, ClientCounters>()
 
   readonly #sharesInFlight: boolean
-  /** The in-process limiter, which can tell at once that no client has anything on record; `null` for another. */
-  readonly #memory: MemoryRateLimiter | null
 
   /** @param sharesInFlight concurrent verifies of one token share one store read and one Argon2 run (the keyring has a verification cache). */
   constructor(config: ResolvedRateLimitOptions, clock: Clock, logger: Logger, sharesInFlight: boolean) {
     this.#config = config
     this.#sharesInFlight = sharesInFlight
-    this.#memory = config.limiter instanceof MemoryRateLimiter ? config.limiter : null
     this.#clock = clock
     this.#logger = logger
     this.#negative =
@@ -123,7 +119,7 @@ export class AttemptGuard {
    */
   admit(input: { ip: string | undefined; keyId: string | undefined; digest: string | undefined; proven: boolean; unpaced?: boolean }, now: number): MaybePromise<Gate> {
     // A proven token is charged nothing and meets only the IP limits: with no client on record, nothing can refuse it (riding would pass it too).
-    if (input.proven && this.#memory !== null && this.#memory.clientsClean()) return PASS
+    if (input.proven && this.#config.limiter.clientsClean?.() === true) return PASS
     const leader = this.#sharesInFlight && input.digest !== undefined ? this.#inFlight.get(input.digest) : undefined
     if (leader === true) return RIDE
     // The first attempt with this token is still being admitted: ride on it, or ask for ourselves if it was refused.

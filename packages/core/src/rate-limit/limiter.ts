@@ -136,6 +136,12 @@ export interface RateLimiter {
   release(charge: Charge, limits: FailureLimits, now: number): MaybePromise<void>
   /** Takes one request from a key's quota, if there is one left. */
   consume(keyId: string, quota: Quota, now: number): MaybePromise<QuotaDecision>
+  /**
+   * Optional, synchronous: `true` when no client IP or network has a failure
+   * or a block on record, so `admit` would pass an attempt that charges
+   * nothing (a proven token's) without a lookup. Lets the guard skip it.
+   */
+  clientsClean?(): boolean
   /** Releases resources the limiter opened (never a client it was given). */
   close?(): Promise<void>
 }

@@ -71,22 +71,17 @@ export class MemoryRateLimiter implements RateLimiter {
     return admission
   }
 
-  /**
-   * No client IP or network has a failure or a block on record: an attempt
-   * that charges nothing (a proven token's) is admitted without a lookup.
-   * For the abuse guard's hit path.
-   */
+  /** See {@link RateLimiter.clientsClean}: the guard's hit path asks it first. */
   clientsClean(): boolean {
     return this.#ips.size === 0 && this.#networks.size === 0
   }
 
   /** Whether none of the attempt's counters holds anything (no failure, no block). */
   #clean(attempt: Attempt): boolean {
-    // Sizes first: with no failure on record anywhere (the usual state) no map is read.
     return (
-      (attempt.ip === undefined || this.#ips.size === 0 || !this.#ips.has(attempt.ip)) &&
-      (attempt.network === undefined || this.#networks.size === 0 || !this.#networks.has(attempt.network)) &&
-      (attempt.keyId === undefined || this.#keyFailures.size === 0 || !this.#keyFailures.has(attempt.keyId))
+      (attempt.ip === undefined || !this.#ips.has(attempt.ip)) &&
+      (attempt.network === undefined || !this.#networks.has(attempt.network)) &&
+      (attempt.keyId === undefined || !this.#keyFailures.has(attempt.keyId))
     )
   }
 
