@@ -1,5 +1,4 @@
-import { keyView } from '../cache/key-view.js'
-import { VerificationCache, type LoadedKey } from '../cache/verification-cache.js'
+import { VerificationCache } from '../cache/verification-cache.js'
 import {
   InsufficientScopeError,
   InvalidSecretError,
@@ -31,6 +30,7 @@ import { fallbackLimiter, openStoreCircuit } from './outage.js'
 import { RotationPolicyCheck } from './rotation-policy.js'
 import { ipAllowed } from './allowed-ips.js'
 import { ImportedTokens } from './imported-keys.js'
+import { KeyReads, storeFeedLive } from './key-reads.js'
 import { Prover } from './prover.js'
 import { elapsedMs, timed, VerifyReporter } from './verify-reporter.js'
 
@@ -54,7 +54,6 @@ export class Verifier {
   readonly options: ResolvedKeyringOptions
   readonly store: KeyStore
   readonly #events: TypedEmitter
-  readonly #read: (keyId: string) => Promise<KeyRecord | null>
   readonly #cache: VerificationCache | null
   readonly #prover: Prover
   readonly #report: VerifyReporter
@@ -63,7 +62,8 @@ export class Verifier {
   readonly #storeCircuit: Circuit
   /** The shared rate limiter with local counters behind it; `null` for an in-process limiter. */
   readonly #limiter: FallbackRateLimiter | null
-  #staleVerifications = 0
+  /** Key reads through the circuit and the cache, stale-if-error (key-reads.ts). */
+  readonly #reads: KeyReads
   /** The rotation policy (rotation-policy.ts); `null` without `policy`: no cost on verify. */
   readonly rotationPolicy: RotationPolicyCheck | null
   /** Tokens of imported keys (not in keyrot format); `null` when no `importedPrefixes` are set. */
@@ -73,7 +73,6 @@ export class Verifier {
     this.options = options
     this.store = options.store
     this.#events = events
-    this.#read = read
     this.#cache =
       options.cacheMaxEntries === 0
         ? null
@@ -82,11 +81,12 @@ export class Verifier {
             stateTtlMs: options.stateTtlMs,
             clock: options.clock,
             staleIfErrorMs: options.staleIfErrorMs,
-            feedLive: () => this.#liveFeed(),
+            feedLive: () => storeFeedLive(this.store),
           })
     this.#report = new VerifyReporter(events, options.graceUsageEventIntervalMs)
     // The limiter usually shares the store's Redis: once the store is down, its requests need not each wait a timeout to find out.
     this.#storeCircuit = openStoreCircuit(options, events, () => this.#limiter?.trip())
+    this.#reads = new KeyReads({ store: this.store, read, circuit: this.#storeCircuit, cache: this.#cache, report: this.#report })
     this.#prover = new Prover(options, this.#cache)
     const rateLimit = options.rateLimit
     this.#limiter = rateLimit && !(rateLimit.limiter instanceof MemoryRateLimiter) ? fallbackLimiter(rateLimit.limiter, options, events) : null
@@ -277,9 +277,7 @@ export class Verifier {
         key = hit
         cached = true
       } else {
-        // With the invalidation feed down (subscriber reconnecting, heartbeats missed), a change
-        // published now would not reach us: a state read now is used once and not cached.
-        const loaded = cache ? await cache.load(keyId, (id) => this.#readKey(id), this.#liveFeed()) : await this.#uncached(keyId)
+        const loaded = await this.#reads.load(keyId)
         if (loaded === null) {
           this.#guard?.rememberFailure(digest, { code: 'KEYROT_KEY_NOT_FOUND', tenantId: undefined })
           return this.#report.fail(new KeyNotFoundError(keyId), keyId, undefined, options, now)
@@ -291,7 +289,7 @@ export class Verifier {
       }
     } catch (error) {
       const failure = error instanceof StoreUnavailableError ? error : new StoreUnavailableError(undefined, { cause: error, keyId })
-      key = this.#staleOrThrow(failure, keyId, digest, options, now)
+      key = this.#reads.staleOrThrow(failure, keyId, digest, options, now)
       cached = true
     }
 
@@ -306,12 +304,6 @@ export class Verifier {
       }
     }
     return this.#accept(key, keyId, cached, options, now)
-  }
-
-  /** A key read without a cache: the record and a fresh view of it. */
-  async #uncached(keyId: string): Promise<LoadedKey | null> {
-    const record = await this.#readKey(keyId)
-    return record === null ? null : { record, key: keyView(record) }
   }
 
   /**
@@ -476,39 +468,8 @@ export class Verifier {
     return {
       storeUp: !this.#storeCircuit.open,
       storeOutages: this.#storeCircuit.outages,
-      staleVerifications: this.#staleVerifications,
+      staleVerifications: this.#reads.staleVerifications,
       rateLimitFallbacks: this.#limiter?.fallbacks ?? 0,
     }
-  }
-
-  /** A key read through the store circuit: fails at once while the store is known to be down. */
-  #readKey(keyId: string): Promise<KeyRecord | null> {
-    return this.#storeCircuit.run(
-      () => this.#read(keyId),
-      () => new StoreUnavailableError('The key store is unavailable (it is being probed in the background).', { keyId }),
-    )
-  }
-
-  /**
-   * Stale-if-error: while the store cannot answer (any `StoreUnavailableError`),
-   * the last state this replica confirmed for the key answers, if the token
-   * was proven here and the state is younger than `cache.staleIfError`. The
-   * usual checks follow (revoked, `expiresAt`, scopes). Otherwise reports and
-   * throws `failure` (503 with Retry-After).
-   */
-  #staleOrThrow(failure: StoreUnavailableError, keyId: string, digest: string, options: VerifyOptions, now: number): ApiKey {
-    const cache = this.#cache
-    const stale = cache !== null && cache.proven(keyId, digest) ? cache.staleState(keyId) : undefined
-    if (stale === undefined) {
-      this.#report.emitFailure(failure, keyId, undefined, options, now)
-      throw failure
-    }
-    this.#staleVerifications++
-    return stale
-  }
-
-  #liveFeed(): boolean {
-    const live = this.store.invalidationLive
-    return live === undefined || live.call(this.store) !== false
   }
 }
