@@ -3,7 +3,7 @@ import autocannon from 'autocannon'
 import { SPIN_US } from '../lib/calibration.js'
 import { duration, percent, rate } from '../lib/format.js'
 import { allCores, CORES, pin } from '../lib/pinning.js'
-import { startWorker } from '../lib/processes.js'
+import { startWorker, type Worker } from '../lib/processes.js'
 import type { RunContext, SectionReport } from '../lib/report.js'
 import { median, round } from '../lib/stats.js'
 import type { Check } from '../lib/table.js'
@@ -14,9 +14,9 @@ import type { HttpAppConfig, HttpAppReady } from '../workers/http-app.js'
  * behind `apiKeyAuth` (cache hit), memory and Redis store, Express, Koa, Fastify and Hono,
  * beside the same app behind a hand-rolled check (lib/hand-rolled.ts), the
  * reference of the targets. autocannon runs in this process, pinned to one
- * core; each app in its own process, pinned to the other. Each round
- * runs the variants back to back and the ratios are taken within a
- * round; the reported ratio is the median over rounds. The server's own CPU
+ * core; each app in its own process, pinned to the other. Within a round
+ * the variants take turns in short slices (see measureRound) and the ratios
+ * are taken within the round; the reported ratio is the median over rounds. The server's own CPU
  * time per request is read too: unlike req/s it does not depend on how the
  * cores were shared during the run.
  */
@@ -59,31 +59,73 @@ function load(ready: HttpAppReady, seconds: number, connections: number): Promis
   })
 }
 
-async function measureApp(framework: HttpAppConfig['framework'], auth: HttpAppConfig['auth'], round_: number, context: RunContext): Promise<Run> {
-  const { warmupSec, durationSec, connections } = context.profile.http
-  const { worker, ready } = await startWorker<HttpAppReady>('http-app', {
-    config: { framework, auth, redisUrl: context.redis.url } satisfies HttpAppConfig,
-    timeoutMs: 20_000,
-  })
+interface Started {
+  auth: HttpAppConfig['auth']
+  worker: Worker
+  ready: HttpAppReady
+}
+
+interface Tally {
+  requests: number
+  ms: number
+  cpuUs: number
+  latencyP50Ms: number[]
+  latencyP99Ms: number[]
+}
+
+/**
+ * One round of one framework. Every variant's app is started (each in its
+ * own process, all pinned to the server core) and warmed first; then the
+ * measured seconds are cut into `slices` slices, and the variants take turns
+ * slice by slice, the order reversed every other slice. Whatever else the
+ * machine does during the round (shared, noisy cores) then falls on all
+ * variants alike instead of on whichever ran in that second, and the ratios
+ * within the round are the code's, not the neighbours'.
+ */
+async function measureRound(framework: HttpAppConfig['framework'], round_: number, context: RunContext): Promise<Run[]> {
+  const { warmupSec, durationSec, connections, slices } = context.profile.http
+  const started: Started[] = []
   try {
-    if (worker.child.pid !== undefined) pin(worker.child.pid, CORES.server)
-    await load(ready, warmupSec, connections)
-    const cpuBefore = await worker.ask<NodeJS.CpuUsage>('cpu')
-    const result = await load(ready, durationSec, connections)
-    const cpuAfter = await worker.ask<NodeJS.CpuUsage>('cpu')
-    if (result.non2xx > 0 || result.errors > 0) throw new Error(`http ${framework} ${auth}: ${result.non2xx} non-2xx responses, ${result.errors} errors`)
-    const cpuUs = cpuAfter.user - cpuBefore.user + (cpuAfter.system - cpuBefore.system)
-    return {
-      framework,
-      auth,
-      round: round_,
-      requestsPerSec: result['2xx'] / result.duration,
-      cpuPerRequestUs: cpuUs / result['2xx'],
-      latencyP50Ms: result.latency.p50,
-      latencyP99Ms: result.latency.p99,
+    for (const auth of AUTHS) {
+      const { worker, ready } = await startWorker<HttpAppReady>('http-app', {
+        config: { framework, auth, redisUrl: context.redis.url } satisfies HttpAppConfig,
+        timeoutMs: 20_000,
+      })
+      started.push({ auth, worker, ready })
+      if (worker.child.pid !== undefined) pin(worker.child.pid, CORES.server)
     }
+    for (const app of started) await load(app.ready, warmupSec, connections)
+    const tallies = new Map<HttpAppConfig['auth'], Tally>(started.map((app) => [app.auth, { requests: 0, ms: 0, cpuUs: 0, latencyP50Ms: [], latencyP99Ms: [] }]))
+    for (let slice = 0; slice < slices; slice++) {
+      // Alternate the order between slices and rounds so drift does not favour one variant.
+      const order = (slice + round_) % 2 === 1 ? started : [...started].reverse()
+      for (const app of order) {
+        const cpuBefore = await app.worker.ask<NodeJS.CpuUsage>('cpu')
+        const result = await load(app.ready, durationSec / slices, connections)
+        const cpuAfter = await app.worker.ask<NodeJS.CpuUsage>('cpu')
+        if (result.non2xx > 0 || result.errors > 0) throw new Error(`http ${framework} ${app.auth}: ${result.non2xx} non-2xx responses, ${result.errors} errors`)
+        const tally = tallies.get(app.auth)!
+        tally.requests += result['2xx']
+        tally.ms += result.finish.getTime() - result.start.getTime()
+        tally.cpuUs += cpuAfter.user - cpuBefore.user + (cpuAfter.system - cpuBefore.system)
+        tally.latencyP50Ms.push(result.latency.p50)
+        tally.latencyP99Ms.push(result.latency.p99)
+      }
+    }
+    return started.map(({ auth }) => {
+      const tally = tallies.get(auth)!
+      return {
+        framework,
+        auth,
+        round: round_,
+        requestsPerSec: tally.requests / (tally.ms / 1000),
+        cpuPerRequestUs: tally.cpuUs / tally.requests,
+        latencyP50Ms: median(tally.latencyP50Ms),
+        latencyP99Ms: Math.max(...tally.latencyP99Ms),
+      }
+    })
   } finally {
-    await worker.stop()
+    for (const app of started) await app.worker.stop()
   }
 }
 
@@ -91,7 +133,7 @@ export const HTTP_FRAMEWORKS = ['express', 'koa', 'fastify', 'hono'] as const
 const FRAMEWORK_NAME: Record<(typeof HTTP_FRAMEWORKS)[number], string> = { express: 'Express', koa: 'Koa', fastify: 'Fastify', hono: 'Hono' }
 
 export async function httpSection(context: RunContext): Promise<SectionReport> {
-  const { durationSec, warmupSec, connections, rounds } = context.profile.http
+  const { durationSec, warmupSec, connections, rounds, slices } = context.profile.http
   const FRAMEWORKS = HTTP_FRAMEWORKS.filter((f) => context.frameworks === undefined || context.frameworks.includes(f))
   const runs: Run[] = []
   // The load generator on one core, each app on the other (see lib/pinning.ts).
@@ -99,12 +141,8 @@ export async function httpSection(context: RunContext): Promise<SectionReport> {
   try {
     for (let round_ = 1; round_ <= rounds; round_++) {
       for (const framework of FRAMEWORKS) {
-        // Alternate the order between rounds so drift does not favour one variant.
-        const order = round_ % 2 === 1 ? AUTHS : [...AUTHS].reverse()
-        for (const auth of order) {
-          context.log(`http: round ${round_}/${rounds} ${framework} ${LABEL[auth]}`)
-          runs.push(await measureApp(framework, auth, round_, context))
-        }
+        context.log(`http: round ${round_}/${rounds} ${framework}: ${AUTHS.length} apps, ${slices} slices each`)
+        runs.push(...(await measureRound(framework, round_, context)))
       }
     }
   } finally {
@@ -178,7 +216,7 @@ export async function httpSection(context: RunContext): Promise<SectionReport> {
     title: 'HTTP overhead',
     tables: [
       {
-        title: `HTTP, GET /hello on 127.0.0.1 (autocannon: ${connections} connections, ${durationSec} s after ${warmupSec} s warm-up; median of ${rounds} round(s))`,
+        title: `HTTP, GET /hello on 127.0.0.1 (autocannon: ${connections} connections, ${durationSec} s per app in ${slices} interleaved slice(s) after ${warmupSec} s warm-up; median of ${rounds} round(s))`,
         columns: ['framework', 'app', 'req/s', 'vs bare', 'vs hand-rolled', 'server CPU/req', 'CPU-bound vs bare', 'latency p50', 'latency p99'],
         rows: summary.map((s) => [
           s.framework,
@@ -196,7 +234,8 @@ export async function httpSection(context: RunContext): Promise<SectionReport> {
             ? `autocannon runs in the benchmark process pinned to core ${CORES.client}, each app in its own process pinned to core ${CORES.server} (taskset); redis-server is not pinned.`
             : 'autocannon runs in the benchmark process, each app in its own process, not pinned (no taskset or fewer than 2 cores): they share the CPUs (and redis-server).',
           'hand-rolled: SHA-256 of the bearer token, a Map lookup, revoked, expiry and scope checks, 401 JSON on failure (bench/src/lib/hand-rolled.ts); vs hand-rolled: req/s ratio to it within one round, median over rounds.',
-          'vs bare: req/s ratio within one round, median over rounds. Server CPU/req: the app process\'s user + system CPU time per response.',
+          'vs bare: req/s ratio within one round, median over rounds. Server CPU/req: the app process\'s user + system CPU time per response. Latency p50: the median slice\'s; p99: the worst slice\'s.',
+          `Each round starts every app of a framework, warms each, then gives them the load in turns of ${round(durationSec / slices, 2)} s, the order reversed every other turn, so the machine\'s other work falls on all of them alike.`,
           'Every request carries the same valid token (cache hit); the bare app ignores it.',
           `The ${SPIN_US} µs busy middleware is a calibration: it does nothing but spin, about as long as apiKeyAuth takes per call in process.`,
         ],
@@ -209,6 +248,7 @@ export async function httpSection(context: RunContext): Promise<SectionReport> {
       warmupSec,
       connections,
       rounds,
+      slices,
       pinned,
       frameworks: FRAMEWORKS,
       runs: runs.map((r) => ({ ...r, requestsPerSec: round(r.requestsPerSec, 1), cpuPerRequestUs: round(r.cpuPerRequestUs, 2) })),
