@@ -3,6 +3,8 @@ import { ManualClock } from '../clock.js'
 import { InvalidInputError, KeyNotFoundError, KeyRevokedError, type KeyrotError } from '../errors.js'
 import type { KeyringEvents } from '../events.js'
 import { FastTestHasher } from '../hash/hasher.js'
+import type { RateLimiter } from '../rate-limit/limiter.js'
+import { MemoryRateLimiter } from '../rate-limit/memory-limiter.js'
 import { MemoryStore } from '../store/memory-store.js'
 import { createKeyring, type VerifyResult } from './keyring.js'
 
@@ -165,7 +167,7 @@ describe('setExpiry, endGrace and extendGrace', () => {
   })
 })
 
-describe('a store that reports a key expired', () => {
+describe('a deadline that passes while verify waits', () => {
   it('is believed even when the answer arrives later than the verify began', async () => {
     // As the Redis store does when Redis dropped the credential: expiresAt is
     // "just before the store was asked", which a slow admission or event loop
@@ -184,5 +186,43 @@ describe('a store that reports a key expired', () => {
     const result = await keyring.verify(token)
     expect(codeOf(result)).toBe('KEYROT_KEY_EXPIRED')
     expect(key.expiresAt).toBeGreaterThan(clock.now())
+  })
+
+  it('refuses a key whose deadline passed while its secret was being proven (Argon2)', async () => {
+    const clock = new ManualClock()
+    class SlowHasher extends FastTestHasher {
+      override async verify(hash: string, token: string): Promise<boolean> {
+        clock.advance(50) // the proof's time, or its wait in the queue
+        return super.verify(hash, token)
+      }
+    }
+    const keyring = createKeyring({ clock, hasher: new SlowHasher(), proofKey: null })
+    const { token } = await keyring.create({ tenantId: 'acme', name: 'ci', expiresAt: clock.now() + 20 })
+    expect(codeOf(await keyring.verify(token))).toBe('KEYROT_KEY_EXPIRED')
+    await keyring.close()
+  })
+
+  it('refuses a cached key whose deadline passed while a shared rate limiter answered', async () => {
+    const clock = new ManualClock()
+    // A limiter that answers after a round trip (as the Redis one does), with no clientsClean() shortcut.
+    const inner = new MemoryRateLimiter()
+    const slowLimiter: RateLimiter = {
+      async admit(attempt, limits, now) {
+        clock.advance(30)
+        return inner.admit(attempt, limits, now)
+      },
+      release: (charge, limits, now) => inner.release(charge, limits, now),
+      consume: (keyId, quota, now) => inner.consume(keyId, quota, now),
+    }
+    const keyring = createKeyring({ clock, hasher: new FastTestHasher(), proofKey: null, rateLimit: { limiter: slowLimiter }, cache: { stateTtl: '1d' } })
+    const deadline = clock.now() + 1_000
+    const { token } = await keyring.create({ tenantId: 'acme', name: 'ci', expiresAt: deadline })
+    // With a client IP, so the limiter is asked (a proven token meets the IP limits).
+    const client = { clientIp: '203.0.113.7' }
+    expect(codeOf(await keyring.verify(token, client))).toBe('ok')
+    // The verify begins 10 ms before the deadline; the limiter answers 20 ms after it.
+    clock.set(deadline - 10)
+    expect(codeOf(await keyring.verify(token, client))).toBe('KEYROT_KEY_EXPIRED')
+    await keyring.close()
   })
 })

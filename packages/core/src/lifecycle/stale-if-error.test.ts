@@ -17,10 +17,13 @@ class OutageStore implements KeyStore {
   down = false
   live = true
   reads = 0
+  /** Called at each read before it answers or fails: a test advances its clock here, as a slow read or a timeout takes time. */
+  onRead: () => void = () => undefined
   readonly #listeners = new Set<InvalidationListener>()
 
   async get(keyId: string): Promise<KeyRecord | null> {
     this.reads++
+    this.onRead()
     if (this.down) throw new StoreUnavailableError('The Redis store did not read a key within 500 ms.', { keyId })
     return this.inner.get(keyId)
   }
@@ -106,6 +109,18 @@ describe('stale-if-error', () => {
     clock.advance(9_999)
     expect(await outcome(keyring.verify(token))).toBe('ok')
     clock.advance(1)
+    expect(await outcome(keyring.verify(token))).toBe('KEYROT_KEY_EXPIRED')
+    await keyring.close()
+  })
+
+  it('judges a stale state at the time the failed read gave up: a deadline that passed while it waited has passed', async () => {
+    const { clock, store, keyring } = setup()
+    const { token } = await keyring.create({ tenantId: 'acme', name: 'ci', expiresAt: clock.now() + 10_000 })
+    expect(await outcome(keyring.verify(token))).toBe('ok')
+    clock.advance(9_900) // past the 5 s state TTL: the next verify reads the store
+    store.down = true
+    // The read times out 500 ms later, after the key's deadline.
+    store.onRead = () => clock.advance(500)
     expect(await outcome(keyring.verify(token))).toBe('KEYROT_KEY_EXPIRED')
     await keyring.close()
   })

@@ -205,8 +205,8 @@ export class Verifier {
     const gate = this.#admit(guard, { ip: options.clientIp, keyId, digest, proven }, options, now)
     if (isPromise(gate)) {
       const cache = this.#cache
-      // The cache may have changed while the limiter answered: look at the proof again.
-      return gate.then((decided) => this.#gated(guard, decided, token, keyId, prefix, digest, cache !== null && cache.proven(keyId, digest), options, now))
+      // The cache may have changed while the limiter answered: look at the proof again, and judge at the time the answer came.
+      return gate.then((decided) => this.#gated(guard, decided, token, keyId, prefix, digest, cache !== null && cache.proven(keyId, digest), options, Math.max(now, this.options.clock.now())))
     }
     return this.#gated(guard, gate, token, keyId, prefix, digest, proven, options, now)
   }
@@ -284,11 +284,11 @@ export class Verifier {
         }
         key = loaded.key
         record = loaded.record
-        // Judged when the answer arrived: a store dates "expired" just before it was asked, maybe after this verify began.
-        now = Math.max(now, this.options.clock.now())
       }
     } catch (error) {
       const failure = error instanceof StoreUnavailableError ? error : new StoreUnavailableError(undefined, { cause: error, keyId })
+      // A stale state is judged at the time the read gave up, not when it began.
+      now = Math.max(now, this.options.clock.now())
       key = this.#reads.staleOrThrow(failure, keyId, digest, options, now)
       cached = true
     }
@@ -303,7 +303,9 @@ export class Verifier {
         return this.#report.fail(new InvalidSecretError(keyId), keyId, record.tenantId, options, now)
       }
     }
-    return this.#accept(key, keyId, cached, options, now)
+    // Judged when the answers arrived (the store's, the proof's): a deadline that passed while they ran has passed.
+    // A store also dates "expired" just before it was asked, which may be after this verify began.
+    return this.#accept(key, keyId, cached, options, Math.max(now, this.options.clock.now()))
   }
 
   /**
