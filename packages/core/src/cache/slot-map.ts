@@ -57,6 +57,11 @@ export class SlotMap {
     return slot
   }
 
+  /** The key held in `slot` (the string it was claimed with, not the one it was looked up by). */
+  keyAt(slot: number): string | undefined {
+    return this.#keys[slot]
+  }
+
   /** The slot of `key`, or -1, without marking it used. */
   peek(key: string): number {
     return this.#slots.get(key) ?? -1

@@ -108,6 +108,17 @@ export class VerificationCache {
     return slot !== -1 && this.#digests[slot] === digest
   }
 
+  /**
+   * The key id as this cache holds it (the record's own string) when the
+   * token with `digest` was proven to be `keyId`'s, else `undefined`. The
+   * cache hit goes on with it instead of `keyId`, a slice of the token that
+   * would keep the token in memory wherever it is kept.
+   */
+  provenId(keyId: string, digest: string): string | undefined {
+    const slot = this.#slots.get(keyId)
+    return slot !== -1 && this.#digests[slot] === digest ? this.#slots.keyAt(slot) : undefined
+  }
+
   rememberProof(digest: string, keyId: string): void {
     this.#digests[this.#slots.claim(keyId)] = digest
   }

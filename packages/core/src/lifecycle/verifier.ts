@@ -169,9 +169,10 @@ export class Verifier {
     // The cache hit scans nothing: a token whose digest matches the one proven for the key id at its place is that very token.
     const at = cache !== null && typeof token === 'string' ? keyIdOffset(token) : -1
     if (cache !== null && at !== -1) {
-      const keyId = token.slice(at, at + KEY_ID_LENGTH)
       digest = cache.digest(token)
-      if (cache.proven(keyId, digest)) return this.#parsed(token, keyId, token.slice(0, at - 1), digest, true, options, now)
+      // The slice only looks the id up; what goes on is the cache's own string (see ownString in token/format.ts).
+      const id = cache.provenId(token.slice(at, at + KEY_ID_LENGTH), digest)
+      if (id !== undefined) return this.#parsed(token, id, token.slice(0, at - 1), digest, true, options, now)
     }
     let keyId: string
     let prefix: string
