@@ -1,4 +1,6 @@
+import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
+import type { FailureLimits } from './limiter.js'
 import { MemoryRateLimiter } from './memory-limiter.js'
 
 describe('MemoryRateLimiter quotas', () => {
@@ -24,5 +26,52 @@ describe('MemoryRateLimiter quotas', () => {
     expect(limiter.consume('a', quota, 0).allowed).toBe(false)
     expect(limiter.consume('c', quota, 0).allowed).toBe(false)
     expect(limiter.consume('b', quota, 0).allowed).toBe(true) // b was forgotten: a fresh quota
+  })
+})
+
+describe('MemoryRateLimiter.clientsClean', () => {
+  const limits: FailureLimits = {
+    failuresPerIp: { limit: 3, windowMs: 1_000 },
+    ipBlock: { threshold: 5, windowMs: 4_000, durationMs: 10_000 },
+    failuresPerKey: { limit: 10, windowMs: 1_000 },
+    failuresPerNetwork: { limit: 4, windowMs: 2_000 },
+  }
+  const ips = ['198.51.100.1', '198.51.100.2', '203.0.113.9']
+  const networkOf = (ip: string) => ip.split('.').slice(0, 3).join('.')
+
+  it('says clean only when every client would pass a charge-free attempt, and again once the last window or block has ended', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ ip: fc.constantFrom(...ips), after: fc.integer({ min: 0, max: 1_500 }) }), { minLength: 1, maxLength: 40 }),
+        fc.integer({ min: 0, max: 12_000 }),
+        (failures, probeAfter) => {
+          const limiter = new MemoryRateLimiter()
+          let now = 1_000_000
+          for (const { ip, after } of failures) {
+            now += after
+            limiter.admit({ ip, network: networkOf(ip), keyId: undefined, chargeIp: true, chargeKey: false }, limits, now)
+          }
+          const probe = now + probeAfter
+          const everyonePasses = ips.every(
+            (ip) => limiter.admit({ ip, network: networkOf(ip), keyId: undefined, chargeIp: false, chargeKey: false }, limits, probe).allowed,
+          )
+          // Sound: "clean" never lets through a client the full decision would refuse.
+          if (limiter.clientsClean(probe)) expect(everyonePasses).toBe(true)
+          // And not stuck: past every window and block, it is clean again.
+          const last = now + Math.max(limits.ipBlock!.durationMs, limits.failuresPerNetwork!.windowMs, limits.failuresPerIp!.windowMs)
+          expect(limiter.clientsClean(last)).toBe(true)
+        },
+      ),
+      { numRuns: 300 },
+    )
+  })
+
+  it('is not clean while a failure window runs, and is when it ends', () => {
+    const limiter = new MemoryRateLimiter()
+    expect(limiter.clientsClean(0)).toBe(true)
+    limiter.admit({ ip: ips[0], network: undefined, keyId: undefined, chargeIp: true, chargeKey: false }, limits, 5_000)
+    expect(limiter.clientsClean(5_000)).toBe(false)
+    expect(limiter.clientsClean(5_999)).toBe(false)
+    expect(limiter.clientsClean(6_000)).toBe(true)
   })
 })

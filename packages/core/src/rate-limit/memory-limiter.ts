@@ -44,6 +44,12 @@ export class MemoryRateLimiter implements RateLimiter {
    */
   readonly #quotas: SlotMap
   #tats = new Float64Array(0)
+  /**
+   * Until when some IP or network entry can still refuse an attempt that
+   * charges nothing: its failure window's end or its block's. Entries stay
+   * in the LRU after that, but count for nothing (see decisions.ts).
+   */
+  #clientsCountUntil = 0
 
   constructor(options: MemoryRateLimiterOptions = {}) {
     if (options === null || typeof options !== 'object') throw new TypeError('MemoryRateLimiter options must be an object')
@@ -65,15 +71,31 @@ export class MemoryRateLimiter implements RateLimiter {
     }
     const { admission, ip, network, key } = decideAdmission(before, attempt, limits, now)
     // Only what changed is written: a proven token's admission charges nothing and leaves no entry behind.
-    if (attempt.ip !== undefined && ip !== undefined && ip !== before.ip && (before.ip !== undefined || attempt.chargeIp)) this.#ips.set(attempt.ip, ip)
-    if (attempt.network !== undefined && network !== undefined && network !== before.network) this.#networks.set(attempt.network, network)
+    if (attempt.ip !== undefined && ip !== undefined && ip !== before.ip && (before.ip !== undefined || attempt.chargeIp)) {
+      this.#ips.set(attempt.ip, ip)
+      this.#counts(ip.blockedUntil)
+      if (ip.failures !== undefined && limits.failuresPerIp !== null) this.#counts(ip.failures.start + limits.failuresPerIp.windowMs)
+    }
+    if (attempt.network !== undefined && network !== undefined && network !== before.network) {
+      this.#networks.set(attempt.network, network)
+      if (limits.failuresPerNetwork) this.#counts(network.start + limits.failuresPerNetwork.windowMs)
+    }
     if (attempt.keyId !== undefined && key !== undefined && key !== before.key) this.#keyFailures.set(attempt.keyId, key)
     return admission
   }
 
-  /** See {@link RateLimiter.clientsClean}: the guard's hit path asks it first. */
-  clientsClean(): boolean {
-    return this.#ips.size === 0 && this.#networks.size === 0
+  /**
+   * See {@link RateLimiter.clientsClean}: the guard's hit path asks it first.
+   * Once the last failure window or block has ended, the hit path is as
+   * short as before any failure was seen.
+   */
+  clientsClean(now: number): boolean {
+    return now >= this.#clientsCountUntil || (this.#ips.size === 0 && this.#networks.size === 0)
+  }
+
+  /** An IP or network entry can refuse a charge-free attempt until `until`. */
+  #counts(until: number): void {
+    if (until > this.#clientsCountUntil) this.#clientsCountUntil = until
   }
 
   /** Whether none of the attempt's counters holds anything (no failure, no block). */
