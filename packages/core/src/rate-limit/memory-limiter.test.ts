@@ -45,7 +45,8 @@ describe('MemoryRateLimiter.clientsClean', () => {
         fc.array(fc.record({ ip: fc.constantFrom(...ips), after: fc.integer({ min: 0, max: 1_500 }) }), { minLength: 1, maxLength: 40 }),
         fc.integer({ min: 0, max: 12_000 }),
         (failures, probeAfter) => {
-          const limiter = new MemoryRateLimiter()
+          // Small tables: the LRUs allocate their whole size up front.
+          const limiter = new MemoryRateLimiter({ maxIps: 100, maxKeys: 100 })
           let now = 1_000_000
           for (const { ip, after } of failures) {
             now += after
