@@ -5,7 +5,7 @@ import {
   type SignedRequestVerifierOptions,
 } from '@keyrot/core'
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
-import { isExpressRequest, misused } from './api-key-auth.js'
+import { defaultClientIp, isExpressRequest, misused } from './api-key-auth.js'
 
 /** Options of `signedRequest()`: the verifier's (keyring, replay store, tolerance, realm) plus the body limit and client IP. */
 export interface SignedRequestOptions extends SignedRequestVerifierOptions {
@@ -69,7 +69,7 @@ function bodyOf(req: Request, limit: number): Promise<Buffer> {
 export function signedRequest(options: SignedRequestOptions): RequestHandler {
   if (isExpressRequest(options, arguments[1])) return misused('signedRequest', arguments[1] as Response)
   const { verifier, limit } = signedRequestAdapter(options, '(req)')
-  const clientIp = options.clientIp ?? ((req: Request) => req.ip ?? req.socket.remoteAddress)
+  const clientIp = options.clientIp ?? defaultClientIp
 
   return function keyrotSignedRequest(req: Request, res: Response, next: NextFunction): void {
     Promise.resolve()
