@@ -36,7 +36,7 @@ export async function peersSection(context: RunContext): Promise<SectionReport> 
     let explanation: string | undefined
     if (!wins && mine.path === 'hit') {
       explanation =
-        `keyrot's hit path does more than hash and look up: token format and CRC32 checksum, a peppered digest, the abuse checks and the per-key quota, ` +
+        `keyrot's hit path does more than hash and look up: a peppered digest, the abuse checks and the per-key quota, ` +
         `the key state's expiry, usage counting and a result object (the verify section splits the ${duration(mine.latencyMs.p50)}).`
     } else if (!wins) {
       explanation =
