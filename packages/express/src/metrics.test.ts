@@ -1,31 +1,14 @@
-import http from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { createKeyring, createMetrics, FastTestHasher } from '@keyrot/core'
 import express5 from 'express'
 import express4 from 'express4'
 import type { ErrorRequestHandler } from 'express'
 import { Gauge, Registry } from 'prom-client'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
+import { loopbackTestServers } from '../../../test/helpers/serve.js'
 import { apiKeyAuth } from './api-key-auth.js'
 import { metricsHandler } from './metrics.js'
 
-const cleanups: Array<() => Promise<void>> = []
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup()
-})
-
-async function serve(app: http.RequestListener): Promise<string> {
-  const server = http.createServer(app)
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  cleanups.push(
-    () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections()
-        server.close(() => resolve())
-      }),
-  )
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`
-}
+const { serve, cleanups } = loopbackTestServers()
 
 describe.each([
   ['Express 5', express5],

@@ -1,10 +1,9 @@
 import { generateKeyPairSync, sign } from 'node:crypto'
-import http from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { createKeyring, createLeakReportHandler, FastTestHasher, MemoryStore, tokenHash } from '@keyrot/core'
 import Koa3 from 'koa'
 import Koa2 from 'koa2'
 import { afterEach, describe, expect, it } from 'vitest'
+import { serveOnLoopback } from '../../../test/helpers/serve.js'
 import { leakReportRoute } from './leak-report.js'
 
 const cleanups: Array<() => Promise<void>> = []
@@ -24,14 +23,12 @@ describe.each([
     const handler = createLeakReportHandler({ keyring, provider: 'gitlab', keys: async () => document, maxBodyBytes: 4_096 })
     const app = new Koa()
     app.use(leakReportRoute(handler))
-    const server = http.createServer(app.callback())
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const { url, close } = await serveOnLoopback(app.callback())
     cleanups.push(async () => {
-      server.closeAllConnections()
-      await new Promise<void>((resolve) => server.close(() => resolve()))
+      await close()
       await keyring.close()
     })
-    return { keyring, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` }
+    return { keyring, url }
   }
 
   it('verifies the raw body, revokes the leaked key and answers the labels', async () => {
