@@ -56,6 +56,15 @@ describe.each([
     ).toBe(FORWARDED)
   })
 
+  it("is an override's of req.ip on app.request (Express's guide to overriding its API)", async () => {
+    expect(
+      await ipSeen((app, auth) => {
+        Object.defineProperty(app.request, 'ip', { configurable: true, enumerable: true, get: () => '192.0.2.45' })
+        return app.use(auth).get('/hello', hello)
+      }),
+    ).toBe('192.0.2.45')
+  })
+
   it('is the ip a middleware before it set on the request', async () => {
     const setIp: RequestHandler = (req, _res, next) => {
       Object.defineProperty(req, 'ip', { value: '192.0.2.44' })
