@@ -119,7 +119,7 @@ export class AttemptGuard {
    */
   admit(input: { ip: string | undefined; keyId: string | undefined; digest: string | undefined; proven: boolean; unpaced?: boolean }, now: number): MaybePromise<Gate> {
     // A proven token is charged nothing and meets only the IP limits: with no client on record, nothing can refuse it (riding would pass it too).
-    if (input.proven && this.#config.limiter.clientsClean?.(now) === true) return PASS
+    if (input.proven && this.#config.limiter.clientsClean?.(now, this.#config.failures) === true) return PASS
     const leader = this.#sharesInFlight && input.digest !== undefined ? this.#inFlight.get(input.digest) : undefined
     if (leader === true) return RIDE
     // The first attempt with this token is still being admitted: ride on it, or ask for ourselves if it was refused.

@@ -138,11 +138,11 @@ export interface RateLimiter {
   consume(keyId: string, quota: Quota, now: number): MaybePromise<QuotaDecision>
   /**
    * Optional, synchronous: `true` when no client IP or network has a failure
-   * or a block on record that still counts at `now` (every window and block
-   * has ended), so `admit` would pass an attempt that charges nothing (a
+   * or a block on record that still counts at `now` under `limits` (every
+   * window and block has ended), so `admit` would pass an attempt that charges nothing (a
    * proven token's) without a lookup. Lets the guard skip it.
    */
-  clientsClean?(now: number): boolean
+  clientsClean?(now: number, limits: FailureLimits): boolean
   /** Releases resources the limiter opened (never a client it was given). */
   close?(): Promise<void>
 }

@@ -57,10 +57,10 @@ describe('MemoryRateLimiter.clientsClean', () => {
             (ip) => limiter.admit({ ip, network: networkOf(ip), keyId: undefined, chargeIp: false, chargeKey: false }, limits, probe).allowed,
           )
           // Sound: "clean" never lets through a client the full decision would refuse.
-          if (limiter.clientsClean(probe)) expect(everyonePasses).toBe(true)
+          if (limiter.clientsClean(probe, limits)) expect(everyonePasses).toBe(true)
           // And not stuck: past every window and block, it is clean again.
           const last = now + Math.max(limits.ipBlock!.durationMs, limits.failuresPerNetwork!.windowMs, limits.failuresPerIp!.windowMs)
-          expect(limiter.clientsClean(last)).toBe(true)
+          expect(limiter.clientsClean(last, limits)).toBe(true)
         },
       ),
       { numRuns: 300 },
@@ -68,11 +68,22 @@ describe('MemoryRateLimiter.clientsClean', () => {
   })
 
   it('is not clean while a failure window runs, and is when it ends', () => {
-    const limiter = new MemoryRateLimiter()
-    expect(limiter.clientsClean(0)).toBe(true)
+    const limiter = new MemoryRateLimiter({ maxIps: 100, maxKeys: 100 })
+    expect(limiter.clientsClean(0, limits)).toBe(true)
     limiter.admit({ ip: ips[0], network: undefined, keyId: undefined, chargeIp: true, chargeKey: false }, limits, 5_000)
-    expect(limiter.clientsClean(5_000)).toBe(false)
-    expect(limiter.clientsClean(5_999)).toBe(false)
-    expect(limiter.clientsClean(6_000)).toBe(true)
+    expect(limiter.clientsClean(5_000, limits)).toBe(false)
+    expect(limiter.clientsClean(5_999, limits)).toBe(false)
+    expect(limiter.clientsClean(6_000, limits)).toBe(true)
+  })
+
+  it('judges by the asking limits: a keyring with a longer window than the one that wrote the failure is not clean yet', () => {
+    const limiter = new MemoryRateLimiter({ maxIps: 100, maxKeys: 100 })
+    const longer: FailureLimits = { ...limits, failuresPerIp: { limit: 1, windowMs: 60_000 } }
+    limiter.admit({ ip: ips[0], network: undefined, keyId: undefined, chargeIp: true, chargeKey: false }, limits, 5_000)
+    expect(limiter.clientsClean(6_000, limits)).toBe(true)
+    expect(limiter.clientsClean(6_000, longer)).toBe(false)
+    // The full decision agrees: under the longer window the IP is at its limit.
+    expect(limiter.admit({ ip: ips[0], network: undefined, keyId: undefined, chargeIp: false, chargeKey: false }, longer, 6_000).allowed).toBe(false)
+    expect(limiter.clientsClean(65_000, longer)).toBe(true)
   })
 })

@@ -45,11 +45,14 @@ export class MemoryRateLimiter implements RateLimiter {
   readonly #quotas: SlotMap
   #tats = new Float64Array(0)
   /**
-   * Until when some IP or network entry can still refuse an attempt that
-   * charges nothing: its failure window's end or its block's. Entries stay
-   * in the LRU after that, but count for nothing (see decisions.ts).
+   * The latest start of any IP's or network's failure window, and the end of
+   * the latest IP block: once every window that began by then has ended
+   * (whatever the asking keyring's window lengths) and the block is over,
+   * no entry can refuse an attempt that charges nothing (see decisions.ts).
    */
-  #clientsCountUntil = 0
+  #ipFailuresSince = Number.NEGATIVE_INFINITY
+  #networkFailuresSince = Number.NEGATIVE_INFINITY
+  #blocksUntil = 0
 
   constructor(options: MemoryRateLimiterOptions = {}) {
     if (options === null || typeof options !== 'object') throw new TypeError('MemoryRateLimiter options must be an object')
@@ -73,12 +76,12 @@ export class MemoryRateLimiter implements RateLimiter {
     // Only what changed is written: a proven token's admission charges nothing and leaves no entry behind.
     if (attempt.ip !== undefined && ip !== undefined && ip !== before.ip && (before.ip !== undefined || attempt.chargeIp)) {
       this.#ips.set(attempt.ip, ip)
-      this.#counts(ip.blockedUntil)
-      if (ip.failures !== undefined && limits.failuresPerIp !== null) this.#counts(ip.failures.start + limits.failuresPerIp.windowMs)
+      if (ip.blockedUntil > this.#blocksUntil) this.#blocksUntil = ip.blockedUntil
+      if (ip.failures !== undefined && ip.failures.start > this.#ipFailuresSince) this.#ipFailuresSince = ip.failures.start
     }
     if (attempt.network !== undefined && network !== undefined && network !== before.network) {
       this.#networks.set(attempt.network, network)
-      if (limits.failuresPerNetwork) this.#counts(network.start + limits.failuresPerNetwork.windowMs)
+      if (network.start > this.#networkFailuresSince) this.#networkFailuresSince = network.start
     }
     if (attempt.keyId !== undefined && key !== undefined && key !== before.key) this.#keyFailures.set(attempt.keyId, key)
     return admission
@@ -86,16 +89,16 @@ export class MemoryRateLimiter implements RateLimiter {
 
   /**
    * See {@link RateLimiter.clientsClean}: the guard's hit path asks it first.
-   * Once the last failure window or block has ended, the hit path is as
+   * Once the last failure window and block have ended, the hit path is as
    * short as before any failure was seen.
    */
-  clientsClean(now: number): boolean {
-    return now >= this.#clientsCountUntil || (this.#ips.size === 0 && this.#networks.size === 0)
-  }
-
-  /** An IP or network entry can refuse a charge-free attempt until `until`. */
-  #counts(until: number): void {
-    if (until > this.#clientsCountUntil) this.#clientsCountUntil = until
+  clientsClean(now: number, limits: FailureLimits): boolean {
+    if (this.#ips.size === 0 && this.#networks.size === 0) return true
+    return (
+      now >= this.#blocksUntil &&
+      (limits.failuresPerIp === null || now >= this.#ipFailuresSince + limits.failuresPerIp.windowMs) &&
+      (!limits.failuresPerNetwork || now >= this.#networkFailuresSince + limits.failuresPerNetwork.windowMs)
+    )
   }
 
   /** Whether none of the attempt's counters holds anything (no failure, no block). */
