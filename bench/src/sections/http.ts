@@ -77,7 +77,7 @@ interface Tally {
  * One round of one framework. Every variant's app is started (each in its
  * own process, all pinned to the server core) and warmed first; then the
  * measured seconds are cut into `slices` slices, and the variants take turns
- * slice by slice, the order rotated by one every slice. Whatever else the
+ * slice by slice, in a random order each slice (see turnOrder). Whatever else the
  * machine does during the round (shared, noisy cores) then falls on all
  * variants alike instead of on whichever ran in that second, and the ratios
  * within the round are the code's, not the neighbours'.
@@ -96,11 +96,10 @@ async function measureRound(framework: HttpAppConfig['framework'], round_: numbe
     }
     for (const app of started) await load(app.ready, warmupSec, connections)
     const tallies = new Map<HttpAppConfig['auth'], Tally>(started.map((app) => [app.auth, { requests: 0, ms: 0, cpuUs: 0, latencyP50Ms: [], latencyP99Ms: [] }]))
+    let previous: Started | undefined
     for (let slice = 0; slice < slices; slice++) {
-      // Rotate the order between slices and rounds: each app takes every place in turn, and none follows itself
-      // (a reversed order would give the apps at its ends two turns in a row, with caches still warm).
-      const shift = (slice + round_) % started.length
-      const order = [...started.slice(shift), ...started.slice(0, shift)]
+      const order = turnOrder(started, previous)
+      previous = order[order.length - 1]
       for (const app of order) {
         const cpuBefore = await app.worker.ask<NodeJS.CpuUsage>('cpu')
         const result = await load(app.ready, durationSec / slices, connections)
@@ -129,6 +128,24 @@ async function measureRound(framework: HttpAppConfig['framework'], round_: numbe
   } finally {
     for (const app of started) await app.worker.stop()
   }
+}
+
+/**
+ * A random order of the apps for one slice, never starting with the app that
+ * ended the slice before. A fixed or rotated order makes each app always
+ * follow the same neighbour, and whatever that neighbour leaves behind on the
+ * server core (its garbage collection after load, its sockets closing, a
+ * store's background flush) would always land in the same app's turn; a
+ * reversed order gives the apps at its ends two turns in a row.
+ */
+function turnOrder<T>(apps: readonly T[], previous: T | undefined): T[] {
+  const order = [...apps]
+  for (let i = order.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1))
+    ;[order[i], order[j]] = [order[j] as T, order[i] as T]
+  }
+  if (order.length > 1 && order[0] === previous) [order[0], order[1]] = [order[1] as T, order[0] as T]
+  return order
 }
 
 export const HTTP_FRAMEWORKS = ['express', 'koa', 'fastify', 'hono'] as const
@@ -237,7 +254,7 @@ export async function httpSection(context: RunContext): Promise<SectionReport> {
             : 'autocannon runs in the benchmark process, each app in its own process, not pinned (no taskset or fewer than 2 cores): they share the CPUs (and redis-server).',
           'hand-rolled: SHA-256 of the bearer token, a Map lookup, revoked, expiry and scope checks, 401 JSON on failure (bench/src/lib/hand-rolled.ts); vs hand-rolled: req/s ratio to it within one round, median over rounds.',
           'vs bare: req/s ratio within one round, median over rounds. Server CPU/req: the app process\'s user + system CPU time per response. Latency p50: the median slice\'s; p99: the worst slice\'s.',
-          `Each round starts every app of a framework, warms each, then gives them the load in turns of ${round(durationSec / slices, 2)} s, the order rotated by one app every turn, so the machine\'s other work falls on all of them alike.`,
+          `Each round starts every app of a framework, warms each, then gives them the load in turns of ${round(durationSec / slices, 2)} s, in a random order each time, so the machine\'s other work falls on all of them alike.`,
           'Every request carries the same valid token (cache hit); the bare app ignores it.',
           `The ${SPIN_US} µs busy middleware is a calibration: it does nothing but spin, about as long as apiKeyAuth takes per call in process.`,
         ],
