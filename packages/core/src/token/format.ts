@@ -194,7 +194,7 @@ export function parseToken(token: unknown): ParsedToken {
     const split = token.length - CHECKSUM_LENGTH
     if (checksumOf(token.slice(0, split)) !== token.slice(split)) throw new MalformedTokenError('checksum mismatch')
     const keyId = ownString(shape[2] as string)
-    return { prefix: shape[1] as string, keyId, familyId: familyOf(keyId) }
+    return { prefix: ownString(shape[1] as string), keyId, familyId: familyOf(keyId) }
   }
   // Not well-formed: find which rule it breaks, for the error's reason.
   const last = token.lastIndexOf('_')
@@ -209,7 +209,7 @@ export function parseToken(token: unknown): ParsedToken {
   const body = token.slice(0, token.length - CHECKSUM_LENGTH)
   if (checksumOf(body) !== token.slice(token.length - CHECKSUM_LENGTH)) throw new MalformedTokenError('checksum mismatch')
   const id = ownString(keyId)
-  return { prefix, keyId: id, familyId: familyOf(id) }
+  return { prefix: ownString(prefix), keyId: id, familyId: familyOf(id) }
 }
 
 /**
@@ -217,8 +217,9 @@ export function parseToken(token: unknown): ParsedToken {
  * characters as a view on the string it was cut from, so a key id cut from a
  * token would keep the token, secret included, in memory for as long as the
  * id lives: as a rate limiter's map key, or in an event a listener keeps. The
- * parsers return key ids made by this; the cache hit uses the id the cache
- * holds instead, at no cost.
+ * parsers return key ids (and `parseToken` its prefix, which may be that
+ * long) made by this; the cache hit uses the id the cache holds instead, at
+ * no cost.
  */
 export function ownString(value: string): string {
   const codes = new Array<number>(value.length)
