@@ -2,6 +2,7 @@ import { getHeapSnapshot } from 'node:v8'
 import { describe, expect, it } from 'vitest'
 import type { KeyringEvents } from './events.js'
 import { FastTestHasher } from './hash/hasher.js'
+import { authenticate } from './http/authenticate.js'
 import { createKeyring } from './lifecycle/keyring.js'
 import { MemoryStore } from './store/memory-store.js'
 import { CHECKSUM_LENGTH, SECRET_LENGTH } from './token/format.js'
@@ -35,12 +36,14 @@ describe('a verified token', () => {
       return { tokenBytes: Buffer.from(token), secretBytes: Buffer.from(token.slice(secretAt, secretAt + SECRET_LENGTH)) }
     })()
     const client = { clientIp: '198.51.100.7', userAgent: 'test' }
-    // First use (store read and proof), cache hits, a refusal for a missing scope, a use in grace.
+    // First use (store read and proof), cache hits, a refusal for a missing scope, a use in grace, authenticate().
     expect((await keyring.verify(tokenBytes.toString(), client)).ok).toBe(true)
     expect((await keyring.verify(tokenBytes.toString(), client)).ok).toBe(true)
     expect((await keyring.verify(tokenBytes.toString(), { ...client, scopes: ['write'] })).ok).toBe(false)
     await keyring.rotate(keyIdOf(kept))
     expect((await keyring.verify(tokenBytes.toString(), client)).ok).toBe(true) // in grace
+    // The adapters' path: the credential header, with its rate-limit headers in the outcome.
+    expect((await authenticate(keyring, { authorization: `Bearer ${tokenBytes.toString()}`, ...client })).ok).toBe(true)
     expect(kept.length).toBeGreaterThanOrEqual(4)
 
     expect(await heapHolds(secretBytes)).toBe(false)
