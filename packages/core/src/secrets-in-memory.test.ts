@@ -9,9 +9,10 @@ import { CHECKSUM_LENGTH, SECRET_LENGTH } from './token/format.js'
 
 /** Whether a heap snapshot of this process (taken after a full GC) holds `needle` anywhere. */
 async function heapHolds(needle: Buffer): Promise<boolean> {
-  // V8's legacy RegExp statics (RegExp.input) keep the last string any regular expression read, until the next one
-  // reads another (in an HTTP server, the next header Node validates): not something keyrot keeps. Moved on here.
-  /x/.test('nothing to see')
+  // V8's legacy RegExp statics (RegExp.input) keep the last string a regular expression matched (here the Bearer
+  // header, which the credential check matches) until the next match anywhere in the process (in an HTTP server, the
+  // next header name Node validates): not something keyrot keeps. A match moves them on here.
+  /x/.test('x')
   let tail = Buffer.alloc(0)
   for await (const chunk of getHeapSnapshot()) {
     const joined = Buffer.concat([tail, chunk as Buffer])
