@@ -225,4 +225,41 @@ describe('a deadline that passes while verify waits', () => {
     expect(codeOf(await keyring.verify(token, client))).toBe('KEYROT_KEY_EXPIRED')
     await keyring.close()
   })
+
+  it("refuses a cached key whose deadline passed while a shared limiter counted its quota", async () => {
+    const clock = new ManualClock()
+    const inner = new MemoryRateLimiter()
+    const slowQuota: RateLimiter = {
+      admit: (attempt, limits, now) => inner.admit(attempt, limits, now),
+      release: (charge, limits, now) => inner.release(charge, limits, now),
+      async consume(keyId, quota, now) {
+        clock.advance(30)
+        return inner.consume(keyId, quota, now)
+      },
+    }
+    const keyring = createKeyring({ clock, hasher: new FastTestHasher(), proofKey: null, rateLimit: { limiter: slowQuota }, cache: { stateTtl: '1d' } })
+    const deadline = clock.now() + 1_000
+    const { token } = await keyring.create({ tenantId: 'acme', name: 'ci', expiresAt: deadline })
+    expect(codeOf(await keyring.verify(token))).toBe('ok')
+    clock.set(deadline - 10)
+    expect(codeOf(await keyring.verify(token))).toBe('KEYROT_KEY_EXPIRED')
+    await keyring.close()
+  })
+
+  it("refuses a key whose deadline passed while its tenant's rotation policy was read", async () => {
+    const clock = new ManualClock()
+    const store = new MemoryStore()
+    const keyring = createKeyring({ clock, store, hasher: new FastTestHasher(), proofKey: null, rateLimit: false, policy: { maxAge: '90d' } })
+    const deadline = clock.now() + 1_000
+    const { token } = await keyring.create({ tenantId: 'acme', name: 'ci', expiresAt: deadline })
+    // The first sight of a tenant reads its policy from the store, after the key's state was judged.
+    const read = store.getTenantPolicy.bind(store)
+    store.getTenantPolicy = async (tenantId) => {
+      clock.set(deadline + 5)
+      return read(tenantId)
+    }
+    clock.set(deadline - 10)
+    expect(codeOf(await keyring.verify(token))).toBe('KEYROT_KEY_EXPIRED')
+    await keyring.close()
+  })
 })

@@ -207,7 +207,7 @@ export class Verifier {
     if (isPromise(gate)) {
       const cache = this.#cache
       // The cache may have changed while the limiter answered: look at the proof again, and judge at the time the answer came.
-      return gate.then((decided) => this.#gated(guard, decided, token, keyId, prefix, digest, cache !== null && cache.proven(keyId, digest), options, Math.max(now, this.options.clock.now())))
+      return gate.then((decided) => this.#gated(guard, decided, token, keyId, prefix, digest, cache !== null && cache.proven(keyId, digest), options, this.#later(now)))
     }
     return this.#gated(guard, gate, token, keyId, prefix, digest, proven, options, now)
   }
@@ -289,7 +289,7 @@ export class Verifier {
     } catch (error) {
       const failure = error instanceof StoreUnavailableError ? error : new StoreUnavailableError(undefined, { cause: error, keyId })
       // A stale state is judged at the time the read gave up, not when it began.
-      now = Math.max(now, this.options.clock.now())
+      now = this.#later(now)
       key = this.#reads.staleOrThrow(failure, keyId, digest, options, now)
       cached = true
     }
@@ -304,9 +304,8 @@ export class Verifier {
         return this.#report.fail(new InvalidSecretError(keyId), keyId, record.tenantId, options, now)
       }
     }
-    // Judged when the answers arrived (the store's, the proof's): a deadline that passed while they ran has passed.
-    // A store also dates "expired" just before it was asked, which may be after this verify began.
-    return this.#accept(key, keyId, cached, options, Math.max(now, this.options.clock.now()))
+    // Judged when the answers arrived (store, proof): a deadline passed meanwhile (or a store's "expired just now") counts.
+    return this.#accept(key, keyId, cached, options, this.#later(now))
   }
 
   /**
@@ -321,12 +320,7 @@ export class Verifier {
     if (record.revokedAt !== null) {
       return this.#report.fail(new KeyRevokedError(keyId, record.revokedAt, record.revokedReason), keyId, record.tenantId, options, now)
     }
-    if (record.expiresAt !== null && record.expiresAt <= now) {
-      if (this.#events.has('key.expired')) {
-        this.#events.emit('key.expired', { keyId, tenantId: record.tenantId, expiredAt: record.expiresAt, at: now })
-      }
-      return this.#report.fail(new KeyExpiredError(keyId, record.expiresAt), keyId, record.tenantId, options, now)
-    }
+    if (record.expiresAt !== null && record.expiresAt <= now) return this.#expired(record, keyId, options, now)
     // After the proof: only a caller holding the secret learns that the key is bound to networks.
     if (record.allowedIps !== undefined && !ipAllowed(record.allowedIps, options.clientIp)) {
       return this.#report.fail(new IpNotAllowedError(keyId), keyId, record.tenantId, options, now)
@@ -334,8 +328,33 @@ export class Verifier {
     const policy = this.rotationPolicy
     if (policy === null) return this.#checkScopes(record, keyId, cached, undefined, options, now)
     const due = policy.check(record, now)
-    if (isPromise(due)) return due.then((settled) => this.#checkScopes(record, keyId, cached, settled, options, now))
+    if (isPromise(due)) {
+      return due.then((settled) => {
+        const later = this.#later(now)
+        return this.#lapsed(record, keyId, options, later) ?? this.#checkScopes(record, keyId, cached, settled, options, later)
+      })
+    }
     return this.#checkScopes(record, keyId, cached, due, options, now)
+  }
+
+  /** The key's expiry or grace deadline has passed: fails it as expired. */
+  #expired(record: ApiKey, keyId: string, options: VerifyOptions, now: number): VerifyResult {
+    const expiredAt = record.expiresAt as number
+    if (this.#events.has('key.expired')) this.#events.emit('key.expired', { keyId, tenantId: record.tenantId, expiredAt, at: now })
+    return this.#report.fail(new KeyExpiredError(keyId, expiredAt), keyId, record.tenantId, options, now)
+  }
+
+  /**
+   * After a wait in the checks (a tenant's policy read, a shared quota): a deadline that passed meanwhile fails the
+   * key. Not after credits: spent atomically after every check, by a request valid when it spent.
+   */
+  #lapsed(record: ApiKey, keyId: string, options: VerifyOptions, now: number): VerifyResult | undefined {
+    return record.expiresAt !== null && record.expiresAt <= now ? this.#expired(record, keyId, options, now) : undefined
+  }
+
+  /** The time after a wait: never earlier than the verify's own. */
+  #later(now: number): number {
+    return Math.max(now, this.options.clock.now())
   }
 
   /** After the rotation policy (`rotation`: the key is due; enforced and overdue, it fails as expired): scopes, then the quota. */
@@ -358,7 +377,6 @@ export class Verifier {
       return this.#succeed(record, keyId, cached, undefined, rotation, undefined, options, now)
     }
     let quota: QuotaOutcome | Promise<QuotaOutcome>
-    // Counted under the record's own id: the parsed one is a slice of the token, and a map key would keep the token alive.
     try {
       quota = guard.consume(record.id, record.rateLimit, now)
     } catch (error) {
@@ -367,7 +385,10 @@ export class Verifier {
     }
     if (!isPromise(quota)) return this.#spent(quota, record, keyId, cached, rotation, options, now)
     return quota.then(
-      (spent) => this.#spent(spent, record, keyId, cached, rotation, options, now),
+      (spent) => {
+        const later = this.#later(now)
+        return this.#lapsed(record, keyId, options, later) ?? this.#spent(spent, record, keyId, cached, rotation, options, later)
+      },
       (error: unknown) => {
         this.#report.emitFailure(error as KeyrotError, keyId, record.tenantId, options, now)
         throw error
@@ -396,7 +417,6 @@ export class Verifier {
   #succeed(record: ApiKey, keyId: string, cached: boolean, rateLimit: RateLimitInfo | undefined, rotation: RotationDue | undefined, credits: CreditsState | undefined, options: VerifyOptions, now: number): VerifyResult {
     const inGrace = record.rotatedTo !== null
     const rotationUse = rotationUseOf(record, now, options.clientIp, options.userAgent)
-    // The record's id, not the parsed one: that is a slice of the token, which the store's pending counts would keep alive.
     if (rotationUse) this.store.recordUsage(record.id, now, inGrace, rotationUse)
     else this.store.recordUsage(record.id, now, inGrace)
     if (inGrace) this.#report.noteGraceUse(record, options, now)
