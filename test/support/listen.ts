@@ -1,5 +1,6 @@
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { afterEach } from 'vitest'
 
 /** A test app listening on a loopback port. */
 export interface RunningApp {
@@ -25,5 +26,25 @@ export async function listen(handler: http.RequestListener, errors: unknown[]): 
         server.closeAllConnections()
         server.close((error) => (error ? reject(error) : resolve()))
       }),
+  }
+}
+
+/**
+ * For a test file: `serve(handler)` serves on loopback (see {@link listen})
+ * and gives the URL; every server, and whatever a test pushes to
+ * `cleanups`, is closed after each test, the last first.
+ */
+export function loopbackTestServers(): { serve: (handler: http.RequestListener) => Promise<string>; cleanups: Array<() => Promise<void>> } {
+  const cleanups: Array<() => Promise<void>> = []
+  afterEach(async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup()
+  })
+  return {
+    cleanups,
+    serve: async (handler) => {
+      const app = await listen(handler, [])
+      cleanups.push(() => app.close())
+      return `http://127.0.0.1:${app.port}`
+    },
   }
 }

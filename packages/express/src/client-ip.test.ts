@@ -4,7 +4,7 @@ import express5 from 'express'
 import express4 from 'express4'
 import type { RequestHandler } from 'express'
 import { describe, expect, it } from 'vitest'
-import { loopbackTestServers } from '../../../test/helpers/serve.js'
+import { loopbackTestServers } from '../../../test/support/listen.js'
 import { apiKeyAuth } from './api-key-auth.js'
 
 const { serve, cleanups } = loopbackTestServers()

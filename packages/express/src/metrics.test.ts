@@ -4,7 +4,7 @@ import express4 from 'express4'
 import type { ErrorRequestHandler } from 'express'
 import { Gauge, Registry } from 'prom-client'
 import { describe, expect, it } from 'vitest'
-import { loopbackTestServers } from '../../../test/helpers/serve.js'
+import { loopbackTestServers } from '../../../test/support/listen.js'
 import { apiKeyAuth } from './api-key-auth.js'
 import { metricsHandler } from './metrics.js'
 

@@ -3,7 +3,7 @@ import { createKeyring, createLeakReportHandler, FastTestHasher, MemoryStore, to
 import Koa3 from 'koa'
 import Koa2 from 'koa2'
 import { afterEach, describe, expect, it } from 'vitest'
-import { serveOnLoopback } from '../../../test/helpers/serve.js'
+import { listen } from '../../../test/support/listen.js'
 import { leakReportRoute } from './leak-report.js'
 
 const cleanups: Array<() => Promise<void>> = []
@@ -23,12 +23,12 @@ describe.each([
     const handler = createLeakReportHandler({ keyring, provider: 'gitlab', keys: async () => document, maxBodyBytes: 4_096 })
     const app = new Koa()
     app.use(leakReportRoute(handler))
-    const { url, close } = await serveOnLoopback(app.callback())
+    const served = await listen(app.callback(), [])
     cleanups.push(async () => {
-      await close()
+      await served.close()
       await keyring.close()
     })
-    return { keyring, url }
+    return { keyring, url: `http://127.0.0.1:${served.port}` }
   }
 
   it('verifies the raw body, revokes the leaked key and answers the labels', async () => {

@@ -3,7 +3,7 @@ import Koa3 from 'koa'
 import Koa2 from 'koa2'
 import { Gauge, Registry } from 'prom-client'
 import { describe, expect, it } from 'vitest'
-import { loopbackTestServers } from '../../../test/helpers/serve.js'
+import { loopbackTestServers } from '../../../test/support/listen.js'
 import { apiKeyAuth } from './api-key-auth.js'
 import { metricsHandler } from './metrics.js'
 
