@@ -104,8 +104,7 @@ export class VerificationCache {
 
   /** Whether the token with `digest` was proven to be `keyId`'s. */
   proven(keyId: string, digest: string): boolean {
-    const slot = this.#slots.get(keyId)
-    return slot !== -1 && this.#digests[slot] === digest
+    return this.provenId(keyId, digest) !== undefined
   }
 
   /**

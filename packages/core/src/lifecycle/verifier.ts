@@ -320,7 +320,8 @@ export class Verifier {
     if (record.revokedAt !== null) {
       return this.#report.fail(new KeyRevokedError(keyId, record.revokedAt, record.revokedReason), keyId, record.tenantId, options, now)
     }
-    if (record.expiresAt !== null && record.expiresAt <= now) return this.#expired(record, keyId, options, now)
+    const lapsed = this.#lapsed(record, keyId, options, now)
+    if (lapsed !== undefined) return lapsed
     // After the proof: only a caller holding the secret learns that the key is bound to networks.
     if (record.allowedIps !== undefined && !ipAllowed(record.allowedIps, options.clientIp)) {
       return this.#report.fail(new IpNotAllowedError(keyId), keyId, record.tenantId, options, now)
@@ -337,19 +338,16 @@ export class Verifier {
     return this.#checkScopes(record, keyId, cached, due, options, now)
   }
 
-  /** The key's expiry or grace deadline has passed: fails it as expired. */
-  #expired(record: ApiKey, keyId: string, options: VerifyOptions, now: number): VerifyResult {
-    const expiredAt = record.expiresAt as number
-    if (this.#events.has('key.expired')) this.#events.emit('key.expired', { keyId, tenantId: record.tenantId, expiredAt, at: now })
-    return this.#report.fail(new KeyExpiredError(keyId, expiredAt), keyId, record.tenantId, options, now)
-  }
-
   /**
-   * After a wait in the checks (a tenant's policy read, a shared quota): a deadline that passed meanwhile fails the
-   * key. Not after credits: spent atomically after every check, by a request valid when it spent.
+   * The key's expiry or grace deadline has passed at `now`: fails it as expired. Asked again after each wait in the
+   * checks (a tenant's policy read, a shared quota); not after credits, spent atomically after every check by a
+   * request valid when it spent.
    */
   #lapsed(record: ApiKey, keyId: string, options: VerifyOptions, now: number): VerifyResult | undefined {
-    return record.expiresAt !== null && record.expiresAt <= now ? this.#expired(record, keyId, options, now) : undefined
+    const expiredAt = record.expiresAt
+    if (expiredAt === null || expiredAt > now) return undefined
+    if (this.#events.has('key.expired')) this.#events.emit('key.expired', { keyId, tenantId: record.tenantId, expiredAt, at: now })
+    return this.#report.fail(new KeyExpiredError(keyId, expiredAt), keyId, record.tenantId, options, now)
   }
 
   /** The time after a wait: never earlier than the verify's own. */
