@@ -167,6 +167,23 @@ describe('setExpiry, endGrace and extendGrace', () => {
   })
 })
 
+/**
+ * An in-process limiter whose `admit` or `consume` answers 30 ms later (as a shared one does after a round trip), with
+ * no clientsClean() shortcut.
+ */
+function slowLimiter(clock: ManualClock, slow: 'admit' | 'consume'): RateLimiter {
+  const inner = new MemoryRateLimiter()
+  const later = async <T>(answer: () => T): Promise<T> => {
+    clock.advance(30)
+    return answer()
+  }
+  return {
+    admit: (attempt, limits, now) => (slow === 'admit' ? later(() => inner.admit(attempt, limits, now)) : inner.admit(attempt, limits, now)),
+    release: (charge, limits, now) => inner.release(charge, limits, now),
+    consume: (keyId, quota, now) => (slow === 'consume' ? later(() => inner.consume(keyId, quota, now)) : inner.consume(keyId, quota, now)),
+  }
+}
+
 describe('a deadline that passes while verify waits', () => {
   it('is believed even when the answer arrives later than the verify began', async () => {
     // As the Redis store does when Redis dropped the credential: expiresAt is
@@ -204,17 +221,7 @@ describe('a deadline that passes while verify waits', () => {
 
   it('refuses a cached key whose deadline passed while a shared rate limiter answered', async () => {
     const clock = new ManualClock()
-    // A limiter that answers after a round trip (as the Redis one does), with no clientsClean() shortcut.
-    const inner = new MemoryRateLimiter()
-    const slowLimiter: RateLimiter = {
-      async admit(attempt, limits, now) {
-        clock.advance(30)
-        return inner.admit(attempt, limits, now)
-      },
-      release: (charge, limits, now) => inner.release(charge, limits, now),
-      consume: (keyId, quota, now) => inner.consume(keyId, quota, now),
-    }
-    const keyring = createKeyring({ clock, hasher: new FastTestHasher(), proofKey: null, rateLimit: { limiter: slowLimiter }, cache: { stateTtl: '1d' } })
+    const keyring = createKeyring({ clock, hasher: new FastTestHasher(), proofKey: null, rateLimit: { limiter: slowLimiter(clock, 'admit') }, cache: { stateTtl: '1d' } })
     const deadline = clock.now() + 1_000
     const { token } = await keyring.create({ tenantId: 'acme', name: 'ci', expiresAt: deadline })
     // With a client IP, so the limiter is asked (a proven token meets the IP limits).
@@ -228,16 +235,7 @@ describe('a deadline that passes while verify waits', () => {
 
   it("refuses a cached key whose deadline passed while a shared limiter counted its quota", async () => {
     const clock = new ManualClock()
-    const inner = new MemoryRateLimiter()
-    const slowQuota: RateLimiter = {
-      admit: (attempt, limits, now) => inner.admit(attempt, limits, now),
-      release: (charge, limits, now) => inner.release(charge, limits, now),
-      async consume(keyId, quota, now) {
-        clock.advance(30)
-        return inner.consume(keyId, quota, now)
-      },
-    }
-    const keyring = createKeyring({ clock, hasher: new FastTestHasher(), proofKey: null, rateLimit: { limiter: slowQuota }, cache: { stateTtl: '1d' } })
+    const keyring = createKeyring({ clock, hasher: new FastTestHasher(), proofKey: null, rateLimit: { limiter: slowLimiter(clock, 'consume') }, cache: { stateTtl: '1d' } })
     const deadline = clock.now() + 1_000
     const { token } = await keyring.create({ tenantId: 'acme', name: 'ci', expiresAt: deadline })
     expect(codeOf(await keyring.verify(token))).toBe('ok')
