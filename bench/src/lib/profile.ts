@@ -28,7 +28,7 @@ const RFC9106_LOW_MEMORY = { label: 'RFC 9106 m=65536 t=3 p=4', memoryCost: 65_5
 export const FULL: Profile = {
   name: 'full',
   verify: { keys: 1_000, warmupOps: 50_000, latencySamples: 100_000, throughputOps: 1_000_000, throughputMaxMs: 3_000, stateMissSamples: 20_000, argonMissSamples: 60 },
-  http: { durationSec: 4, warmupSec: 1, connections: 50, rounds: 3, slices: 4 },
+  http: { durationSec: 4, warmupSec: 1, connections: 50, rounds: 3, slices: 16 },
   peers: { keys: 100, warmupOps: 20_000, samples: 50_000, firstUse: 40 },
   propagation: { replicas: 4, trials: 200, graceMs: 300, maxWaitMs: 3_000 },
   memory: { cacheEntries: 10_000, redisSample: 1_000 },
@@ -41,7 +41,7 @@ export const FULL: Profile = {
 export const QUICK: Profile = {
   name: 'quick',
   verify: { keys: 200, warmupOps: 5_000, latencySamples: 10_000, throughputOps: 50_000, throughputMaxMs: 300, stateMissSamples: 2_000, argonMissSamples: 5 },
-  http: { durationSec: 1, warmupSec: 0.5, connections: 20, rounds: 1, slices: 2 },
+  http: { durationSec: 1, warmupSec: 0.5, connections: 20, rounds: 1, slices: 4 },
   peers: { keys: 50, warmupOps: 2_000, samples: 5_000, firstUse: 5 },
   propagation: { replicas: 4, trials: 15, graceMs: 150, maxWaitMs: 2_000 },
   memory: { cacheEntries: 2_000, redisSample: 200 },

@@ -28,6 +28,10 @@ interface Run {
   requestsPerSec: number
   /** Server CPU time (user + system) per completed request, µs. */
   cpuPerRequestUs: number
+  /** The load generator's (this process's) CPU time per completed request, µs: near its core's whole time, it is what bounds req/s. */
+  clientCpuPerRequestUs: number
+  /** The load generator's CPU time over the wall-clock time of its turns: 1 is a saturated core. */
+  clientBusy: number
   latencyP50Ms: number
   latencyP99Ms: number
 }
@@ -55,6 +59,8 @@ function load(ready: HttpAppReady, seconds: number, connections: number): Promis
     connections,
     pipelining: 1,
     duration: seconds,
+    // autocannon notices the end of a run at its next sample: short turns need short samples, or each would run up to a whole second.
+    sampleInt: Math.min(1000, Math.max(10, (seconds * 1000) / 10)),
     timeout: 10,
   })
 }
@@ -69,6 +75,7 @@ interface Tally {
   requests: number
   ms: number
   cpuUs: number
+  clientCpuUs: number
   latencyP50Ms: number[]
   latencyP99Ms: number[]
 }
@@ -95,20 +102,23 @@ async function measureRound(framework: HttpAppConfig['framework'], round_: numbe
       if (worker.child.pid !== undefined) pin(worker.child.pid, CORES.server)
     }
     for (const app of started) await load(app.ready, warmupSec, connections)
-    const tallies = new Map<HttpAppConfig['auth'], Tally>(started.map((app) => [app.auth, { requests: 0, ms: 0, cpuUs: 0, latencyP50Ms: [], latencyP99Ms: [] }]))
+    const tallies = new Map<HttpAppConfig['auth'], Tally>(started.map((app) => [app.auth, { requests: 0, ms: 0, cpuUs: 0, clientCpuUs: 0, latencyP50Ms: [], latencyP99Ms: [] }]))
     let previous: Started | undefined
     for (let slice = 0; slice < slices; slice++) {
       const order = turnOrder(started, previous)
       previous = order[order.length - 1]
       for (const app of order) {
         const cpuBefore = await app.worker.ask<NodeJS.CpuUsage>('cpu')
+        const clientBefore = process.cpuUsage()
         const result = await load(app.ready, durationSec / slices, connections)
+        const client = process.cpuUsage(clientBefore)
         const cpuAfter = await app.worker.ask<NodeJS.CpuUsage>('cpu')
         if (result.non2xx > 0 || result.errors > 0) throw new Error(`http ${framework} ${app.auth}: ${result.non2xx} non-2xx responses, ${result.errors} errors`)
         const tally = tallies.get(app.auth)!
         tally.requests += result['2xx']
         tally.ms += result.finish.getTime() - result.start.getTime()
         tally.cpuUs += cpuAfter.user - cpuBefore.user + (cpuAfter.system - cpuBefore.system)
+        tally.clientCpuUs += client.user + client.system
         tally.latencyP50Ms.push(result.latency.p50)
         tally.latencyP99Ms.push(result.latency.p99)
       }
@@ -121,6 +131,8 @@ async function measureRound(framework: HttpAppConfig['framework'], round_: numbe
         round: round_,
         requestsPerSec: tally.requests / (tally.ms / 1000),
         cpuPerRequestUs: tally.cpuUs / tally.requests,
+        clientCpuPerRequestUs: tally.clientCpuUs / tally.requests,
+        clientBusy: tally.clientCpuUs / 1000 / tally.ms,
         latencyP50Ms: median(tally.latencyP50Ms),
         latencyP99Ms: Math.max(...tally.latencyP99Ms),
       }
@@ -183,6 +195,8 @@ export async function httpSection(context: RunContext): Promise<SectionReport> {
         vsHandRolled: median(handRolledRatios),
         cpuPerRequestUs: median(mine.map((r) => r.cpuPerRequestUs)),
         cpuBoundVsBare: median(cpuRatios),
+        clientCpuPerRequestUs: median(mine.map((r) => r.clientCpuPerRequestUs)),
+        clientBusy: median(mine.map((r) => r.clientBusy)),
         latencyP50Ms: median(mine.map((r) => r.latencyP50Ms)),
         latencyP99Ms: median(mine.map((r) => r.latencyP99Ms)),
         perRound: mine.map((r) => Math.round(r.requestsPerSec)),
@@ -236,7 +250,7 @@ export async function httpSection(context: RunContext): Promise<SectionReport> {
     tables: [
       {
         title: `HTTP, GET /hello on 127.0.0.1 (autocannon: ${connections} connections, ${durationSec} s per app in ${slices} interleaved slice(s) after ${warmupSec} s warm-up; median of ${rounds} round(s))`,
-        columns: ['framework', 'app', 'req/s', 'vs bare', 'vs hand-rolled', 'server CPU/req', 'CPU-bound vs bare', 'latency p50', 'latency p99'],
+        columns: ['framework', 'app', 'req/s', 'vs bare', 'vs hand-rolled', 'server CPU/req', 'CPU-bound vs bare', 'client CPU/req', 'client core busy', 'latency p50', 'latency p99'],
         rows: summary.map((s) => [
           s.framework,
           LABEL[s.auth],
@@ -245,6 +259,8 @@ export async function httpSection(context: RunContext): Promise<SectionReport> {
           percent(s.vsHandRolled),
           us(s.cpuPerRequestUs),
           percent(s.cpuBoundVsBare),
+          us(s.clientCpuPerRequestUs),
+          percent(s.clientBusy),
           latency(s.latencyP50Ms),
           latency(s.latencyP99Ms),
         ]),
@@ -255,6 +271,7 @@ export async function httpSection(context: RunContext): Promise<SectionReport> {
           'hand-rolled: SHA-256 of the bearer token, a Map lookup, revoked, expiry and scope checks, 401 JSON on failure (bench/src/lib/hand-rolled.ts); vs hand-rolled: req/s ratio to it within one round, median over rounds.',
           'vs bare: req/s ratio within one round, median over rounds. Server CPU/req: the app process\'s user + system CPU time per response. Latency p50: the median slice\'s; p99: the worst slice\'s.',
           `Each round starts every app of a framework, warms each, then gives them the load in turns of ${round(durationSec / slices, 2)} s, in a random order each time, so the machine\'s other work falls on all of them alike.`,
+          'Client CPU/req: the load generator\'s own CPU time per response (autocannon parses each response in JavaScript, header by header); client core busy: its CPU time over the time of its turns. Near 100%, the client bounds req/s, and each response header line costs req/s on the client as well as on the server.',
           'Every request carries the same valid token (cache hit); the bare app ignores it.',
           `The ${SPIN_US} µs busy middleware is a calibration: it does nothing but spin, about as long as apiKeyAuth takes per call in process.`,
         ],
@@ -270,7 +287,7 @@ export async function httpSection(context: RunContext): Promise<SectionReport> {
       slices,
       pinned,
       frameworks: FRAMEWORKS,
-      runs: runs.map((r) => ({ ...r, requestsPerSec: round(r.requestsPerSec, 1), cpuPerRequestUs: round(r.cpuPerRequestUs, 2) })),
+      runs: runs.map((r) => ({ ...r, requestsPerSec: round(r.requestsPerSec, 1), cpuPerRequestUs: round(r.cpuPerRequestUs, 2), clientCpuPerRequestUs: round(r.clientCpuPerRequestUs, 2), clientBusy: round(r.clientBusy, 3) })),
       summary,
     },
   }
