@@ -17,6 +17,7 @@ export interface HandRolledKey {
 }
 
 export const HAND_ROLLED_FAILURE = JSON.stringify({ error: { code: 'invalid_key', message: 'The API key is missing or invalid.' } })
+export const HAND_ROLLED_QUOTA_SPENT = JSON.stringify({ error: { code: 'rate_limited', message: 'The key has used up its quota for now.' } })
 
 export class HandRolledKeys {
   readonly #keys = new Map<string, HandRolledKey>()
@@ -44,4 +45,37 @@ export class HandRolledKeys {
 
 function sha256(token: string): string {
   return createHash('sha256').update(token).digest('hex')
+}
+
+/**
+ * What a team would add by hand for a per-key quota with the same response
+ * headers as keyrot's default one: a fixed-window counter per key and the
+ * `RateLimit-Policy` and `RateLimit` fields. Informational in the HTTP table
+ * (not a target's reference): it shows what those two headers cost any
+ * middleware on this machine, the server setting them and the client
+ * parsing them.
+ */
+export class HandRolledQuota {
+  readonly #limit: number
+  readonly #windowMs: number
+  readonly #policy: string
+  readonly #used = new Map<string, { windowStart: number; count: number }>()
+
+  constructor(limit: number, windowMs: number) {
+    this.#limit = limit
+    this.#windowMs = windowMs
+    this.#policy = `"per-key";q=${limit};w=${Math.ceil(windowMs / 1000)}`
+  }
+
+  /** Counts one request of the key; the two header values to send, or `null` when its quota is spent (answer 429). */
+  take(keyId: string): { policy: string; rateLimit: string } | null {
+    const now = Date.now()
+    const windowStart = now - (now % this.#windowMs)
+    let used = this.#used.get(keyId)
+    if (used === undefined || used.windowStart !== windowStart) this.#used.set(keyId, (used = { windowStart, count: 0 }))
+    if (used.count >= this.#limit) return null
+    used.count++
+    const reset = Math.ceil((windowStart + this.#windowMs - now) / 1000)
+    return { policy: this.#policy, rateLimit: `"per-key";r=${this.#limit - used.count};t=${reset}` }
+  }
 }

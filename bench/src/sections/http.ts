@@ -36,11 +36,12 @@ interface Run {
   latencyP99Ms: number
 }
 
-const AUTHS: HttpAppConfig['auth'][] = ['none', 'spin', 'hand-rolled', 'memory', 'redis']
+const AUTHS: HttpAppConfig['auth'][] = ['none', 'spin', 'hand-rolled', 'hand-rolled-quota', 'memory', 'redis']
 const LABEL: Record<HttpAppConfig['auth'], string> = {
   none: 'bare',
   spin: `bare + ${SPIN_US} µs busy middleware`,
   'hand-rolled': 'hand-rolled SHA-256 + Map check',
+  'hand-rolled-quota': 'hand-rolled check + quota headers',
   memory: 'apiKeyAuth, memory store',
   redis: 'apiKeyAuth, Redis store',
 }
@@ -206,6 +207,7 @@ export async function httpSection(context: RunContext): Promise<SectionReport> {
   const bareOf = (framework: string) => summary.find((s) => s.framework === framework && s.auth === 'none')!
   const spinOf = (framework: string) => summary.find((s) => s.framework === framework && s.auth === 'spin')!
   const handRolledOf = (framework: string) => summary.find((s) => s.framework === framework && s.auth === 'hand-rolled')!
+  const withQuotaOf = (framework: string) => summary.find((s) => s.framework === framework && s.auth === 'hand-rolled-quota')!
   const handRolledChecks: Check[] = summary
     .filter((s) => s.auth === 'memory' && TARGET_FRAMEWORKS.has(s.framework))
     .map((s) => {
@@ -220,7 +222,9 @@ export async function httpSection(context: RunContext): Promise<SectionReport> {
         met: s.vsHandRolled >= TARGET.memory,
         explanation:
           `bare ${rate(bare.requestsPerSec)} req/s at ${us(bare.cpuPerRequestUs)} CPU per request; the hand-rolled check adds ${us(reference.cpuPerRequestUs - bare.cpuPerRequestUs)}, ` +
-          `apiKeyAuth adds ${us(s.cpuPerRequestUs - bare.cpuPerRequestUs)}, the ${SPIN_US} µs calibration ${us(spinOf(s.framework).cpuPerRequestUs - bare.cpuPerRequestUs)} per request.`,
+          `apiKeyAuth adds ${us(s.cpuPerRequestUs - bare.cpuPerRequestUs)}, the ${SPIN_US} µs calibration ${us(spinOf(s.framework).cpuPerRequestUs - bare.cpuPerRequestUs)} per request. ` +
+          `The hand-rolled check with a quota and the same two quota headers as apiKeyAuth's keeps ${percent(withQuotaOf(s.framework).vsHandRolled)} of the hand-rolled check's req/s ` +
+          `(server CPU ${us(withQuotaOf(s.framework).cpuPerRequestUs)}, client ${us(withQuotaOf(s.framework).clientCpuPerRequestUs)} vs ${us(reference.clientCpuPerRequestUs)} per request).`,
       }
     })
   const checks: Check[] = [...handRolledChecks, ...summary
@@ -269,6 +273,7 @@ export async function httpSection(context: RunContext): Promise<SectionReport> {
             ? `autocannon runs in the benchmark process pinned to core ${CORES.client}, each app in its own process pinned to core ${CORES.server} (taskset); redis-server is not pinned.`
             : 'autocannon runs in the benchmark process, each app in its own process, not pinned (no taskset or fewer than 2 cores): they share the CPUs (and redis-server).',
           'hand-rolled: SHA-256 of the bearer token, a Map lookup, revoked, expiry and scope checks, 401 JSON on failure (bench/src/lib/hand-rolled.ts); vs hand-rolled: req/s ratio to it within one round, median over rounds.',
+          'hand-rolled check + quota headers: the same check plus a fixed-window per-key counter that sends RateLimit-Policy and RateLimit as apiKeyAuth does with its default per-key quota (informational: what those two headers cost any middleware here).',
           'vs bare: req/s ratio within one round, median over rounds. Server CPU/req: the app process\'s user + system CPU time per response. Latency p50: the median slice\'s; p99: the worst slice\'s.',
           `Each round starts every app of a framework, warms each, then gives them the load in turns of ${round(durationSec / slices, 2)} s, in a random order each time, so the machine\'s other work falls on all of them alike.`,
           'Client CPU/req: the load generator\'s own CPU time per response (autocannon parses each response in JavaScript, header by header); client core busy: its CPU time over the time of its turns. Near 100%, the client bounds req/s, and each response header line costs req/s on the client as well as on the server.',

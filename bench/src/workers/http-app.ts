@@ -10,8 +10,8 @@ import Fastify from 'fastify'
 import { Hono } from 'hono'
 import Koa from 'koa'
 import { spin } from '../lib/calibration.js'
-import { HAND_ROLLED_FAILURE, HandRolledKeys } from '../lib/hand-rolled.js'
-import { benchKeyring, proveAll, type StoreKind } from '../lib/keyrings.js'
+import { HAND_ROLLED_FAILURE, HAND_ROLLED_QUOTA_SPENT, HandRolledKeys, HandRolledQuota } from '../lib/hand-rolled.js'
+import { BENCH_RATE_LIMIT, benchKeyring, proveAll, type StoreKind } from '../lib/keyrings.js'
 import { answerQuestions, exitWithParent, reportFailure, sendReady, workerConfig } from '../lib/worker-side.js'
 
 /**
@@ -26,8 +26,10 @@ export interface HttpAppConfig {
    * that burns `SPIN_US` µs of CPU and does nothing else (see
    * lib/calibration.ts). `hand-rolled`: the bare app plus the reference
    * check of lib/hand-rolled.ts (SHA-256, a `Map`, revoked, expiry, scopes).
+   * `hand-rolled-quota`: the same check plus a hand-rolled per-key quota
+   * that sends keyrot's two quota headers (informational).
    */
-  auth: 'none' | 'spin' | 'hand-rolled' | StoreKind
+  auth: 'none' | 'spin' | 'hand-rolled' | 'hand-rolled-quota' | StoreKind
   redisUrl: string
   /** Abuse protection of the keyring (default: the benchmark's, with a per-key quota that never refuses). */
   rateLimit?: false
@@ -45,6 +47,10 @@ async function start(): Promise<void> {
   const { token, key } = await keyring.create({ tenantId: 'acme', name: 'load test' })
   await proveAll(keyring, [token])
   const handRolled = new HandRolledKeys()
+  const perKey = BENCH_RATE_LIMIT.perKey as { limit: number }
+  // `hand-rolled-quota` only: the benchmark keyring's per-key limit, over the same 1 min window.
+  const quota = config.auth === 'hand-rolled-quota' ? new HandRolledQuota(perKey.limit, 60_000) : null
+  const handRolledAuth = config.auth === 'hand-rolled' || config.auth === 'hand-rolled-quota'
   handRolled.add(token, { id: key.id, tenantId: key.tenantId, scopes: key.scopes, revokedAt: null, expiresAt: key.expiresAt })
   let server: Server
   if (config.framework === 'express') {
@@ -53,12 +59,21 @@ async function start(): Promise<void> {
       app.use(function calibration(_req, _res, next) {
         void spin().then(() => next())
       })
-    } else if (config.auth === 'hand-rolled') {
+    } else if (handRolledAuth) {
       app.use(function handRolledAuth(req, res, next) {
         const found = handRolled.check(req.headers.authorization)
         if (found === null) {
           res.status(401).type('application/json').send(HAND_ROLLED_FAILURE)
           return
+        }
+        if (quota !== null) {
+          const taken = quota.take(found.id)
+          if (taken === null) {
+            res.status(429).type('application/json').send(HAND_ROLLED_QUOTA_SPENT)
+            return
+          }
+          res.setHeader('ratelimit-policy', taken.policy)
+          res.setHeader('ratelimit', taken.rateLimit)
         }
         ;(req as { apiKey?: unknown }).apiKey = found
         next()
@@ -71,12 +86,21 @@ async function start(): Promise<void> {
   } else if (config.framework === 'fastify') {
     const app = Fastify()
     if (config.auth === 'spin') app.addHook('onRequest', () => spin())
-    else if (config.auth === 'hand-rolled') {
+    else if (handRolledAuth) {
       app.addHook('onRequest', function handRolledAuth(request, reply, done) {
         const found = handRolled.check(request.headers.authorization)
         if (found === null) {
           void reply.code(401).type('application/json').send(HAND_ROLLED_FAILURE)
           return
+        }
+        if (quota !== null) {
+          const taken = quota.take(found.id)
+          if (taken === null) {
+            void reply.code(429).type('application/json').send(HAND_ROLLED_QUOTA_SPENT)
+            return
+          }
+          void reply.header('ratelimit-policy', taken.policy)
+          void reply.header('ratelimit', taken.rateLimit)
         }
         ;(request as { apiKey?: unknown }).apiKey = found
         done()
@@ -93,10 +117,16 @@ async function start(): Promise<void> {
         await spin()
         await next()
       })
-    } else if (config.auth === 'hand-rolled') {
+    } else if (handRolledAuth) {
       app.use(async function handRolledAuth(c, next) {
         const found = handRolled.check(c.req.header('authorization'))
         if (found === null) return c.body(HAND_ROLLED_FAILURE, 401, { 'content-type': 'application/json' })
+        if (quota !== null) {
+          const taken = quota.take(found.id)
+          if (taken === null) return c.body(HAND_ROLLED_QUOTA_SPENT, 429, { 'content-type': 'application/json' })
+          c.header('ratelimit-policy', taken.policy)
+          c.header('ratelimit', taken.rateLimit)
+        }
         c.set('apiKey' as never, found as never)
         await next()
       })
@@ -111,7 +141,7 @@ async function start(): Promise<void> {
         await spin()
         await next()
       })
-    } else if (config.auth === 'hand-rolled') {
+    } else if (handRolledAuth) {
       app.use(async function handRolledAuth(ctx, next) {
         const found = handRolled.check(ctx.get('authorization') || undefined)
         if (found === null) {
@@ -119,6 +149,17 @@ async function start(): Promise<void> {
           ctx.type = 'application/json'
           ctx.body = HAND_ROLLED_FAILURE
           return
+        }
+        if (quota !== null) {
+          const taken = quota.take(found.id)
+          if (taken === null) {
+            ctx.status = 429
+            ctx.type = 'application/json'
+            ctx.body = HAND_ROLLED_QUOTA_SPENT
+            return
+          }
+          ctx.res.setHeader('ratelimit-policy', taken.policy)
+          ctx.res.setHeader('ratelimit', taken.rateLimit)
         }
         ;(ctx.state as { apiKey?: unknown }).apiKey = found
         await next()
