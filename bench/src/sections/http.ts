@@ -30,8 +30,6 @@ interface Run {
   cpuPerRequestUs: number
   /** The load generator's (this process's) CPU time per completed request, µs: near its core's whole time, it is what bounds req/s. */
   clientCpuPerRequestUs: number
-  /** The load generator's CPU time over the wall-clock time of its turns: 1 is a saturated core. */
-  clientBusy: number
   latencyP50Ms: number
   latencyP99Ms: number
 }
@@ -133,7 +131,6 @@ async function measureRound(framework: HttpAppConfig['framework'], round_: numbe
         requestsPerSec: tally.requests / (tally.ms / 1000),
         cpuPerRequestUs: tally.cpuUs / tally.requests,
         clientCpuPerRequestUs: tally.clientCpuUs / tally.requests,
-        clientBusy: tally.clientCpuUs / 1000 / tally.ms,
         latencyP50Ms: median(tally.latencyP50Ms),
         latencyP99Ms: Math.max(...tally.latencyP99Ms),
       }
@@ -197,7 +194,8 @@ export async function httpSection(context: RunContext): Promise<SectionReport> {
         cpuPerRequestUs: median(mine.map((r) => r.cpuPerRequestUs)),
         cpuBoundVsBare: median(cpuRatios),
         clientCpuPerRequestUs: median(mine.map((r) => r.clientCpuPerRequestUs)),
-        clientBusy: median(mine.map((r) => r.clientBusy)),
+        // The load generator's CPU time over the time of its turns (1: a saturated core).
+        clientBusy: median(mine.map((r) => (r.clientCpuPerRequestUs * r.requestsPerSec) / 1e6)),
         latencyP50Ms: median(mine.map((r) => r.latencyP50Ms)),
         latencyP99Ms: median(mine.map((r) => r.latencyP99Ms)),
         perRound: mine.map((r) => Math.round(r.requestsPerSec)),
@@ -292,7 +290,7 @@ export async function httpSection(context: RunContext): Promise<SectionReport> {
       slices,
       pinned,
       frameworks: FRAMEWORKS,
-      runs: runs.map((r) => ({ ...r, requestsPerSec: round(r.requestsPerSec, 1), cpuPerRequestUs: round(r.cpuPerRequestUs, 2), clientCpuPerRequestUs: round(r.clientCpuPerRequestUs, 2), clientBusy: round(r.clientBusy, 3) })),
+      runs: runs.map((r) => ({ ...r, requestsPerSec: round(r.requestsPerSec, 1), cpuPerRequestUs: round(r.cpuPerRequestUs, 2), clientCpuPerRequestUs: round(r.clientCpuPerRequestUs, 2) })),
       summary,
     },
   }

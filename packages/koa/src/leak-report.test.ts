@@ -2,14 +2,11 @@ import { generateKeyPairSync, sign } from 'node:crypto'
 import { createKeyring, createLeakReportHandler, FastTestHasher, MemoryStore, tokenHash } from '@keyrot/core'
 import Koa3 from 'koa'
 import Koa2 from 'koa2'
-import { afterEach, describe, expect, it } from 'vitest'
-import { listen } from '../../../test/support/listen.js'
+import { describe, expect, it } from 'vitest'
+import { loopbackTestServers } from '../../../test/support/listen.js'
 import { leakReportRoute } from './leak-report.js'
 
-const cleanups: Array<() => Promise<void>> = []
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup()
-})
+const { serve, cleanups } = loopbackTestServers()
 
 const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' })
 const document = { public_keys: [{ key_identifier: 'kid', key: publicKey.export({ type: 'spki', format: 'pem' }) as string, is_current: true }] }
@@ -23,12 +20,9 @@ describe.each([
     const handler = createLeakReportHandler({ keyring, provider: 'gitlab', keys: async () => document, maxBodyBytes: 4_096 })
     const app = new Koa()
     app.use(leakReportRoute(handler))
-    const served = await listen(app.callback(), [])
-    cleanups.push(async () => {
-      await served.close()
-      await keyring.close()
-    })
-    return { keyring, url: `http://127.0.0.1:${served.port}` }
+    // Pushed first, closed last: after the server.
+    cleanups.push(() => keyring.close())
+    return { keyring, url: await serve(app.callback()) }
   }
 
   it('verifies the raw body, revokes the leaked key and answers the labels', async () => {
