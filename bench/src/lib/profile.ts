@@ -4,8 +4,12 @@ import type { Argon2Options } from '@keyrot/core'
 export interface Profile {
   name: 'full' | 'quick'
   verify: { keys: number; warmupOps: number; latencySamples: number; throughputOps: number; throughputMaxMs: number; stateMissSamples: number; argonMissSamples: number }
-  /** `slices`: the measured seconds of each app are cut into this many turns, interleaved with the other apps' (sections/http.ts). */
-  http: { durationSec: number; warmupSec: number; connections: number; rounds: number; slices: number }
+  /**
+   * `slices`: the measured seconds of each app process are cut into this many turns, interleaved with the other apps' (sections/http.ts).
+   * `instances`: processes of the hand-rolled check and of apiKeyAuth (memory store) per round where their ratio is a target: identical
+   * processes differ by a few percent for a whole run (memory layout, compiled code), so one process of each makes a noisy ratio.
+   */
+  http: { durationSec: number; warmupSec: number; connections: number; rounds: number; slices: number; instances: number }
   peers: { keys: number; warmupOps: number; samples: number; firstUse: number }
   propagation: { replicas: number; trials: number; graceMs: number; maxWaitMs: number }
   memory: { cacheEntries: number; redisSample: number }
@@ -28,7 +32,7 @@ const RFC9106_LOW_MEMORY = { label: 'RFC 9106 m=65536 t=3 p=4', memoryCost: 65_5
 export const FULL: Profile = {
   name: 'full',
   verify: { keys: 1_000, warmupOps: 50_000, latencySamples: 100_000, throughputOps: 1_000_000, throughputMaxMs: 3_000, stateMissSamples: 20_000, argonMissSamples: 60 },
-  http: { durationSec: 4, warmupSec: 1, connections: 50, rounds: 3, slices: 16 },
+  http: { durationSec: 2, warmupSec: 1, connections: 50, rounds: 4, slices: 8, instances: 3 },
   peers: { keys: 100, warmupOps: 20_000, samples: 50_000, firstUse: 40 },
   propagation: { replicas: 4, trials: 200, graceMs: 300, maxWaitMs: 3_000 },
   memory: { cacheEntries: 10_000, redisSample: 1_000 },
@@ -41,7 +45,7 @@ export const FULL: Profile = {
 export const QUICK: Profile = {
   name: 'quick',
   verify: { keys: 200, warmupOps: 5_000, latencySamples: 10_000, throughputOps: 50_000, throughputMaxMs: 300, stateMissSamples: 2_000, argonMissSamples: 5 },
-  http: { durationSec: 1, warmupSec: 0.5, connections: 20, rounds: 1, slices: 4 },
+  http: { durationSec: 1, warmupSec: 0.5, connections: 20, rounds: 1, slices: 4, instances: 2 },
   peers: { keys: 50, warmupOps: 2_000, samples: 5_000, firstUse: 5 },
   propagation: { replicas: 4, trials: 15, graceMs: 150, maxWaitMs: 2_000 },
   memory: { cacheEntries: 2_000, redisSample: 200 },

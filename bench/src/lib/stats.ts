@@ -31,8 +31,16 @@ export function summarize(samples: ArrayLike<number>): Summary {
   }
 }
 
+/**
+ * The middle value; for an even count, the mean of the two middle ones (the
+ * nearest-rank p50 of `summarize` would take the lower one, and so report
+ * the second-worst of 4 rounds as their median).
+ */
 export function median(values: readonly number[]): number {
-  return summarize(values).p50
+  const sorted = Float64Array.from(values).sort()
+  if (sorted.length === 0) return Number.NaN
+  const middle = sorted.length >> 1
+  return sorted.length % 2 === 1 ? (sorted[middle] as number) : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2
 }
 
 /** `a / b`, rounded for display and JSON. */

@@ -32,6 +32,8 @@ interface Run {
   clientCpuPerRequestUs: number
   latencyP50Ms: number
   latencyP99Ms: number
+  /** req/s of each process of this app in the round (more than one where the ratio is a target: see instancesOf). */
+  instanceRequestsPerSec: number[]
 }
 
 const AUTHS: HttpAppConfig['auth'][] = ['none', 'spin', 'hand-rolled', 'hand-rolled-quota', 'memory', 'redis']
@@ -68,7 +70,23 @@ interface Started {
   auth: HttpAppConfig['auth']
   worker: Worker
   ready: HttpAppReady
+  tally: Tally
 }
+
+/**
+ * Processes per app in a round: `instances` for the two apps whose ratio is
+ * a target (the hand-rolled check and apiKeyAuth on the memory store, on
+ * Express and Koa), one for the others. Two processes of the same app,
+ * interleaved on the same core, keep a difference of a few percent through
+ * a whole round (where their code and data landed in memory, what the
+ * compiler made of them); pooling several processes of each shrinks what
+ * that adds to the ratio, and the spread between them is reported.
+ */
+function instancesOf(framework: HttpAppConfig['framework'], auth: HttpAppConfig['auth'], instances: number): number {
+  return TARGET_FRAMEWORKS.has(framework) && (auth === 'hand-rolled' || auth === 'memory') ? instances : 1
+}
+
+const emptyTally = (): Tally => ({ requests: 0, ms: 0, cpuUs: 0, clientCpuUs: 0, latencyP50Ms: [], latencyP99Ms: [] })
 
 interface Tally {
   requests: number
@@ -81,27 +99,29 @@ interface Tally {
 
 /**
  * One round of one framework. Every variant's app is started (each in its
- * own process, all pinned to the server core) and warmed first; then the
- * measured seconds are cut into `slices` slices, and the variants take turns
- * slice by slice, in a random order each slice (see turnOrder). Whatever else the
+ * own process or processes, see instancesOf, all pinned to the server core)
+ * and warmed first; then each process's measured seconds are cut into
+ * `slices` slices, and the processes take turns slice by slice, in a random
+ * order each slice (see turnOrder). A variant's figures pool its processes. Whatever else the
  * machine does during the round (shared, noisy cores) then falls on all
  * variants alike instead of on whichever ran in that second, and the ratios
  * within the round are the code's, not the neighbours'.
  */
 async function measureRound(framework: HttpAppConfig['framework'], round_: number, context: RunContext): Promise<Run[]> {
-  const { warmupSec, durationSec, connections, slices } = context.profile.http
+  const { warmupSec, durationSec, connections, slices, instances } = context.profile.http
   const started: Started[] = []
   try {
     for (const auth of AUTHS) {
-      const { worker, ready } = await startWorker<HttpAppReady>('http-app', {
-        config: { framework, auth, redisUrl: context.redis.url } satisfies HttpAppConfig,
-        timeoutMs: 20_000,
-      })
-      started.push({ auth, worker, ready })
-      if (worker.child.pid !== undefined) pin(worker.child.pid, CORES.server)
+      for (let instance = 0; instance < instancesOf(framework, auth, instances); instance++) {
+        const { worker, ready } = await startWorker<HttpAppReady>('http-app', {
+          config: { framework, auth, redisUrl: context.redis.url } satisfies HttpAppConfig,
+          timeoutMs: 20_000,
+        })
+        started.push({ auth, worker, ready, tally: emptyTally() })
+        if (worker.child.pid !== undefined) pin(worker.child.pid, CORES.server)
+      }
     }
     for (const app of started) await load(app.ready, warmupSec, connections)
-    const tallies = new Map<HttpAppConfig['auth'], Tally>(started.map((app) => [app.auth, { requests: 0, ms: 0, cpuUs: 0, clientCpuUs: 0, latencyP50Ms: [], latencyP99Ms: [] }]))
     let previous: Started | undefined
     for (let slice = 0; slice < slices; slice++) {
       const order = turnOrder(started, previous)
@@ -113,7 +133,7 @@ async function measureRound(framework: HttpAppConfig['framework'], round_: numbe
         const client = process.cpuUsage(clientBefore)
         const cpuAfter = await app.worker.ask<NodeJS.CpuUsage>('cpu')
         if (result.non2xx > 0 || result.errors > 0) throw new Error(`http ${framework} ${app.auth}: ${result.non2xx} non-2xx responses, ${result.errors} errors`)
-        const tally = tallies.get(app.auth)!
+        const tally = app.tally
         tally.requests += result['2xx']
         tally.ms += result.finish.getTime() - result.start.getTime()
         tally.cpuUs += cpuAfter.user - cpuBefore.user + (cpuAfter.system - cpuBefore.system)
@@ -122,17 +142,20 @@ async function measureRound(framework: HttpAppConfig['framework'], round_: numbe
         tally.latencyP99Ms.push(result.latency.p99)
       }
     }
-    return started.map(({ auth }) => {
-      const tally = tallies.get(auth)!
+    return AUTHS.map((auth) => {
+      const mine = started.filter((app) => app.auth === auth).map((app) => app.tally)
+      const sum = (field: 'requests' | 'ms' | 'cpuUs' | 'clientCpuUs') => mine.reduce((total, tally) => total + tally[field], 0)
+      const requests = sum('requests')
       return {
         framework,
         auth,
         round: round_,
-        requestsPerSec: tally.requests / (tally.ms / 1000),
-        cpuPerRequestUs: tally.cpuUs / tally.requests,
-        clientCpuPerRequestUs: tally.clientCpuUs / tally.requests,
-        latencyP50Ms: median(tally.latencyP50Ms),
-        latencyP99Ms: Math.max(...tally.latencyP99Ms),
+        requestsPerSec: requests / (sum('ms') / 1000),
+        cpuPerRequestUs: sum('cpuUs') / requests,
+        clientCpuPerRequestUs: sum('clientCpuUs') / requests,
+        latencyP50Ms: median(mine.flatMap((tally) => tally.latencyP50Ms)),
+        latencyP99Ms: Math.max(...mine.flatMap((tally) => tally.latencyP99Ms)),
+        instanceRequestsPerSec: mine.map((tally) => tally.requests / (tally.ms / 1000)),
       }
     })
   } finally {
@@ -162,7 +185,7 @@ export const HTTP_FRAMEWORKS = ['express', 'koa', 'fastify', 'hono'] as const
 const FRAMEWORK_NAME: Record<(typeof HTTP_FRAMEWORKS)[number], string> = { express: 'Express', koa: 'Koa', fastify: 'Fastify', hono: 'Hono' }
 
 export async function httpSection(context: RunContext): Promise<SectionReport> {
-  const { durationSec, warmupSec, connections, rounds, slices } = context.profile.http
+  const { durationSec, warmupSec, connections, rounds, slices, instances } = context.profile.http
   const FRAMEWORKS = HTTP_FRAMEWORKS.filter((f) => context.frameworks === undefined || context.frameworks.includes(f))
   const runs: Run[] = []
   // The load generator on one core, each app on the other (see lib/pinning.ts).
@@ -170,7 +193,7 @@ export async function httpSection(context: RunContext): Promise<SectionReport> {
   try {
     for (let round_ = 1; round_ <= rounds; round_++) {
       for (const framework of FRAMEWORKS) {
-        context.log(`http: round ${round_}/${rounds} ${framework}: ${AUTHS.length} apps, ${slices} slices each`)
+        context.log(`http: round ${round_}/${rounds} ${framework}: ${AUTHS.length} apps in ${AUTHS.reduce((n, auth) => n + instancesOf(framework, auth, instances), 0)} processes, ${slices} slices each`)
         runs.push(...(await measureRound(framework, round_, context)))
       }
     }
@@ -199,6 +222,10 @@ export async function httpSection(context: RunContext): Promise<SectionReport> {
         latencyP50Ms: median(mine.map((r) => r.latencyP50Ms)),
         latencyP99Ms: median(mine.map((r) => r.latencyP99Ms)),
         perRound: mine.map((r) => Math.round(r.requestsPerSec)),
+        processes: mine[0]?.instanceRequestsPerSec.length ?? 0,
+        // How far apart the app's own processes were within a round (fastest over slowest), median over rounds.
+        processSpread: median(mine.map((r) => Math.max(...r.instanceRequestsPerSec) / Math.min(...r.instanceRequestsPerSec) - 1)),
+        handRolledPerRound: handRolledRatios.map((ratio) => round(ratio, 4)),
       }
     }),
   )
@@ -211,6 +238,7 @@ export async function httpSection(context: RunContext): Promise<SectionReport> {
     .map((s) => {
       const reference = handRolledOf(s.framework)
       const bare = bareOf(s.framework)
+      const perRound = s.handRolledPerRound.map((ratio) => percent(ratio)).join(', ')
       return {
         name: `${FRAMEWORK_NAME[s.framework]} behind apiKeyAuth (memory store, default abuse protection) vs the hand-rolled check`,
         target: `>= ${percent(TARGET.memory)} of the hand-rolled check's req/s`,
@@ -221,6 +249,8 @@ export async function httpSection(context: RunContext): Promise<SectionReport> {
         explanation:
           `bare ${rate(bare.requestsPerSec)} req/s at ${us(bare.cpuPerRequestUs)} CPU per request; the hand-rolled check adds ${us(reference.cpuPerRequestUs - bare.cpuPerRequestUs)}, ` +
           `apiKeyAuth adds ${us(s.cpuPerRequestUs - bare.cpuPerRequestUs)}, the ${SPIN_US} µs calibration ${us(spinOf(s.framework).cpuPerRequestUs - bare.cpuPerRequestUs)} per request. ` +
+          `Each round pools ${s.processes} processes of each of the two (the rounds: ${perRound}); within a round the fastest of apiKeyAuth's processes did ${percent(s.processSpread)} more req/s than the slowest, ` +
+          `the hand-rolled check's ${percent(reference.processSpread)} (median over rounds), though all ran the same code. ` +
           `The hand-rolled check with a quota and the same two quota headers as apiKeyAuth's keeps ${percent(withQuotaOf(s.framework).vsHandRolled)} of the hand-rolled check's req/s ` +
           `(server CPU ${us(withQuotaOf(s.framework).cpuPerRequestUs)}, client ${us(withQuotaOf(s.framework).clientCpuPerRequestUs)} vs ${us(reference.clientCpuPerRequestUs)} per request).`,
       }
@@ -251,7 +281,9 @@ export async function httpSection(context: RunContext): Promise<SectionReport> {
     title: 'HTTP overhead',
     tables: [
       {
-        title: `HTTP, GET /hello on 127.0.0.1 (autocannon: ${connections} connections, ${durationSec} s per app in ${slices} interleaved slice(s) after ${warmupSec} s warm-up; median of ${rounds} round(s))`,
+        title:
+          `HTTP, GET /hello on 127.0.0.1 (autocannon: ${connections} connections, ${durationSec} s per app process in ${slices} interleaved slice(s) after ${warmupSec} s warm-up; ` +
+          `${instances} processes each of the hand-rolled check and apiKeyAuth (memory store) on ${[...TARGET_FRAMEWORKS].map((f) => FRAMEWORK_NAME[f as keyof typeof FRAMEWORK_NAME]).join(' and ')}; median of ${rounds} round(s))`,
         columns: ['framework', 'app', 'req/s', 'vs bare', 'vs hand-rolled', 'server CPU/req', 'CPU-bound vs bare', 'client CPU/req', 'client core busy', 'latency p50', 'latency p99'],
         rows: summary.map((s) => [
           s.framework,
@@ -274,6 +306,7 @@ export async function httpSection(context: RunContext): Promise<SectionReport> {
           'hand-rolled check + quota headers: the same check plus a fixed-window per-key counter that sends RateLimit-Policy and RateLimit as apiKeyAuth does with its default per-key quota (informational: what those two headers cost any middleware here).',
           'vs bare: req/s ratio within one round, median over rounds. Server CPU/req: the app process\'s user + system CPU time per response. Latency p50: the median slice\'s; p99: the worst slice\'s.',
           `Each round starts every app of a framework, warms each, then gives them the load in turns of ${round(durationSec / slices, 2)} s, in a random order each time, so the machine\'s other work falls on all of them alike.`,
+          `Where apiKeyAuth's ratio to the hand-rolled check is a target, each of the two runs in ${instances} processes per round, pooled: identical processes differ by a few percent for as long as they run, so one process of each would make that ratio move by as much from run to run.`,
           'Client CPU/req: the load generator\'s own CPU time per response (autocannon parses each response in JavaScript, header by header); client core busy: its CPU time over the time of its turns. Near 100%, the client bounds req/s, and each response header line costs req/s on the client as well as on the server.',
           'Every request carries the same valid token (cache hit); the bare app ignores it.',
           `The ${SPIN_US} µs busy middleware is a calibration: it does nothing but spin, about as long as apiKeyAuth takes per call in process.`,
@@ -288,9 +321,10 @@ export async function httpSection(context: RunContext): Promise<SectionReport> {
       connections,
       rounds,
       slices,
+      instances,
       pinned,
       frameworks: FRAMEWORKS,
-      runs: runs.map((r) => ({ ...r, requestsPerSec: round(r.requestsPerSec, 1), cpuPerRequestUs: round(r.cpuPerRequestUs, 2), clientCpuPerRequestUs: round(r.clientCpuPerRequestUs, 2) })),
+      runs: runs.map((r) => ({ ...r, requestsPerSec: round(r.requestsPerSec, 1), cpuPerRequestUs: round(r.cpuPerRequestUs, 2), clientCpuPerRequestUs: round(r.clientCpuPerRequestUs, 2), instanceRequestsPerSec: r.instanceRequestsPerSec.map((value) => round(value, 1)) })),
       summary,
     },
   }
