@@ -1,100 +1,128 @@
 // Compares benchmark sections of an earlier commit with this checkout on the
 // same machine: "no regression" is a claim about two versions, and on a
 // shared machine figures from different days (or hours) cannot carry it.
-// Builds the earlier commit in a temporary git worktree, then runs the chosen
-// sections of both, alternating (earlier, current, earlier, current...), so
-// the machine's slow and quiet moments fall on both, and prints every target
-// of every run side by side.
+// Builds the earlier commit in a new temporary git worktree, then runs the
+// chosen sections of both in turns, the side that starts alternating from
+// run to run (earlier, current, current, earlier...), so a trend in the
+// machine's load falls on both. Prints every target of every run side by
+// side and keeps every run's JSON report in
+// bench/results/compare-<commit>-<time>/ (each run of this checkout also
+// writes its usual bench/results/<time>.json).
 //
 // node bench/compare.mjs --ref <commit> --only propagation [--runs 3] [--keep]
 //
 // Build this checkout first (node scripts/setup.mjs). The worktree is removed
-// at the end unless --keep is given (then it is reused by the next call).
+// at the end, also after a failure or Ctrl-C, unless --keep is given.
 import { execFileSync, spawnSync } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 
-const { values } = parseArgs({
-  options: {
-    ref: { type: 'string' },
-    only: { type: 'string' },
-    runs: { type: 'string', default: '3' },
-    keep: { type: 'boolean', default: false },
-  },
-})
-const runs = Number(values.runs)
-if (!values.ref || !values.only) fail('usage: node bench/compare.mjs --ref <commit> --only <sections> [--runs 3] [--keep]')
-if (!Number.isInteger(runs) || runs < 1 || runs > 20) fail('--runs must be a whole number from 1 to 20')
+class Failure extends Error {}
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const git = (...args) => execFileSync('git', ['-C', root, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim()
-let sha
-try {
-  sha = git('rev-parse', '--verify', `${values.ref}^{commit}`)
-} catch {
-  fail(`--ref ${values.ref}: no such commit in ${root}`)
-}
-if (!existsSync(join(root, 'bench/dist/run.js'))) fail('this checkout is not built: run node scripts/setup.mjs first')
+const cleanups = []
+process.once('SIGINT', () => {
+  cleanUp()
+  process.exit(130)
+})
 
-const worktree = join(tmpdir(), `keyrot-compare-${sha.slice(0, 12)}`)
-if (!existsSync(join(worktree, 'bench/dist/run.js'))) {
-  if (!existsSync(worktree)) git('worktree', 'add', '--detach', worktree, sha)
+try {
+  main()
+} catch (error) {
+  // A bad command line or a failed step says what went wrong in one line; anything else is a bug here and shows its stack.
+  const expected = error instanceof Failure || String(error?.code).startsWith('ERR_PARSE_ARGS')
+  console.error(`compare: ${expected ? error.message : error.stack}`)
+  process.exitCode = 2
+} finally {
+  cleanUp()
+}
+
+function main() {
+  const { values } = parseArgs({
+    options: {
+      ref: { type: 'string' },
+      only: { type: 'string' },
+      runs: { type: 'string', default: '3' },
+      keep: { type: 'boolean', default: false },
+    },
+  })
+  const runs = Number(values.runs)
+  if (!values.ref || !values.only) throw new Failure('usage: node bench/compare.mjs --ref <commit> --only <sections> [--runs 3] [--keep]')
+  if (!Number.isInteger(runs) || runs < 1 || runs > 20) throw new Failure('--runs must be a whole number from 1 to 20')
+  let sha
+  try {
+    sha = git('rev-parse', '--verify', `${values.ref}^{commit}`)
+  } catch {
+    throw new Failure(`--ref ${values.ref}: no such commit in ${root}`)
+  }
+  if (!existsSync(join(root, 'bench/dist/run.js'))) throw new Failure('this checkout is not built: run node scripts/setup.mjs first')
+  if (git('diff', '--name-only', sha, 'HEAD', '--', 'bench/src') !== '') {
+    console.log(`note: bench/src differs between ${sha.slice(0, 12)} and HEAD: each side runs its own benchmark code, so a change there shows as a difference between the versions`)
+  }
+
+  const worktree = mkdtempSync(join(tmpdir(), `keyrot-compare-${sha.slice(0, 12)}-`))
+  rmSync(worktree, { recursive: true })
+  git('worktree', 'add', '--detach', worktree, sha)
+  if (values.keep) console.log(`the worktree stays in ${worktree} (git worktree remove --force ${worktree} removes it)`)
+  else cleanups.push(() => git('worktree', 'remove', '--force', worktree))
   console.log(`building ${sha.slice(0, 12)} in ${worktree} (install and build, about a minute)`)
   step('node', ['scripts/setup.mjs'], worktree, true)
-}
 
-const out = mkdtempSync(join(tmpdir(), 'keyrot-compare-out-'))
-const sides = [
-  { name: sha.slice(0, 12), dir: worktree, reports: [], loads: [] },
-  { name: `current (${git('rev-parse', '--short=12', 'HEAD')}${git('status', '--porcelain', '--untracked-files=no') ? ', uncommitted changes' : ''})`, dir: root, reports: [], loads: [] },
-]
-try {
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19)
+  const kept = join(root, 'bench/results', `compare-${sha.slice(0, 12)}-${stamp}`)
+  mkdirSync(kept, { recursive: true })
+  const out = mkdtempSync(join(tmpdir(), 'keyrot-compare-out-'))
+  cleanups.push(() => rmSync(out, { recursive: true, force: true }))
+  const dirty = git('status', '--porcelain') !== ''
+  const sides = [
+    { name: sha.slice(0, 12), file: 'earlier', dir: worktree, reports: [], loads: [] },
+    { name: `current (${git('rev-parse', '--short=12', 'HEAD')}${dirty ? ', with uncommitted changes' : ''})`, file: 'current', dir: root, reports: [], loads: [] },
+  ]
   for (let run = 1; run <= runs; run++) {
-    for (const [index, side] of sides.entries()) {
-      const file = join(out, `${index}-${run}.json`)
+    for (const side of run % 2 === 1 ? sides : [...sides].reverse()) {
+      const file = join(out, `${side.file}-${run}.json`)
       console.log(`run ${run}/${runs}: ${side.name}`)
-      side.loads.push(loadavg()[0] ?? 0)
+      side.loads[run - 1] = loadavg()[0] ?? 0
       step('node', ['bench/dist/run.js', '--only', values.only, '--out', file], side.dir, false)
-      side.reports.push(JSON.parse(readFileSync(file, 'utf8')))
+      copyFileSync(file, join(kept, `${side.file}-${run}.json`))
+      side.reports[run - 1] = JSON.parse(readFileSync(file, 'utf8'))
     }
   }
-} finally {
-  rmSync(out, { recursive: true, force: true })
-  if (!values.keep) {
-    try {
-      git('worktree', 'remove', '--force', worktree)
-    } catch (error) {
-      console.error(`could not remove the worktree ${worktree}: ${error.message}`)
+
+  const names = [...new Set(sides.flatMap((side) => side.reports.flatMap((report) => report.checks.map((check) => check.name))))]
+  console.log(`\n${values.only}: ${runs} run(s) of each in turns on this machine; reports in ${kept}`)
+  for (const name of names) {
+    console.log(`\n${name}`)
+    for (const side of sides) {
+      for (const [run, report] of side.reports.entries()) {
+        const check = report.checks.find((c) => c.name === name)
+        const measured = check ? `${check.met ? 'met   ' : 'MISSED'} ${check.measured}` : '(no such target)'
+        console.log(`  ${side.name.padEnd(40)} run ${run + 1}: ${measured} (load average before: ${side.loads[run].toFixed(2)})`)
+      }
     }
   }
 }
 
-const names = [...new Set(sides.flatMap((side) => side.reports.flatMap((report) => report.checks.map((check) => check.name))))]
-console.log(`\n${values.only}: ${runs} run(s) of each, alternating, on this machine`)
-for (const name of names) {
-  console.log(`\n${name}`)
-  for (const side of sides) {
-    for (const [run, report] of side.reports.entries()) {
-      const check = report.checks.find((c) => c.name === name)
-      const load = side.loads[run] ?? 0
-      console.log(`  ${side.name.padEnd(40)} run ${run + 1}: ${check ? `${check.met ? 'met   ' : 'MISSED'} ${check.measured}` : '(no such target)'} (load average before: ${load.toFixed(2)})`)
-    }
-  }
-}
-
-/** Runs a command in `cwd`; its output is shown only when it fails, or when `loud`. */
+/** Runs a command in `cwd` and throws if it fails; its output is shown only then, or when `loud` (a long install should not look hung). */
 function step(command, args, cwd, loud) {
   const result = spawnSync(command, args, { cwd, encoding: 'utf8', stdio: loud ? 'inherit' : 'pipe', timeout: 3_600_000 })
   if (result.status !== 0) {
     if (!loud) process.stderr.write(`${result.stdout ?? ''}${result.stderr ?? ''}`)
-    fail(`${command} ${args.join(' ')} in ${cwd} failed (${result.error?.message ?? `exit ${result.status}`})`)
+    throw new Failure(`${command} ${args.join(' ')} in ${cwd} failed (${result.error?.message ?? `exit ${result.status ?? result.signal}`})`)
   }
 }
 
-function fail(message) {
-  console.error(`compare: ${message}`)
-  process.exit(2)
+/** Removes what this run made (the worktree unless --keep, the scratch folder), once, whatever ended the run. */
+function cleanUp() {
+  for (const cleanup of cleanups.splice(0).reverse()) {
+    try {
+      cleanup()
+    } catch (error) {
+      console.error(`compare: could not clean up: ${error.message}`)
+    }
+  }
 }

@@ -32,9 +32,10 @@ export function summarize(samples: ArrayLike<number>): Summary {
 }
 
 /**
- * The middle value; for an even count, the mean of the two middle ones (the
- * nearest-rank p50 of `summarize` would take the lower one, and so report
- * the second-worst of 4 rounds as their median).
+ * The middle value; for an even count, the mean of the two middle ones. The
+ * nearest-rank p50 of `summarize` takes the lower one, which for 4 rounds
+ * reports the second-lowest of them, leaning one way for every figure.
+ * (Latency series keep `summarize`'s p50, a value that was measured.)
  */
 export function median(values: readonly number[]): number {
   const sorted = Float64Array.from(values).sort()
