@@ -4,7 +4,7 @@ import type { Machine } from './lib/machine.js'
 
 /**
  * Prints a JSON report of `run.js` as Markdown (tables, targets, notes), for
- * the README's Benchmarks section:
+ * docs/benchmarks.md:
  *
  *   node bench/dist/markdown.js bench/results/latest.json
  */

@@ -35,7 +35,7 @@ export function renderTable(table: Table): string {
   return out.join('\n')
 }
 
-/** The same table as Markdown (for the README). */
+/** The same table as Markdown (for docs/benchmarks.md). */
 export function markdownTable(table: Table): string {
   const escape = (cell: string) => cell.replace(/\|/g, '\\|')
   const out = [`| ${table.columns.map(escape).join(' | ')} |`, `| ${table.columns.map((_, i) => (i === 0 ? '---' : '---:')).join(' | ')} |`]
