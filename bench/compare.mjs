@@ -72,12 +72,13 @@ function main() {
   console.log(`building ${sha.slice(0, 12)} in ${worktree} (install and build, about a minute)`)
   step('node', ['scripts/setup.mjs'], worktree, true)
 
+  // Read before this run adds its own files to bench/results (reports are not code).
+  const dirty = git('status', '--porcelain', '--', '.', ':!bench/results') !== ''
   const stamp = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19)
   const kept = join(root, 'bench/results', `compare-${sha.slice(0, 12)}-${stamp}`)
   mkdirSync(kept, { recursive: true })
   const out = mkdtempSync(join(tmpdir(), 'keyrot-compare-out-'))
   cleanups.push(() => rmSync(out, { recursive: true, force: true }))
-  const dirty = git('status', '--porcelain') !== ''
   const sides = [
     { name: sha.slice(0, 12), file: 'earlier', dir: worktree, reports: [], loads: [] },
     { name: `current (${git('rev-parse', '--short=12', 'HEAD')}${dirty ? ', with uncommitted changes' : ''})`, file: 'current', dir: root, reports: [], loads: [] },
