@@ -88,9 +88,18 @@ function main() {
       const file = join(out, `${side.file}-${run}.json`)
       console.log(`run ${run}/${runs}: ${side.name}`)
       side.loads[run - 1] = loadavg()[0] ?? 0
-      step('node', ['bench/dist/run.js', '--only', values.only, '--out', file], side.dir, false)
-      copyFileSync(file, join(kept, `${side.file}-${run}.json`))
-      side.reports[run - 1] = JSON.parse(readFileSync(file, 'utf8'))
+      // A failed run (a section that threw) is shown as such and the comparison goes on: one side failing is a finding too.
+      const ran = spawnSync('node', ['bench/dist/run.js', '--only', values.only, '--out', file], { cwd: side.dir, encoding: 'utf8', timeout: 3_600_000 })
+      if (existsSync(file)) copyFileSync(file, join(kept, `${side.file}-${run}.json`))
+      const report = existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')) : { checks: [] }
+      if (ran.status !== 0) {
+        const output = `${ran.stdout ?? ''}${ran.stderr ?? ''}`
+        const stated = report.failures?.map((failure) => `${failure.id}: ${failure.error}`).join('; ') ?? output.split('\n').find((line) => / failed: /.test(line))
+        const lastLine = output.trim().split('\n').at(-1)
+        report.failed = (stated ?? (lastLine ? `${lastLine} (exit ${ran.status ?? ran.signal})` : `exit ${ran.status ?? ran.signal}`)).replace(/\s+/g, ' ').slice(0, 300)
+        console.log(`  failed: ${report.failed}`)
+      }
+      side.reports[run - 1] = report
     }
   }
 
@@ -101,11 +110,14 @@ function main() {
     for (const side of sides) {
       for (const [run, report] of side.reports.entries()) {
         const check = report.checks.find((c) => c.name === name)
-        const measured = check ? `${check.met ? 'met   ' : 'MISSED'} ${check.measured}` : '(no such target)'
+        const measured = check ? `${check.met ? 'met   ' : 'MISSED'} ${check.measured}` : report.failed ? 'FAILED (below)' : '(no such target)'
         console.log(`  ${side.name.padEnd(40)} run ${run + 1}: ${measured} (load average before: ${side.loads[run].toFixed(2)})`)
       }
     }
   }
+  const failed = sides.flatMap((side) => side.reports.flatMap((report, run) => (report.failed ? [`  ${side.name} run ${run + 1}: ${report.failed}`] : [])))
+  if (names.length === 0) console.log('\n(these sections print no targets: see the reports)')
+  if (failed.length > 0) console.log(`\nfailed runs:\n${failed.join('\n')}`)
 }
 
 /** Runs a command in `cwd` and throws if it fails; its output is shown only then, or when `loud` (a long install should not look hung). */
