@@ -70,7 +70,7 @@ function main() {
   if (values.keep) console.log(`the worktree stays in ${worktree} (git worktree remove --force ${worktree} removes it)`)
   else cleanups.push(() => git('worktree', 'remove', '--force', worktree))
   console.log(`building ${sha.slice(0, 12)} in ${worktree} (install and build, about a minute)`)
-  step('node', ['scripts/setup.mjs'], worktree, true)
+  step('node', ['scripts/setup.mjs'], worktree)
 
   // Read before this run adds its own files to bench/results (reports are not code).
   const dirty = git('status', '--porcelain', '--', '.', ':!bench/results') !== ''
@@ -120,13 +120,10 @@ function main() {
   if (failed.length > 0) console.log(`\nfailed runs:\n${failed.join('\n')}`)
 }
 
-/** Runs a command in `cwd` and throws if it fails; its output is shown only then, or when `loud` (a long install should not look hung). */
-function step(command, args, cwd, loud) {
-  const result = spawnSync(command, args, { cwd, encoding: 'utf8', stdio: loud ? 'inherit' : 'pipe', timeout: 3_600_000 })
-  if (result.status !== 0) {
-    if (!loud) process.stderr.write(`${result.stdout ?? ''}${result.stderr ?? ''}`)
-    throw new Failure(`${command} ${args.join(' ')} in ${cwd} failed (${result.error?.message ?? `exit ${result.status ?? result.signal}`})`)
-  }
+/** Runs a command in `cwd`, its output shown (a long install should not look hung), and throws if it fails. */
+function step(command, args, cwd) {
+  const result = spawnSync(command, args, { cwd, stdio: 'inherit', timeout: 3_600_000 })
+  if (result.status !== 0) throw new Failure(`${command} ${args.join(' ')} in ${cwd} failed (${result.error?.message ?? `exit ${result.status ?? result.signal}`})`)
 }
 
 /** Removes what this run made (the worktree unless --keep, the scratch folder), once, whatever ended the run. */

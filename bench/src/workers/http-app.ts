@@ -1,5 +1,6 @@
 import type { AddressInfo } from 'node:net'
 import type { Server } from 'node:http'
+import { parseDuration, type WindowLimitOptions } from '@keyrot/core'
 import { apiKeyAuth as expressAuth } from '@keyrot/express'
 import { apiKeyAuth as koaAuth } from '@keyrot/koa'
 import { apiKeyAuth as fastifyAuth } from '@keyrot/fastify'
@@ -47,9 +48,9 @@ async function start(): Promise<void> {
   const { token, key } = await keyring.create({ tenantId: 'acme', name: 'load test' })
   await proveAll(keyring, [token])
   const handRolled = new HandRolledKeys()
-  const perKey = BENCH_RATE_LIMIT.perKey as { limit: number }
-  // `hand-rolled-quota` only: the benchmark keyring's per-key limit, over the same 1 min window.
-  const quota = config.auth === 'hand-rolled-quota' ? new HandRolledQuota(perKey.limit, 60_000) : null
+  const perKey = BENCH_RATE_LIMIT.perKey as Required<WindowLimitOptions>
+  // `hand-rolled-quota` only: the benchmark keyring's per-key limit and window.
+  const quota = config.auth === 'hand-rolled-quota' ? new HandRolledQuota(perKey.limit, parseDuration(perKey.window, 'perKey.window')) : null
   const handRolledAuth = config.auth === 'hand-rolled' || config.auth === 'hand-rolled-quota'
   handRolled.add(token, { id: key.id, tenantId: key.tenantId, scopes: key.scopes, revokedAt: null, expiresAt: key.expiresAt })
   let server: Server
