@@ -6,7 +6,7 @@ export interface Profile {
   verify: { keys: number; warmupOps: number; latencySamples: number; throughputOps: number; throughputMaxMs: number; stateMissSamples: number; argonMissSamples: number }
   /**
    * `slices`: the measured seconds of each app process are cut into this many turns, interleaved with the other apps' (sections/http.ts).
-   * `instances`: processes of the hand-rolled check and of apiKeyAuth (memory store) per round where their ratio is a target: identical
+   * `instances`: processes per round of each app in a target's ratio (bare, the Redis store; the hand-rolled check and the memory store on Express and Koa): identical
    * processes differ by a few percent for a whole run (memory layout, compiled code), so one process of each makes a noisy ratio.
    */
   http: { durationSec: number; warmupSec: number; connections: number; rounds: number; slices: number; instances: number }

@@ -14,7 +14,7 @@ import type { HttpAppConfig, HttpAppReady } from '../workers/http-app.js'
  * behind `apiKeyAuth` (cache hit), memory and Redis store, Express, Koa, Fastify and Hono,
  * beside the same app behind a hand-rolled check (lib/hand-rolled.ts), the
  * reference of the targets. autocannon runs in this process, pinned to one
- * core; each app in its own process (the two compared by the targets in
+ * core; each app in its own process (those in a target's ratio in
  * several, see instancesOf), pinned to the other. Within a round
  * the variants take turns in short slices (see measureRound) and the ratios
  * are taken within the round; the reported ratio is the median over rounds. The server's own CPU
@@ -75,18 +75,20 @@ interface Started {
 }
 
 /**
- * Processes per app in a round: `instances` for the two apps whose ratio is
- * a target (the hand-rolled check and apiKeyAuth on the memory store, on
- * Express and Koa), one for the others. Two processes of the same app,
+ * Processes per app in a round: `instances` for every app in a ratio that is
+ * a target (bare and apiKeyAuth on the Redis store everywhere; the
+ * hand-rolled check and apiKeyAuth on the memory store on Express and Koa),
+ * one for the others (the calibration and the hand-rolled check with quota
+ * headers, which are shown, not judged). Two processes of the same app,
  * interleaved on the same core, can differ by several percent over a round
  * (slice noise and the process itself: where its code and data landed in
  * memory, what the compiler made of it); pooling several processes of each
  * shrinks what that adds to the ratio, and the spread between them is
- * reported. The other ratios (vs bare) are not targets this tight and keep
- * one process per app.
+ * reported.
  */
 function instancesOf(framework: HttpAppConfig['framework'], auth: HttpAppConfig['auth'], instances: number): number {
   if (!Number.isInteger(instances) || instances < 1) throw new RangeError(`profile.http.instances must be a whole number >= 1, got ${instances}`)
+  if (auth === 'none' || auth === 'redis') return instances
   return TARGET_FRAMEWORKS.has(framework) && (auth === 'hand-rolled' || auth === 'memory') ? instances : 1
 }
 
@@ -194,6 +196,7 @@ export async function httpSection(context: RunContext): Promise<SectionReport> {
   const { durationSec, warmupSec, connections, rounds, slices, instances } = context.profile.http
   const FRAMEWORKS = HTTP_FRAMEWORKS.filter((f) => context.frameworks === undefined || context.frameworks.includes(f))
   const pooled = FRAMEWORKS.filter((f) => instances > 1 && TARGET_FRAMEWORKS.has(f)).map((f) => FRAMEWORK_NAME[f])
+  const pooledApps = `bare and apiKeyAuth (Redis store)${pooled.length > 0 ? `, and on ${pooled.join(' and ')} the hand-rolled check and apiKeyAuth (memory store)` : ''}`
   const runs: Run[] = []
   // The load generator on one core, each app on the other (see lib/pinning.ts).
   const pinned = pin(process.pid, CORES.client)
@@ -233,6 +236,7 @@ export async function httpSection(context: RunContext): Promise<SectionReport> {
         // How far apart the app's own processes were within a round (fastest over slowest), median over rounds.
         processSpread: median(mine.map((r) => Math.max(...r.instanceRequestsPerSec) / Math.min(...r.instanceRequestsPerSec) - 1)),
         handRolledPerRound: handRolledRatios.map((ratio) => round(ratio, 4)),
+        barePerRound: ratios.map((ratio) => round(ratio, 4)),
       }
     }),
   )
@@ -277,6 +281,9 @@ export async function httpSection(context: RunContext): Promise<SectionReport> {
         met,
         explanation:
           `server CPU per request ${us(s.cpuPerRequestUs)} vs ${us(bare.cpuPerRequestUs)} bare (+${us(added)}). ` +
+          (s.processes > 1
+            ? `Each round pools ${s.processes} processes of each of the two (the rounds: ${s.barePerRound.map((ratio) => percent(ratio)).join(', ')}); within a round the fastest of the Redis store's processes did ${percent(s.processSpread)} more req/s than the slowest, bare's ${percent(bare.processSpread)} (median over rounds). `
+            : '') +
           `A middleware that only burns ${SPIN_US} µs keeps ${percent(calibration.vsBare)} of bare req/s here (+${us(calibration.cpuPerRequestUs - bare.cpuPerRequestUs)} CPU per request): ` +
           `on loopback with client and server on ${cpus().length} cores, every µs of server work also makes each response's write cost more (the client sleeps more and is woken per response)` +
           (met ? '.' : `; to keep ${percent(target)} of ${rate(bare.requestsPerSec)} req/s a middleware may add only ${us(bare.cpuPerRequestUs * (1 / target - 1))} CPU per request on this machine.`),
@@ -290,7 +297,7 @@ export async function httpSection(context: RunContext): Promise<SectionReport> {
       {
         title:
           `HTTP, GET /hello on 127.0.0.1 (autocannon: ${connections} connections, ${durationSec} s per app process in ${slices} interleaved slice(s) after ${warmupSec} s warm-up; ` +
-          (pooled.length > 0 ? `${instances} processes each of the hand-rolled check and apiKeyAuth (memory store) on ${pooled.join(' and ')}; ` : '') +
+          (instances > 1 ? `${instances} processes each of ${pooledApps}; ` : '') +
           `median of ${rounds} round(s))`,
         columns: ['framework', 'app', 'req/s', 'vs bare', 'vs hand-rolled', 'server CPU/req', 'CPU-bound vs bare', 'client CPU/req', 'client core busy', 'latency p50', 'latency p99'],
         rows: summary.map((s) => [
@@ -314,7 +321,9 @@ export async function httpSection(context: RunContext): Promise<SectionReport> {
           'hand-rolled check + quota headers: the same check plus a fixed-window per-key counter that sends RateLimit-Policy and RateLimit as apiKeyAuth does with its default per-key quota (informational: what those two headers cost any middleware here).',
           'vs bare: req/s ratio within one round, median over rounds. Server CPU/req: the app process\'s user + system CPU time per response. Latency p50: the median slice\'s; p99: the worst slice\'s (of a pooled app, the middle of its processes\' worst slices).',
           `Each round starts every app of a framework, warms each, then gives them the load in turns of ${round(durationSec / slices, 2)} s, in a random order each time, so the machine\'s other work falls on all of them alike.`,
-          `Where apiKeyAuth's ratio to the hand-rolled check is a target, each of the two runs in ${instances} processes per round, pooled: identical processes taking turns on the same core can differ by several percent over a round, and one process of each would carry that into the ratio. The other apps run in one process each.`,
+          instances > 1
+            ? `Every app in a target's ratio (${pooledApps}) runs in ${instances} processes per round, pooled: identical processes taking turns on the same core can differ by several percent over a round, and one process of each would carry that into the ratio. The other apps run in one process each.`
+            : 'Every app runs in one process per round (profile.http.instances is 1).',
           'Client CPU/req: the load generator\'s own CPU time per response (autocannon parses each response in JavaScript, header by header); client core busy: its CPU time over the time of its turns. Near 100%, the client bounds req/s, and each response header line costs req/s on the client as well as on the server.',
           'Every request carries the same valid token (cache hit); the bare app ignores it.',
           `The ${SPIN_US} µs busy middleware is a calibration: it does nothing but spin, about as long as apiKeyAuth takes per call in process.`,
