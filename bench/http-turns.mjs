@@ -19,6 +19,9 @@ const { values } = parseArgs({
     turns: { type: 'string', default: '16' },
     'turn-seconds': { type: 'string', default: '0.25' },
     redis: { type: 'string', default: 'redis://127.0.0.1:6379' },
+    idle: { type: 'string', default: '0' },
+    trickle: { type: 'string', default: '0' },
+    'warm-first': { type: 'boolean', default: false },
   },
 })
 const turns = Number(values.turns)
@@ -56,7 +59,16 @@ try {
     const ready = await next(child, 'ready')
     execFileSync('taskset', ['-a', '-p', '-c', '0', String(child.pid)], { stdio: 'ignore' })
     apps.at(-1).load = { url: `http://127.0.0.1:${ready.port}/hello`, connections: 50, headers: { authorization: `Bearer ${ready.token}` } }
+    // --warm-first: load each app for a second as soon as it is up, before the idle time.
+    if (values['warm-first']) await autocannon({ ...apps.at(-1).load, duration: 1 })
   }
+  // --idle: the apps wait this long after start before any request (what a process does while idle can change how fast it runs later).
+  // --trickle: meanwhile one request to each app every this many ms (health checks, say).
+  const trickle = Number(values.trickle) > 0 ? setInterval(() => {
+    for (const app of apps) fetch(app.load.url, { headers: app.load.headers }).then((response) => response.arrayBuffer(), () => undefined)
+  }, Number(values.trickle)) : undefined
+  await new Promise((resolve) => setTimeout(resolve, Number(values.idle) * 1000))
+  clearInterval(trickle)
   for (const app of apps) await autocannon({ ...app.load, duration: 1 })
   for (let turn = 0; turn < turns; turn++) {
     for (const app of turn % 2 === 0 ? apps : [...apps].reverse()) {

@@ -106,7 +106,12 @@ interface Tally {
 /**
  * One round of one framework. Every variant's app is started (each in its
  * own process or processes, see instancesOf, all pinned to the server core)
- * and warmed first; then each process's measured seconds are cut into
+ * and warmed at once, before the next one starts: on Node 20 a process
+ * that serves a trickle of I/O before its first heavy load (a Redis store's
+ * heartbeats while the other apps start, health checks) can stay a third
+ * or more slower per request through the whole round (Node's own `process.nextTick`
+ * goes through V8's slow path; see docs/benchmarks.md), so every process
+ * gets its load first and its idle time after. Then each process's measured seconds are cut into
  * `slices` slices, and the processes take turns slice by slice, in a random
  * order each slice (see turnOrder). A variant's figures pool its processes. Whatever else the
  * machine does during the round (shared, noisy cores) then falls on all
@@ -125,9 +130,9 @@ async function measureRound(framework: HttpAppConfig['framework'], round_: numbe
         })
         started.push({ auth, worker, ready, tally: emptyTally() })
         if (worker.child.pid !== undefined) pin(worker.child.pid, CORES.server)
+        await load(ready, warmupSec, connections)
       }
     }
-    for (const app of started) await load(app.ready, warmupSec, connections)
     let previous: Started | undefined
     for (let slice = 0; slice < slices; slice++) {
       const order = turnOrder(started, previous)
@@ -320,7 +325,7 @@ export async function httpSection(context: RunContext): Promise<SectionReport> {
           'hand-rolled: SHA-256 of the bearer token, a Map lookup, revoked, expiry and scope checks, 401 JSON on failure (bench/src/lib/hand-rolled.ts); vs hand-rolled: req/s ratio to it within one round, median over rounds.',
           'hand-rolled check + quota headers: the same check plus a fixed-window per-key counter that sends RateLimit-Policy and RateLimit as apiKeyAuth does with its default per-key quota (informational: what those two headers cost any middleware here).',
           'vs bare: req/s ratio within one round, median over rounds. Server CPU/req: the app process\'s user + system CPU time per response. Latency p50: the median slice\'s; p99: the worst slice\'s (of a pooled app, the middle of its processes\' worst slices).',
-          `Each round starts every app of a framework, warms each, then gives them the load in turns of ${round(durationSec / slices, 2)} s, in a random order each time, so the machine\'s other work falls on all of them alike.`,
+          `Each round starts every app of a framework, warming each as soon as it is up (a Node process that serves a trickle of I/O before its first heavy load can stay much slower afterwards, see docs/benchmarks.md), then gives them the load in turns of ${round(durationSec / slices, 2)} s, in a random order each time, so the machine\'s other work falls on all of them alike.`,
           instances > 1
             ? `Every app in a target's ratio (${pooledApps}) runs in ${instances} processes per round, pooled: identical processes taking turns on the same core can differ by several percent over a round, and one process of each would carry that into the ratio. The other apps run in one process each.`
             : 'Every app runs in one process per round (profile.http.instances is 1).',
