@@ -1,6 +1,8 @@
 import { getConnInfo } from '@hono/node-server/conninfo'
 import {
   authenticateNow,
+  authenticateRequestOf,
+  type AuthenticateRequest,
   middlewareMisuseResponse,
   reportMiddlewareMisuse,
   resolveAdapterAuth,
@@ -9,7 +11,7 @@ import {
 } from '@keyrot/core'
 import type { Context, MiddlewareHandler } from 'hono'
 import { createMiddleware } from 'hono/factory'
-import { credentialHeaders, incomingOf, JSON_TYPE } from './request.js'
+import { fetchCredentialHeaders, incomingOf, JSON_TYPE } from './request.js'
 
 export interface ApiKeyAuthOptions {
   keyring: Keyring
@@ -42,8 +44,10 @@ export interface ApiKeyVariables {
 export type ApiKeyEnv = { Variables: ApiKeyVariables }
 
 function defaultClientIp(c: Context): string | undefined {
-  if (!incomingOf(c)) return undefined
-  return getConnInfo(c).remote.address || undefined
+  const incoming = incomingOf(c)
+  if (!incoming) return undefined
+  // What getConnInfo(c).remote.address reads, without building its object on every request.
+  return incoming.socket?.remoteAddress || getConnInfo(c).remote.address || undefined
 }
 
 /** A Hono context where options were expected: the factory itself was mounted (`app.use(apiKeyAuth)`). */
@@ -74,16 +78,17 @@ export function apiKeyAuth(options: ApiKeyAuthOptions): MiddlewareHandler<ApiKey
   const clientIp = options.clientIp ?? defaultClientIp
   return createMiddleware<ApiKeyEnv>(async function keyrotApiKeyAuth(c, next) {
     const incoming = incomingOf(c)
-    const credentials = credentialHeaders(c, incoming)
-    const pending = authenticateNow(
-      keyring,
-      { authorization: credentials.authorization, apiKey: credentials.apiKey, clientIp: clientIp(c), userAgent: c.req.header('user-agent') },
-      authOptions,
-    )
+    // Under @hono/node-server, the Node request's own headers, as the Express and Koa adapters read them:
+    // touching c.req.raw.headers would build a Fetch Headers object for every request.
+    const request: AuthenticateRequest = incoming
+      ? authenticateRequestOf(incoming, clientIp(c))
+      : { ...fetchCredentialHeaders(c), clientIp: clientIp(c), userAgent: c.req.header('user-agent') }
+    const pending = authenticateNow(keyring, request, authOptions)
     // A cache hit answers synchronously: no promise to wait for.
     const outcome = pending instanceof Promise ? await pending : pending
     if (!outcome.ok) return c.json(outcome.body, outcome.status as 400, { ...outcome.headers, 'Content-Type': JSON_TYPE })
-    for (const [name, value] of Object.entries(outcome.headers)) c.header(name, value)
+    const headers = outcome.headers
+    for (const name in headers) c.header(name, headers[name] as string)
     c.set('apiKey', outcome.key)
     await next()
     return undefined

@@ -13,11 +13,8 @@ export function incomingOf(c: Context): IncomingMessage | undefined {
   return env?.incoming ?? env?.server?.incoming
 }
 
-export function credentialHeaders(c: Context, incoming: IncomingMessage | undefined): CredentialHeaders {
-  if (incoming) {
-    const distinct = incoming.headersDistinct
-    return { authorization: distinct['authorization'], apiKey: distinct['x-api-key'] }
-  }
+/** The credential headers of a request without a Node request under it (Bun, Deno, workers): the Fetch `Headers` join repeated fields. */
+export function fetchCredentialHeaders(c: Context): CredentialHeaders {
   const headers = c.req.raw.headers
   return { authorization: headers.get('authorization') ?? undefined, apiKey: headers.get('x-api-key') ?? undefined }
 }
