@@ -1,4 +1,3 @@
-import { getConnInfo } from '@hono/node-server/conninfo'
 import {
   authenticateNow,
   authenticateRequestOf,
@@ -19,8 +18,8 @@ export interface ApiKeyAuthOptions {
   scopes?: readonly string[]
   /**
    * The client's IP for rate limits, lockouts, events and logs. Default: the
-   * socket's address from `hono/conninfo` (`@hono/node-server`'s
-   * `getConnInfo`). Hono does not read `X-Forwarded-For` by itself: behind a
+   * Node socket's remote address (what `hono/conninfo`'s `getConnInfo`
+   * reports under `@hono/node-server`). Hono does not read `X-Forwarded-For` by itself: behind a
    * proxy, pass a function that reads what your proxy sets, or every client
    * shares the proxy's IP.
    */
@@ -46,8 +45,8 @@ export type ApiKeyEnv = { Variables: ApiKeyVariables }
 function defaultClientIp(c: Context): string | undefined {
   const incoming = incomingOf(c)
   if (!incoming) return undefined
-  // What getConnInfo(c).remote.address reads, without building its object on every request.
-  return incoming.socket?.remoteAddress || getConnInfo(c).remote.address || undefined
+  // What hono/conninfo's getConnInfo(c).remote.address reports, without building its object on every request.
+  return incoming.socket?.remoteAddress || undefined
 }
 
 /** A Hono context where options were expected: the factory itself was mounted (`app.use(apiKeyAuth)`). */
