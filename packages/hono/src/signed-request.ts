@@ -80,7 +80,7 @@ export function signedRequest(options: SignedRequestOptions): MiddlewareHandler<
       // Read only once the headers, timestamp and key passed; a declared length over it is refused first, alike for every key id.
       maxBodyBytes: limit,
       rawBody: () => bodyOf(c, limit),
-      clientIp: clientIp ? clientIp(c) : incoming?.socket.remoteAddress,
+      clientIp: clientIp ? clientIp(c) : incoming?.socket?.remoteAddress,
       userAgent: c.req.header('user-agent'),
     })
     if (!outcome.ok) return c.json(outcome.body, outcome.status as 400, { ...outcome.headers, 'Content-Type': JSON_TYPE })

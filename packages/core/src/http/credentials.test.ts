@@ -94,6 +94,14 @@ describe('extractCredential', () => {
     expect(refusal(extractCredential(requestHeadersOf(twice))).code).toBe('KEYROT_INVALID_REQUEST')
   })
 
+  it('refuses a credential header sent twice over HTTP/2 too (rawHeaders, no headersDistinct, headers with the first copy only)', () => {
+    const http2 = { rawHeaders: [':method', 'GET', 'authorization', `Bearer ${token}`, 'authorization', 'Bearer other'], headers: { authorization: `Bearer ${token}` } }
+    expect(requestHeadersOf(http2).authorization).toEqual([`Bearer ${token}`, 'Bearer other'])
+    expect(refusal(extractCredential(requestHeadersOf(http2))).code).toBe('KEYROT_INVALID_REQUEST')
+    const keys = { rawHeaders: ['x-api-key', token, 'X-API-Key', token], headers: { 'x-api-key': token } }
+    expect(refusal(extractCredential(requestHeadersOf(keys))).code).toBe('KEYROT_INVALID_REQUEST')
+  })
+
   it('finds the same credentials and User-Agent with rawHeaders (copies counted) as from headers and headersDistinct alone', () => {
     const name = fc.constantFrom('Authorization', 'authorization', 'AUTHORIZATION', 'X-API-Key', 'x-api-key', 'User-Agent', 'user-agent', 'Host', 'X-Other')
     const value = fc.oneof(fc.constant(`Bearer ${token}`), fc.constant(token), fc.string({ maxLength: 20 }))

@@ -52,11 +52,17 @@ export function requestHeadersOf(request: NodeRequestHeaders): CredentialHeaders
     if (authorizations <= 1 && apiKeys <= 1) return { authorization: headers['authorization'], apiKey: headers['x-api-key'], userAgent }
   }
   const distinct = request.headersDistinct
-  return {
-    authorization: distinct ? distinct['authorization'] : headers['authorization'],
-    apiKey: distinct ? distinct['x-api-key'] : headers['x-api-key'],
-    userAgent,
-  }
+  if (distinct) return { authorization: distinct['authorization'], apiKey: distinct['x-api-key'], userAgent }
+  // HTTP/2's compatibility request has rawHeaders but no headersDistinct, and its headers keep only the first copy.
+  if (raw !== undefined) return { authorization: copiesOf(raw, 'authorization'), apiKey: copiesOf(raw, 'x-api-key'), userAgent }
+  return { authorization: headers['authorization'], apiKey: headers['x-api-key'], userAgent }
+}
+
+/** Every value of the header `name` (lower case) in Node's `rawHeaders` list. */
+function copiesOf(raw: string[], name: string): string[] | undefined {
+  const copies: string[] = []
+  for (let i = 0; i < raw.length; i += 2) if ((raw[i] as string).toLowerCase() === name) copies.push(raw[i + 1] as string)
+  return copies.length === 0 ? undefined : copies
 }
 
 export type CredentialResult = { ok: true; token: string; source: 'authorization' | 'x-api-key' } | { ok: false; error: KeyrotError }
