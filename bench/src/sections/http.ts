@@ -54,7 +54,7 @@ const TARGET_FRAMEWORKS = new Set<string>(['express', 'koa'])
 const latency = (ms: number) => (ms < 1 ? '< 1 ms' : duration(ms))
 const us = (value: number) => `${value.toFixed(1)} µs`
 
-function load(ready: HttpAppReady, seconds: number, connections: number): Promise<autocannon.Result> {
+export function load(ready: HttpAppReady, seconds: number, connections: number): Promise<autocannon.Result> {
   return autocannon({
     url: `http://127.0.0.1:${ready.port}/hello`,
     headers: { authorization: `Bearer ${ready.token}` },
@@ -87,7 +87,6 @@ interface Started {
  * reported.
  */
 function instancesOf(framework: HttpAppConfig['framework'], auth: HttpAppConfig['auth'], instances: number): number {
-  if (!Number.isInteger(instances) || instances < 1) throw new RangeError(`profile.http.instances must be a whole number >= 1, got ${instances}`)
   if (auth === 'none' || auth === 'redis') return instances
   return TARGET_FRAMEWORKS.has(framework) && (auth === 'hand-rolled' || auth === 'memory') ? instances : 1
 }
@@ -200,7 +199,8 @@ const FRAMEWORK_NAME: Record<(typeof HTTP_FRAMEWORKS)[number], string> = { expre
 export async function httpSection(context: RunContext): Promise<SectionReport> {
   const { durationSec, warmupSec, connections, rounds, slices, instances } = context.profile.http
   const FRAMEWORKS = HTTP_FRAMEWORKS.filter((f) => context.frameworks === undefined || context.frameworks.includes(f))
-  const pooled = FRAMEWORKS.filter((f) => instances > 1 && TARGET_FRAMEWORKS.has(f)).map((f) => FRAMEWORK_NAME[f])
+  if (!Number.isInteger(instances) || instances < 1) throw new RangeError(`profile.http.instances must be a whole number >= 1, got ${instances}`)
+  const pooled = FRAMEWORKS.filter((f) => TARGET_FRAMEWORKS.has(f)).map((f) => FRAMEWORK_NAME[f])
   const pooledApps = `bare and apiKeyAuth (Redis store)${pooled.length > 0 ? `, and on ${pooled.join(' and ')} the hand-rolled check and apiKeyAuth (memory store)` : ''}`
   const runs: Run[] = []
   // The load generator on one core, each app on the other (see lib/pinning.ts).
